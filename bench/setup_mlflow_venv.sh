@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Create .bench-venv (repo root, git-ignored) with MLflow for the comparison benchmarks.
+# Idempotent: a stamp file records the installed MLflow version; re-running is a no-op.
+#
+#   bash bench/setup_mlflow_venv.sh            # installs mlflow==$MLFLOW_VERSION
+#   MLFLOW_VERSION=3.16.1 bash bench/setup_mlflow_venv.sh
+#
+# MLflow is kept out of the project's own .venv on purpose: it pins many packages of its
+# own (sqlalchemy, alembic, fastapi, ...) and must not change what tallymark is tested with.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+MLFLOW_VERSION="${MLFLOW_VERSION:-3.17.2}"
+VENV="${BENCH_VENV:-.bench-venv}"
+STAMP="$VENV/.mlflow-$MLFLOW_VERSION.installed"
+
+if [ -f "$STAMP" ] && [ -x "$VENV/bin/python" ]; then
+  exit 0
+fi
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+# mlflow (the full package, with `mlflow server`) has no torch/CUDA dependency; psutil for RSS.
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+  "mlflow==$MLFLOW_VERSION" "psutil>=5.9"
+"$VENV/bin/python" -c "import mlflow, psutil; print('mlflow', mlflow.__version__, 'ready in $VENV')"
+rm -f "$VENV"/.mlflow-*.installed
+touch "$STAMP"

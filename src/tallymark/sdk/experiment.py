@@ -1,0 +1,520 @@
+"""``Experiment`` and ``OfflineExperiment``: what a training script logs through.
+
+>>> exp = Experiment(project_name="fraud-detection", workspace="risk-team")   # doctest: +SKIP
+>>> exp.log_parameters({"learning_rate": 0.15, "num_round": 100})             # doctest: +SKIP
+>>> for step in range(100):                                                    # doctest: +SKIP
+...     exp.log_metric("validation_auc", 0.9 + step / 1000, step=step)
+>>> exp.end()                                                                  # doctest: +SKIP
+
+``log_metric`` only appends to an in-memory buffer (about a microsecond); a background thread ships
+batches. ``flush()`` returns once everything logged before it is durable (or journaled on disk when
+the server is unreachable); ``end()`` flushes and marks the experiment ended.
+"""
+
+from __future__ import annotations
+
+import atexit
+import getpass
+import os
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from tallymark import jsonvalue
+from tallymark.sdk.journal import Journal, zip_folder
+from tallymark.sdk.sender import Sender, _warn
+from tallymark.sdk.transport import LocalTransport, TallymarkError, Unavailable, default_transport
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_live: weakref.WeakSet[Experiment] = weakref.WeakSet()
+_atexit_registered = False
+_registry_lock = threading.Lock()
+
+
+class ExperimentEnded(RuntimeError):
+    """Raised when logging to an experiment after ``end()``."""
+
+
+def current_user() -> str:
+    """``TALLYMARK_USER`` if set, else the OS user."""
+    user = os.environ.get("TALLYMARK_USER")
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers)
+        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def _home() -> Path:
+    return Path(os.environ.get("TALLYMARK_HOME", "~/.tallymark")).expanduser()
+
+
+def _end_all() -> None:
+    for exp in list(_live):
+        try:
+            exp.end()
+        except Exception as exc:  # at exit, say what went wrong but let the others finish
+            _warn(f"could not end experiment {exp.get_key()}: {exc}")
+
+
+def _coerce_metric(name: str, value: Any) -> float | int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(f"metric {name!r}: integer {value} does not fit in 64 bits")
+        return value
+    if isinstance(value, float):
+        return value
+    item = getattr(value, "item", None)  # numpy scalars and 0-d arrays
+    if callable(item) and getattr(value, "ndim", 0) == 0:
+        return _coerce_metric(name, item())
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__float__"):
+        raise TypeError(f"metric {name!r} must be a number, not {type(value).__name__} {value!r:.50}")
+    return float(value)
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str | None, sep: str = ".") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in mapping.items():
+        if not isinstance(k, str):
+            k = str(k)
+        full = f"{prefix}{sep}{k}" if prefix else k
+        if isinstance(v, Mapping) and v:
+            out.update(_flatten(v, full, sep))
+        else:
+            out[full] = v
+    return out
+
+
+def _check_name(what: str, name: Any) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"{what} name must be a string, not {type(name).__name__}")
+    if not name.strip() or len(name) > 500:
+        raise ValueError(f"{what} name must have 1 to 500 characters and not be blank: {name!r:.60}")
+    return name
+
+
+def _plain_value(what: str, value: Any) -> Any:
+    try:
+        jsonvalue.dumps(value)
+    except TypeError as exc:
+        raise TypeError(f"{what}: {exc}") from None
+    return jsonvalue.to_plain(value)
+
+
+class Experiment:
+    """One tracked run. See DESIGN §2 for the full contract; every method returns quickly."""
+
+    def __init__(
+        self,
+        project_name: str | None = None,
+        workspace: str | None = None,
+        api_key: str | None = None,
+        url: str | None = None,
+        name: str | None = None,
+        tags: Iterable[str] | None = None,
+        log_code: bool = True,
+        log_env: bool = True,
+        log_git: bool = True,
+        log_system_metrics: bool = True,
+        capture_stdout: bool = True,
+        *,
+        system_metrics_interval: float = 10.0,
+        send_interval: float = 1.0,
+        _offline_directory: str | Path | None = None,
+    ) -> None:
+        self.project_name = project_name or os.environ.get("TALLYMARK_PROJECT") or "general"
+        self.workspace = workspace or os.environ.get("TALLYMARK_WORKSPACE") or "default"
+        self._key = uuid.uuid4().hex
+        self._ended = False
+        self._step: int | None = None
+        self._epoch: int | None = None
+        self._auto_steps: dict[str, int] = {}
+        self._user = current_user()
+        offline = _offline_directory is not None
+        self._offline_directory = Path(_offline_directory).expanduser() if offline else None
+        self._transport = None if offline else default_transport(url, api_key)
+        tag_list = [_check_name("tag", t) for t in (tags or [])]
+        body = {"key": self._key, "workspace": self.workspace, "project": self.project_name,
+                "name": name, "tags": tag_list, "user": self._user}
+        if offline:
+            folder = self._offline_directory / f".{self._key}"  # type: ignore[operator]
+        else:
+            folder = _home() / "journal" / self._key
+        self._journal = Journal(folder)
+        self._url = None
+        self._pending_create: dict[str, Any] | None = None
+        if offline:
+            self._journal.write_experiment(body)
+        else:
+            try:
+                info = self._transport.create_experiment(body)  # type: ignore[union-attr]
+                self._url = info.get("url")
+            except Unavailable as exc:
+                _warn(f"{exc}; logging to the journal at {folder} until the server answers")
+                self._journal.write_experiment(body)
+                self._pending_create = body
+        self.name = name
+        self._sender = Sender(self._transport, self._key, self._journal, offline=offline,
+                              interval=send_interval)
+        self._buffers = self._sender.metric_buffers
+        self._capture = None
+        self._monitor = None
+        if self._pending_create:
+            self._sender.before_first_send = self._retry_create
+        self._autolog = (log_code, log_env, log_git)
+        if any(self._autolog):
+            # Autolog (pip packages, git, code) runs on the sender thread, before the first send.
+            prev = self._sender.before_first_send
+            def first() -> None:
+                if prev:
+                    prev()
+                self._collect_autolog()
+            self._sender.before_first_send = first
+        if capture_stdout:
+            from tallymark.sdk.autolog.stdout import OutputCapture
+
+            self._capture = OutputCapture(self._sender.stdout)
+            self._capture.start()
+        if log_system_metrics:
+            from tallymark.sdk.autolog.system import SystemMonitor
+
+            self._sys_step = 0
+            self._monitor = SystemMonitor(self._on_system_sample, interval=system_metrics_interval)
+            self._monitor.start()
+        self._sender.start()
+        self._sender.wake()
+        global _atexit_registered
+        with _registry_lock:
+            _live.add(self)
+            if not _atexit_registered:
+                atexit.register(_end_all)
+                _atexit_registered = True
+
+    # ----- identity -----
+    def get_key(self) -> str:
+        """The experiment's key: 32 hex characters, generated by the client."""
+        return self._key
+
+    @property
+    def url(self) -> str:
+        """The UI page of this experiment."""
+        if self._url:
+            return self._url
+        from urllib.parse import quote
+
+        base = os.environ.get("TALLYMARK_PUBLIC_URL") or os.environ.get("TALLYMARK_URL") or \
+            "http://127.0.0.1:5118"
+        return f"{base.rstrip('/')}/{quote(self.workspace, safe='')}/{quote(self.project_name, safe='')}/{self._key}"
+
+    def _retry_create(self) -> None:
+        body = self._pending_create
+        if body is None or self._transport is None:
+            return
+        try:
+            info = self._transport.create_experiment(body)
+            self._url = info.get("url")
+            self._pending_create = None
+        except Unavailable:
+            self._sender.before_first_send = self._retry_create  # try again on the next send
+
+    def _collect_autolog(self) -> None:
+        log_code, log_env, log_git = self._autolog
+        from tallymark.sdk import autolog
+
+        try:
+            if log_env:
+                env = autolog.collect_environment()
+                self._sender.item({"kind": "environment", "name": "environment", "data": env})
+                pkgs = autolog.installed_packages()
+                self._sender.item({"kind": "packages", "name": "packages",
+                                   "data": {"packages": pkgs, "requirements": autolog.as_requirements(pkgs)}})
+            if log_git:
+                git = autolog.collect_git()
+                if git:
+                    self._sender.item({"kind": "git", "name": "git", "data": git})
+            if log_code:
+                code = autolog.collect_code()
+                if code:
+                    self._sender.item({"kind": "code", "name": code.get("file_name") or "code", "data": code})
+        except Exception as exc:  # autolog must never break a training run
+            _warn(f"autolog failed: {exc!r}")
+
+    def _on_system_sample(self, values: dict[str, float], timestamp_ms: int) -> None:
+        if self._ended:
+            return
+        step = self._sys_step
+        self._sys_step += 1
+        ts = timestamp_ms / 1000.0
+        for name, v in values.items():
+            buf = self._buffers.get(name) or self._sender.new_buffer(name)
+            buf.append((float(v), step, None, ts))
+
+    # ----- metrics: the hot path -----
+    def log_metric(self, name: str, value: Any, step: int | None = None, epoch: int | None = None,
+                   timestamp: float | None = None) -> None:
+        """Record one point. ``timestamp`` is seconds since the epoch (default: now)."""
+        if self._ended:
+            raise ExperimentEnded(f"experiment {self._key} has ended")
+        if type(value) is not float:
+            value = _coerce_metric(name, value)
+            if type(value) is int:
+                self._sender.int_metrics.add(name)
+        if step is None:
+            if self._step is not None:
+                step = self._step
+            else:
+                step = self._auto_steps.get(name, -1) + 1
+                self._auto_steps[name] = step
+        elif type(step) is not int:
+            step = self._check_step(step)
+        if epoch is None:
+            epoch = self._epoch
+        buf = self._buffers.get(name)
+        if buf is None:
+            buf = self._sender.new_buffer(_check_name("metric", name))
+        buf.append((value, step, epoch, time.time() if timestamp is None else timestamp))
+
+    @staticmethod
+    def _check_step(step: Any) -> int:
+        if isinstance(step, bool) or not hasattr(step, "__index__"):
+            raise TypeError(f"step must be an integer, not {type(step).__name__} {step!r}")
+        return int(step.__index__())
+
+    def log_metrics(self, mapping: Mapping[str, Any], step: int | None = None, epoch: int | None = None,
+                    prefix: str | None = None) -> None:
+        """Log several metrics at the same step; nested dicts become ``a.b`` names."""
+        for k, v in _flatten(mapping, prefix).items():
+            self.log_metric(k, v, step=step, epoch=epoch)
+
+    def set_step(self, step: int | None) -> None:
+        """The step used by metrics logged without one (None: count per metric)."""
+        self._step = None if step is None else self._check_step(step)
+
+    def set_epoch(self, epoch: int | None) -> None:
+        self._epoch = None if epoch is None else self._check_step(epoch)
+
+    # ----- parameters, others, tags, name -----
+    def _live_check(self) -> None:
+        if self._ended:
+            raise ExperimentEnded(f"experiment {self._key} has ended")
+
+    def log_parameter(self, name: str, value: Any) -> None:
+        self.log_parameters({name: value})
+
+    def log_parameters(self, mapping: Mapping[str, Any], prefix: str | None = None) -> None:
+        """Log hyperparameters; nested dicts are flattened to ``a.b`` names."""
+        self._live_check()
+        flat = {_check_name("parameter", k): _plain_value(f"parameter {k!r}", v)
+                for k, v in _flatten(mapping, prefix).items()}
+        self._sender.params(flat)
+
+    def log_other(self, key: str, value: Any) -> None:
+        self.log_others({key: value})
+
+    def log_others(self, mapping: Mapping[str, Any]) -> None:
+        self._live_check()
+        self._sender.others({_check_name("other", k): _plain_value(f"other {k!r}", v)
+                             for k, v in mapping.items()})
+
+    def set_name(self, name: str) -> None:
+        self._live_check()
+        self.name = _check_name("experiment", name)
+        self._sender.name(name)
+
+    def add_tag(self, tag: str) -> None:
+        self.add_tags([tag])
+
+    def add_tags(self, tags: Iterable[str]) -> None:
+        self._live_check()
+        self._sender.tags([_check_name("tag", t) for t in tags])
+
+    # ----- structured items -----
+    def _item(self, kind: str, name: str, data: Any, step: int | None = None, overwrite: bool = False) -> None:
+        self._live_check()
+        item = {"kind": kind, "name": _check_name(kind, name), "data": json_ready(data), "overwrite": overwrite}
+        if step is not None:
+            item["step"] = self._check_step(step)
+        self._sender.item(item)
+
+    def log_confusion_matrix(self, y_true: Any = None, y_predicted: Any = None, matrix: Any = None,
+                             labels: list[str] | None = None, title: str = "Confusion Matrix",
+                             step: int | None = None) -> None:
+        """Log a confusion matrix: give ``matrix`` (rows = actual, columns = predicted) or the
+        true and predicted labels (class labels, or one-hot/probability rows)."""
+        if matrix is None:
+            if y_true is None or y_predicted is None:
+                raise ValueError("log_confusion_matrix needs matrix= or both y_true= and y_predicted=")
+            matrix, found = _confusion(y_true, y_predicted)
+            labels = labels or [str(x) for x in found]
+        matrix = jsonvalue.to_plain(matrix)
+        if labels is not None:
+            labels = [str(x) for x in labels]
+        self._item("confusion_matrix", title, {"matrix": matrix, "labels": labels, "title": title}, step)
+
+    def log_curve(self, name: str, x: Any, y: Any, overwrite: bool = False, step: int | None = None) -> None:
+        """Log an (x, y) curve such as ROC or precision-recall."""
+        self._item("curve", name, {"x": jsonvalue.to_plain(x), "y": jsonvalue.to_plain(y)}, step, overwrite)
+
+    def log_table(self, file_name: str, data: Any) -> None:
+        """Log a table: a pandas DataFrame, a list of dicts, or a list of rows (first row = header)."""
+        self._item("table", file_name, _table(data))
+
+    def log_code(self, path: str | Path | None = None) -> None:
+        """Log source code: the given file, else the calling script or notebook."""
+        from tallymark.sdk.autolog import collect_code
+
+        code = collect_code(str(path) if path is not None else None)
+        if code is None:
+            raise ValueError("no source code found to log (pass path=)")
+        self._item("code", code.get("file_name") or "code", code)
+
+    def log_asset(self, path_or_file: Any, file_name: str | None = None, metadata: dict[str, Any] | None = None,
+                  step: int | None = None) -> None:
+        """Upload a file (path or binary file object) as an asset of this experiment."""
+        self._live_check()
+        cleanup = False
+        if isinstance(path_or_file, (str, os.PathLike)):
+            path = Path(path_or_file)
+            if path.is_dir():
+                for p in sorted(path.rglob("*")):
+                    if p.is_file():
+                        rel = p.relative_to(path).as_posix()
+                        self.log_asset(p, f"{file_name or path.name}/{rel}", metadata, step)
+                return
+            if not path.is_file():
+                raise FileNotFoundError(f"no file at {path}")
+            file_name = file_name or path.name
+        else:
+            read = getattr(path_or_file, "read", None)
+            if not callable(read):
+                raise TypeError("log_asset takes a path or a binary file object")
+            fd, tmp = tempfile.mkstemp(prefix="tallymark-asset-")
+            with os.fdopen(fd, "wb") as out:
+                while data := read(1 << 20):
+                    out.write(data.encode() if isinstance(data, str) else data)
+            path, cleanup = Path(tmp), True
+            file_name = file_name or getattr(path_or_file, "name", None) or "asset"
+            file_name = os.path.basename(str(file_name))
+        meta = {"file_name": _check_name("asset", file_name), "upload_id": uuid.uuid4().hex}
+        if step is not None:
+            meta["step"] = self._check_step(step)
+        if metadata is not None:
+            meta["metadata"] = _plain_value("asset metadata", dict(metadata))
+        self._sender.asset(meta, path, cleanup)
+
+    # ----- lifecycle -----
+    def flush(self) -> None:
+        """Return once everything logged so far is stored (or safely journaled on disk)."""
+        self._sender.drain()
+
+    def end(self) -> None:
+        """Flush, stop capturing, and mark the experiment ended. Safe to call twice."""
+        if self._ended:
+            return
+        self._ended = True
+        if self._monitor is not None:
+            self._monitor.stop()
+        if self._capture is not None:
+            self._capture.stop()
+        self._sender.close(end=True)
+        _live.discard(self)
+        self._finish()
+        if self._sender.errors:
+            _warn(f"{len(self._sender.errors)} request(s) of experiment {self._key} were refused; "
+                  f"first: {self._sender.errors[0].message}")
+
+    def _finish(self) -> None:
+        pending = self._journal.pending()
+        if pending:
+            _warn(f"{pending} batch(es) of experiment {self._key} are in the journal at "
+                  f"{self._journal.folder}; run `tallymark upload {self._journal.folder}` once the server "
+                  "is back")
+        elif self._journal.folder.exists() and self._transport is not None:
+            self._journal.remove()
+        if isinstance(self._transport, LocalTransport):
+            self._transport.close()
+
+    def __enter__(self) -> Experiment:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None and not self._ended:
+            try:
+                self.log_other("exit_status", f"failed: {exc_type.__name__}: {exc}"[:1000])
+            except ExperimentEnded:
+                pass
+        self.end()
+
+    def __repr__(self) -> str:
+        return f"<Experiment {self.workspace}/{self.project_name}/{self._key}>"
+
+
+class OfflineExperiment(Experiment):
+    """An experiment with no server at all: everything goes into ``<offline_directory>/<key>.zip``,
+    which ``tallymark upload FILE`` sends later."""
+
+    def __init__(self, project_name: str | None = None, workspace: str | None = None,
+                 offline_directory: str | Path | None = None, **kwargs: Any) -> None:
+        directory = Path(offline_directory or (_home() / "offline")).expanduser()
+        directory.mkdir(parents=True, exist_ok=True)
+        super().__init__(project_name, workspace, _offline_directory=directory, **kwargs)
+        self.archive_path = directory / f"{self._key}.zip"
+
+    def _finish(self) -> None:
+        zip_folder(self._journal.folder, self.archive_path)
+        self._journal.remove()
+        _warn(f"offline experiment saved to {self.archive_path}; send it with "
+              f"`tallymark upload {self.archive_path}`")
+
+
+def json_ready(data: Any) -> Any:
+    """Plain JSON-able data with NaN/inf tagged the tallymark way."""
+    import json
+
+    return json.loads(jsonvalue.dumps(data))
+
+
+def _confusion(y_true: Any, y_pred: Any) -> tuple[list[list[int]], list[Any]]:
+    def labels_of(y: Any) -> list[Any]:
+        y = jsonvalue.to_plain(y)
+        out = []
+        for v in y:
+            if isinstance(v, list):  # one-hot or probabilities
+                out.append(max(range(len(v)), key=v.__getitem__))
+            else:
+                out.append(v)
+        return out
+
+    t, p = labels_of(y_true), labels_of(y_pred)
+    if len(t) != len(p):
+        raise ValueError(f"y_true has {len(t)} entries but y_predicted has {len(p)}")
+    found = sorted(set(t) | set(p), key=lambda v: (str(type(v)), v))
+    index = {v: i for i, v in enumerate(found)}
+    m = [[0] * len(found) for _ in found]
+    for a, b in zip(t, p, strict=True):
+        m[index[a]][index[b]] += 1
+    return m, found
+
+
+def _table(data: Any) -> dict[str, Any]:
+    if hasattr(data, "to_dict") and hasattr(data, "columns"):  # pandas DataFrame
+        return {"columns": [str(c) for c in data.columns],
+                "rows": jsonvalue.to_plain(data.astype(object).where(data.notna(), None).values.tolist())}
+    rows = jsonvalue.to_plain(list(data))
+    if rows and isinstance(rows[0], dict):
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        return {"columns": cols, "rows": [[r.get(c) for c in cols] for r in rows]}
+    if rows and isinstance(rows[0], list) and all(isinstance(c, str) for c in rows[0]):
+        return {"columns": rows[0], "rows": rows[1:]}
+    return {"columns": None, "rows": rows}
+
+
+__all__ = ["Experiment", "ExperimentEnded", "OfflineExperiment", "TallymarkError", "current_user"]

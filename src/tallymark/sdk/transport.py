@@ -1,0 +1,259 @@
+"""Transports: one interface, two implementations swapped underneath the SDK.
+
+- :class:`LocalTransport` calls the service layer in-process against the embedded home
+  (``TALLYMARK_HOME``, default ``~/.tallymark``): no server needed, several processes may log at once.
+- :class:`HttpTransport` talks to ``tallymark server`` under ``/api/v1`` (keep-alive, gzip).
+
+Errors come back as :class:`TallymarkError` (``status`` 4xx: the request is wrong and will never
+succeed) or :class:`Unavailable` (network trouble or 5xx: worth retrying).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+from tallymark.sdk.wire import Batch
+
+GZIP_MIN_BYTES = 32 * 1024
+
+
+class TallymarkError(Exception):
+    """The store refused a request (bad input, unknown experiment…); retrying will not help."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "bad_request", detail: Any = None):
+        super().__init__(message)
+        self.message, self.status, self.code, self.detail = message, status, code, detail
+
+
+class Unavailable(Exception):
+    """The server could not be reached or failed; the request may be retried."""
+
+
+class LocalTransport:
+    """In-process access to an embedded home through the service layer."""
+
+    kind = "local"
+
+    def __init__(self, home: str | Path | None = None) -> None:
+        from tallymark.settings import Settings
+
+        overrides = {"home": Path(home)} if home is not None else {}
+        self.settings = Settings.from_env(**overrides)
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from tallymark.service.store import open_store
+
+            self._store = open_store(self.settings)
+        return self._store
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from pydantic import ValidationError
+
+        from tallymark.service.errors import ServiceError
+
+        try:
+            return fn(*args, **kwargs)
+        except ServiceError as exc:
+            raise TallymarkError(exc.message, exc.status, exc.code, exc.detail) from None
+        except ValidationError as exc:
+            raise TallymarkError(_pydantic_message(exc), 422, "invalid") from None
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # writes
+    def create_experiment(self, body: dict[str, Any]) -> dict[str, Any]:
+        from tallymark.service.experiments import create_experiment
+
+        return self._call(create_experiment, self.store, body, body.get("user") or "local")
+
+    def send_batch(self, key: str, batch: Batch | dict[str, Any]) -> dict[str, Any]:
+        from tallymark.service.batch import apply_batch
+
+        if isinstance(batch, dict):
+            return self._call(apply_batch, self.store, key, batch)
+        from tallymark.store.chunks import Series
+
+        series = []
+        for m in batch.metrics:
+            a = m.arrays()
+            series.append(Series(m.name, a["steps"], a["values"], a["timestamps"], a.get("epochs"),
+                                 a.get("int_values"), a.get("int_mask")))
+        return self._call(apply_batch, self.store, key, batch.head(), series)
+
+    def upload_asset(self, key: str, meta: dict[str, Any], source: Path | BinaryIO) -> dict[str, Any]:
+        from tallymark.service.assets import add_asset
+
+        def chunks() -> Iterator[bytes]:
+            f = source.open("rb") if isinstance(source, Path) else source
+            try:
+                while data := f.read(1 << 20):
+                    yield data
+            finally:
+                if isinstance(source, Path):
+                    f.close()
+
+        return self._call(add_asset, self.store, key, meta, chunks())
+
+    def end_experiment(self, key: str) -> dict[str, Any]:
+        from tallymark.service.experiments import end_experiment
+
+        return self._call(end_experiment, self.store, key)
+
+    # reads
+    def read(self, op: str, **kwargs: Any) -> Any:
+        from tallymark.service import assets, experiments, reads
+
+        fns = {
+            "experiment": experiments.get_experiment,
+            "workspaces": experiments.list_workspaces,
+            "projects": experiments.list_projects,
+            "query": reads.query_experiments,
+            "params": reads.parameters_summary,
+            "others": reads.others_summary,
+            "tags": reads.get_tags,
+            "metrics_summary": reads.metrics_summary,
+            "metric": reads.metric_history,
+            "items": reads.get_items,
+            "assets": assets.list_assets,
+        }
+        return self._call(fns[op], self.store, **kwargs)
+
+    def asset_bytes(self, key: str, asset_id: int) -> bytes:
+        from tallymark.service.assets import get_asset
+
+        a = self._call(get_asset, self.store, key, asset_id)
+        with self.store.blobs.open(a["sha256"]) as f:
+            return f.read()
+
+
+def _pydantic_message(exc: Any) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts)
+
+
+class HttpTransport:
+    """The REST API of ``tallymark server`` (``/api/v1``)."""
+
+    kind = "http"
+
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
+        import httpx
+
+        self.url = url.rstrip("/")
+        headers = {"User-Agent": "tallymark-sdk"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._client = httpx.Client(base_url=self.url + "/api/v1", headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _request(self, method: str, path: str, *, json_body: Any = None, content: Any = None,
+                 params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Any:
+        import httpx
+
+        hdrs = dict(headers or {})
+        if json_body is not None:
+            raw = json.dumps(json_body, separators=(",", ":"), allow_nan=False).encode()
+            hdrs["Content-Type"] = "application/json"
+            if len(raw) >= GZIP_MIN_BYTES:
+                raw = gzip.compress(raw, compresslevel=1)
+                hdrs["Content-Encoding"] = "gzip"
+            content = raw
+        try:
+            resp = self._client.request(method, path, content=content, params=params, headers=hdrs)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"cannot reach {self.url}: {exc}") from exc
+        if resp.status_code >= 500 or resp.status_code in (408, 429):
+            raise Unavailable(f"{self.url} answered {resp.status_code}: {resp.text[:200]}")
+        if resp.status_code >= 400:
+            try:
+                err = resp.json()["error"]
+                raise TallymarkError(err["message"], resp.status_code, err.get("code", ""), err.get("detail"))
+            except (ValueError, KeyError, TypeError):
+                raise TallymarkError(resp.text[:500] or resp.reason_phrase, resp.status_code) from None
+        if resp.headers.get("content-type", "").startswith("application/json"):
+            return resp.json()
+        return resp.content
+
+    @staticmethod
+    def _k(key: str) -> str:
+        return quote(key, safe="")
+
+    def create_experiment(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "/experiments", json_body=body)
+
+    def send_batch(self, key: str, batch: Batch | dict[str, Any]) -> dict[str, Any]:
+        body = batch.body() if isinstance(batch, Batch) else batch
+        return self._request("POST", f"/experiments/{self._k(key)}/batch", json_body=body)
+
+    def upload_asset(self, key: str, meta: dict[str, Any], source: Path | BinaryIO) -> dict[str, Any]:
+        params = {"meta": json.dumps(meta, allow_nan=False)}
+        if isinstance(source, Path):
+            with source.open("rb") as f:
+                return self._request("POST", f"/experiments/{self._k(key)}/assets", content=_iter_file(f),
+                                     params=params, headers={"Content-Type": "application/octet-stream"})
+        return self._request("POST", f"/experiments/{self._k(key)}/assets", content=_iter_file(source),
+                             params=params, headers={"Content-Type": "application/octet-stream"})
+
+    def end_experiment(self, key: str) -> dict[str, Any]:
+        return self._request("POST", f"/experiments/{self._k(key)}/end")
+
+    def read(self, op: str, **kw: Any) -> Any:
+        k = self._k(kw["key"]) if "key" in kw else ""
+        if op == "experiment":
+            return self._request("GET", f"/experiments/{k}")
+        if op == "workspaces":
+            return self._request("GET", "/workspaces")["workspaces"]
+        if op == "projects":
+            return self._request("GET", f"/workspaces/{quote(kw['workspace'], safe='')}/projects")["projects"]
+        if op == "query":
+            params = {k2: v for k2, v in kw.items() if v is not None}
+            return self._request("GET", "/experiments", params=params)
+        paths = {"params": "params", "others": "others", "tags": "tags",
+                 "metrics_summary": "metrics", "assets": "assets"}
+        if op in paths:
+            out = self._request("GET", f"/experiments/{k}/{paths[op]}")
+            return out[next(iter(out))]
+        if op == "metric":
+            params = {"name": kw["name"]}
+            if kw.get("points") is not None:
+                params["points"] = kw["points"]
+            return self._request("GET", f"/experiments/{k}/metric", params=params)
+        if op == "items":
+            params = {"kind": kw["kind"]}
+            if kw.get("name") is not None:
+                params["name"] = kw["name"]
+            return self._request("GET", f"/experiments/{k}/items", params=params)["items"]
+        raise ValueError(f"unknown read {op!r}")
+
+    def asset_bytes(self, key: str, asset_id: int) -> bytes:
+        return self._request("GET", f"/experiments/{self._k(key)}/assets/{int(asset_id)}/content")
+
+
+def _iter_file(f: BinaryIO) -> Iterator[bytes]:
+    while data := f.read(1 << 20):
+        yield data
+
+
+def default_transport(url: str | None = None, api_key: str | None = None) -> LocalTransport | HttpTransport:
+    """HTTP when a URL is given or ``TALLYMARK_URL`` is set, else the embedded home."""
+    url = url or os.environ.get("TALLYMARK_URL")
+    if url:
+        return HttpTransport(url, api_key or os.environ.get("TALLYMARK_API_KEY"))
+    return LocalTransport()

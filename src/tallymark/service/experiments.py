@@ -1,0 +1,161 @@
+"""Workspaces, projects and experiments: creation on first use, ending, renaming, lookups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, select
+
+from tallymark.service.errors import Conflict, NotFound
+from tallymark.service.models import ExperimentCreate
+from tallymark.service.store import Store, now_ms
+from tallymark.store.db import upsert
+from tallymark.store.schema import experiments, projects, tags, workspaces
+
+
+def _workspace_id(conn: Connection, name: str, create: bool) -> int | None:
+    if create:
+        upsert(conn, workspaces, [{"name": name, "created_at": now_ms()}], ["name"], None)
+    return conn.execute(select(workspaces.c.id).where(workspaces.c.name == name)).scalar()
+
+
+def project_id(conn: Connection, workspace: str, project: str, create: bool) -> int | None:
+    ws = _workspace_id(conn, workspace, create)
+    if ws is None:
+        return None
+    if create:
+        row = {"workspace_id": ws, "name": project, "created_at": now_ms()}
+        upsert(conn, projects, [row], ["workspace_id", "name"], None)
+    return conn.execute(
+        select(projects.c.id).where(projects.c.workspace_id == ws, projects.c.name == project)
+    ).scalar()
+
+
+EXPERIMENT_COLUMNS = (
+    experiments.c.id,
+    experiments.c.key,
+    experiments.c.name,
+    experiments.c.status,
+    experiments.c.user,
+    experiments.c.created_at,
+    experiments.c.ended_at,
+    projects.c.name.label("project"),
+    workspaces.c.name.label("workspace"),
+)
+
+
+def _joined():  # noqa: ANN202 - a SQLAlchemy join
+    return experiments.join(projects, projects.c.id == experiments.c.project_id).join(
+        workspaces, workspaces.c.id == projects.c.workspace_id
+    )
+
+
+def experiment_row(conn: Connection, key: str, for_update: bool = False) -> Row[Any]:
+    stmt = select(*EXPERIMENT_COLUMNS).select_from(_joined()).where(experiments.c.key == key)
+    if for_update and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=experiments)
+    row = conn.execute(stmt).first()
+    if row is None:
+        raise NotFound(f"no experiment with key {key!r}")
+    return row
+
+
+def experiment_dict(row: Row[Any], settings: Any = None) -> dict[str, Any]:
+    out = {
+        "key": row.key,
+        "name": row.name,
+        "status": row.status,
+        "user": row.user,
+        "created_at": row.created_at,
+        "ended_at": row.ended_at,
+        "workspace": row.workspace,
+        "project": row.project,
+    }
+    if settings is not None:
+        out["url"] = experiment_url(settings.public_url, row.workspace, row.project, row.key)
+    return out
+
+
+def experiment_url(base: str, workspace: str, project: str, key: str) -> str:
+    from urllib.parse import quote
+
+    return f"{base.rstrip('/')}/{quote(workspace, safe='')}/{quote(project, safe='')}/{key}"
+
+
+def create_experiment(store: Store, data: ExperimentCreate | dict[str, Any], user: str) -> dict[str, Any]:
+    """Create the experiment (and its workspace and project on first use). Idempotent by key."""
+    req = data if isinstance(data, ExperimentCreate) else ExperimentCreate.model_validate(data)
+    with store.db.write() as conn:
+        existing = conn.execute(
+            select(*EXPERIMENT_COLUMNS).select_from(_joined()).where(experiments.c.key == req.key)
+        ).first()
+        if existing is not None:
+            if (existing.workspace, existing.project) != (req.workspace, req.project):
+                raise Conflict(
+                    f"experiment {req.key} already exists in {existing.workspace}/{existing.project}"
+                )
+            return experiment_dict(existing, store.settings) | {"created": False}
+        pid = project_id(conn, req.workspace, req.project, create=True)
+        now = now_ms()
+        conn.execute(
+            experiments.insert().values(
+                key=req.key, project_id=pid, name=req.name, status="running",
+                user=req.user or user, created_at=now,
+            )
+        )
+        row = experiment_row(conn, req.key)
+        if req.tags:
+            upsert(conn, tags, [{"experiment_id": row.id, "tag": t, "created_at": now}
+                                for t in dict.fromkeys(req.tags)], ["experiment_id", "tag"], None)
+        return experiment_dict(row, store.settings) | {"created": True}
+
+
+def get_experiment(store: Store, key: str) -> dict[str, Any]:
+    with store.db.read() as conn:
+        return experiment_dict(experiment_row(conn, key), store.settings)
+
+
+def require_running(row: Row[Any]) -> None:
+    if row.status != "running":
+        raise Conflict(f"experiment {row.key} has ended; start a new experiment to log more")
+
+
+def end_experiment(store: Store, key: str) -> dict[str, Any]:
+    with store.db.write() as conn:
+        row = experiment_row(conn, key, for_update=True)
+        if row.status == "running":
+            conn.execute(experiments.update().where(experiments.c.id == row.id)
+                         .values(status="ended", ended_at=now_ms()))
+        return experiment_dict(experiment_row(conn, key), store.settings)
+
+
+def list_workspaces(store: Store) -> list[dict[str, Any]]:
+    with store.db.read() as conn:
+        counts = (
+            select(projects.c.workspace_id, func.count().label("n"))
+            .group_by(projects.c.workspace_id).subquery()
+        )
+        rows = conn.execute(
+            select(workspaces.c.name, workspaces.c.created_at, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.workspace_id == workspaces.c.id)
+            .order_by(workspaces.c.name)
+        ).all()
+    return [{"name": r[0], "created_at": r[1], "projects": r[2]} for r in rows]
+
+
+def list_projects(store: Store, workspace: str) -> list[dict[str, Any]]:
+    with store.db.read() as conn:
+        ws = _workspace_id(conn, workspace, create=False)
+        if ws is None:
+            raise NotFound(f"no workspace named {workspace!r}")
+        counts = (
+            select(experiments.c.project_id, func.count().label("n"), func.max(experiments.c.created_at)
+                   .label("last")).group_by(experiments.c.project_id).subquery()
+        )
+        rows = conn.execute(
+            select(projects.c.name, projects.c.created_at, func.coalesce(counts.c.n, 0), counts.c.last)
+            .outerjoin(counts, counts.c.project_id == projects.c.id)
+            .where(projects.c.workspace_id == ws).order_by(projects.c.name)
+        ).all()
+    return [{"name": r[0], "created_at": r[1], "experiments": r[2], "last_created_at": r[3]}
+            for r in rows]

@@ -1,0 +1,46 @@
+"""The Store: the database, the blob store and the settings one service call needs.
+
+Building a Store has no side effects; :func:`open_store` creates the home folder and brings the
+schema up to date (the server and the embedded home call it on start).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from tallymark.settings import Settings
+from tallymark.store import migrate
+from tallymark.store.blobs import LocalBlobStore
+from tallymark.store.db import Database
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Store:
+    settings: Settings
+    db: Database
+    blobs: LocalBlobStore
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_store(settings: Settings, upgrade: bool = True) -> Store:
+    """Open (and by default migrate) the store the settings describe."""
+    db = Database(settings.database_url)
+    if db.dialect == "sqlite":
+        settings.home_path.mkdir(parents=True, exist_ok=True)
+    try:
+        if upgrade:
+            migrate.upgrade(db.engine)
+        else:
+            migrate.check(db.engine)
+    except BaseException:
+        db.dispose()
+        raise
+    blobs = LocalBlobStore(settings.blobs_path)
+    return Store(settings=settings, db=db, blobs=blobs)

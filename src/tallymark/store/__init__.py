@@ -1,0 +1,1 @@
+"""Storage: the metadata schema, metric chunks, blob stores and migrations."""

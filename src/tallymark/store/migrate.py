@@ -1,0 +1,64 @@
+"""Schema migrations: upgrade a store, and refuse to run against a schema newer than this code.
+
+The current head is :data:`SCHEMA_HEAD`; tests/test_migrations.py checks it matches Alembic's head
+and that a migrated database equals the tables in :mod:`tallymark.store.schema`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, inspect, text
+
+SCHEMA_HEAD = "0001_initial"
+KNOWN_REVISIONS = ("0001_initial",)
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+class SchemaError(RuntimeError):
+    """The database's schema is not one this version of tallymark can use."""
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _config(connection: object):  # noqa: ANN202 - alembic.config.Config, imported lazily
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Bring the schema to the head. Returns (revision before, revision after)."""
+    before = current_revision(engine)
+    if before is not None and before not in KNOWN_REVISIONS:
+        raise SchemaError(
+            f"the database schema is at revision {before!r}, newer than this tallymark knows "
+            f"(head {SCHEMA_HEAD!r}); upgrade tallymark instead of downgrading the database"
+        )
+    if before == SCHEMA_HEAD:
+        return before, before
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "head")
+    return before, SCHEMA_HEAD
+
+
+def check(engine: Engine) -> None:
+    """Raise SchemaError unless the database is exactly at the head revision."""
+    rev = current_revision(engine)
+    if rev == SCHEMA_HEAD:
+        return
+    if rev is None:
+        raise SchemaError("the database has no tallymark schema; run `tallymark db upgrade`")
+    if rev in KNOWN_REVISIONS:
+        raise SchemaError(f"the database schema is at {rev!r}; run `tallymark db upgrade`")
+    raise SchemaError(f"the database schema {rev!r} is newer than this tallymark (head {SCHEMA_HEAD!r})")
