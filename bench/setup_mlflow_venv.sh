@@ -21,9 +21,9 @@ fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-# mlflow (the full package, with `mlflow server`) has no torch/CUDA dependency; psutil for RSS.
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-  "mlflow==$MLFLOW_VERSION" "psutil>=5.9"
-"$VENV/bin/python" -c "import mlflow, psutil; print('mlflow', mlflow.__version__, 'ready in $VENV')"
+# The full `mlflow` package (needed for `mlflow server`) pulls no torch/CUDA wheels. The
+# benchmark itself needs nothing else: bench/harness.py is stdlib-only when imported there.
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
+"$VENV/bin/python" -c "import mlflow; print('mlflow', mlflow.__version__, 'ready in $VENV')"
 rm -f "$VENV"/.mlflow-*.installed
 touch "$STAMP"

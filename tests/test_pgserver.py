@@ -174,7 +174,7 @@ CHILD_SCRIPT = """
 import json, sys
 sys.path.insert(0, {tests_dir!r})
 import pgserver
-if "--no-pdeathsig" in sys.argv:
+if "--no-pdeathsig" in sys.argv:  # simulate a platform without parent-death signals
     pgserver._parent_death_preexec = lambda sig: None
 pg = pgserver.PostgresServer().start()
 print(json.dumps({{"port": pg.port, "pid": pg.pid, "launcher": pg._proc.pid,
@@ -185,18 +185,13 @@ print("stopped", flush=True)
 """
 
 
-def _start_child_sessions(tmp_path: Path, *args: str, count: int = 1) -> list[subprocess.Popen[str]]:
+def _start_child_session(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    """Another Python process (a second "test session") that runs its own server."""
     script = tmp_path / "child.py"
     script.write_text(CHILD_SCRIPT.format(tests_dir=str(TESTS_DIR)))
-    return [
-        subprocess.Popen(
-            [sys.executable, str(script), *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(count)
-    ]
+    return subprocess.Popen(
+        [sys.executable, str(script), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
 
 
 def _read_info(child: subprocess.Popen[str]) -> dict:
@@ -205,23 +200,28 @@ def _read_info(child: subprocess.Popen[str]) -> dict:
     return json.loads(line)
 
 
-def _force_cleanup(infos: list[dict]) -> None:
+def _cleanup(children: list[subprocess.Popen[str]], infos: list[dict]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
     for info in infos:
         for pid in (info["pid"], info["launcher"]):
             if _pid_exists(pid):
                 os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(info["tmpdir"], ignore_errors=True)
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
 @needs_postgres
 def test_concurrent_sessions_do_not_collide(tmp_path):
-    children = _start_child_sessions(tmp_path, count=3)
+    children = [_start_child_session(tmp_path) for _ in range(2)]
     infos: list[dict] = []
     try:
         infos = [_read_info(child) for child in children]
-        assert len({info["port"] for info in infos}) == 3
-        assert len({info["tmpdir"] for info in infos}) == 3
+        assert len({info["port"] for info in infos}) == 2
+        assert len({info["tmpdir"] for info in infos}) == 2
         for info in infos:
             assert _scalar(info["url"], "SHOW port") == str(info["port"])
         for child in children:
@@ -231,75 +231,57 @@ def test_concurrent_sessions_do_not_collide(tmp_path):
             assert not _pid_exists(info["pid"])
             assert not Path(info["tmpdir"]).exists()
     finally:
+        _cleanup(children, infos)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@needs_postgres
+def test_killed_sessions_leave_no_server_and_stale_dirs_are_swept(tmp_path):
+    # One session as usual, one as if parent-death signals did not exist (an orphan is left).
+    children = [_start_child_session(tmp_path), _start_child_session(tmp_path, "--no-pdeathsig")]
+    infos: list[dict] = []
+    try:
+        infos = [_read_info(child) for child in children]
+        normal, orphan = infos
+        base = Path(normal["tmpdir"]).parent
         for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        _force_cleanup(infos)
-
-
-@pytest.mark.slow
-@pytest.mark.postgres
-@needs_postgres
-def test_killed_session_server_dies_with_it(tmp_path):
-    (child,) = _start_child_sessions(tmp_path)
-    infos: list[dict] = []
-    try:
-        infos.append(_read_info(child))
-        child.kill()  # SIGKILL: no finalizers, no atexit
-        child.wait()
-        assert _wait_until(lambda: not _pid_exists(infos[0]["pid"])), "postmaster outlived its session"
-        # Its directory is stale now and the next sweep removes it.
-        stale = Path(infos[0]["tmpdir"])
-        assert stale.exists()
-        assert stale in pgserver.sweep_stale_dirs(stale.parent)
-        assert not stale.exists()
-    finally:
-        _force_cleanup(infos)
-
-
-@pytest.mark.slow
-@pytest.mark.postgres
-@needs_postgres
-def test_sweep_stops_orphaned_server_and_removes_stale_dirs(tmp_path):
-    (child,) = _start_child_sessions(tmp_path, "--no-pdeathsig")
-    infos: list[dict] = []
-    base = None
-    try:
-        infos.append(_read_info(child))
-        orphan = Path(infos[0]["tmpdir"])
-        base = orphan.parent
-        child.kill()
-        child.wait()
+            child.kill()  # SIGKILL: no finalizers, no atexit
+            child.wait()
+        assert _wait_until(lambda: not _pid_exists(normal["pid"])), "postmaster outlived its session"
         time.sleep(0.2)
-        assert _pid_exists(infos[0]["pid"]), "expected an orphaned postmaster"
-        # A fresh server in the meantime works fine next to the orphan ...
-        with pgserver.PostgresServer() as pg:
-            assert _scalar(pg.url, "SELECT 2") == 2
-            # ... and a sweep run now leaves the live session's directory alone.
-            assert pg.tmpdir not in pgserver.sweep_stale_dirs(base)
-            assert pg.tmpdir.exists()
-        assert _wait_until(lambda: not _pid_exists(infos[0]["pid"])), "orphan not stopped by the sweep"
-        assert not orphan.exists()
-    finally:
-        _force_cleanup(infos)
+        assert _pid_exists(orphan["pid"]), "expected an orphaned postmaster"
+        assert Path(normal["tmpdir"]).exists() and Path(orphan["tmpdir"]).exists()
 
-    # Leftovers of killed runs without any server: dead owner, or no owner file and old.
+        # What the next run's start() does: stop the orphan, remove both directories.
+        removed = pgserver.sweep_stale_dirs(base)
+        assert {Path(normal["tmpdir"]), Path(orphan["tmpdir"])} <= set(removed)
+        assert not _pid_exists(orphan["pid"])
+        assert not Path(normal["tmpdir"]).exists() and not Path(orphan["tmpdir"]).exists()
+    finally:
+        _cleanup(children, infos)
+
+
+def test_sweep_keeps_live_and_young_dirs_and_removes_dead_ones(tmp_path):
+    base = tmp_path
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    leftover = base / f"{pgserver.DIR_PREFIX}test-dead-owner"
-    (leftover / "data").mkdir(parents=True, exist_ok=True)
-    (leftover / "owner").write_text(f"{dead.pid} 0\n")
-    no_owner = base / f"{pgserver.DIR_PREFIX}test-no-owner"
-    no_owner.mkdir(exist_ok=True)
+    dead_owner = base / f"{pgserver.DIR_PREFIX}dead-owner"
+    (dead_owner / "data").mkdir(parents=True)
+    (dead_owner / "owner").write_text(f"{dead.pid} 0\n")
+    live_owner = base / f"{pgserver.DIR_PREFIX}live-owner"
+    live_owner.mkdir()
+    (live_owner / "owner").write_text(f"{os.getpid()}\n")
+    old_no_owner = base / f"{pgserver.DIR_PREFIX}old-no-owner"
+    old_no_owner.mkdir()
     old = time.time() - 3600
-    os.utime(no_owner, (old, old))
-    young = base / f"{pgserver.DIR_PREFIX}test-young"
-    young.mkdir(exist_ok=True)
-    try:
-        removed = pgserver.sweep_stale_dirs(base)
-        assert leftover in removed and no_owner in removed
-        assert young.exists(), "a directory that may be mid-creation must be kept"
-    finally:
-        for path in (leftover, no_owner, young):
-            shutil.rmtree(path, ignore_errors=True)
+    os.utime(old_no_owner, (old, old))
+    young_no_owner = base / f"{pgserver.DIR_PREFIX}young-no-owner"  # may be mid-creation
+    young_no_owner.mkdir()
+    unrelated = base / "something-else"
+    unrelated.mkdir()
+
+    removed = pgserver.sweep_stale_dirs(base)
+
+    assert sorted(removed) == sorted([dead_owner, old_no_owner])
+    assert live_owner.exists() and young_no_owner.exists() and unrelated.exists()

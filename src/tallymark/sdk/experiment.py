@@ -29,6 +29,7 @@ from tallymark import jsonvalue
 from tallymark.sdk.journal import Journal, zip_folder
 from tallymark.sdk.sender import Sender, _warn
 from tallymark.sdk.transport import LocalTransport, TallymarkError, Unavailable, default_transport
+from tallymark.sdk.wire import NO_EPOCH
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _live: weakref.WeakSet[Experiment] = weakref.WeakSet()
@@ -254,19 +255,24 @@ class Experiment:
         self._sys_step += 1
         ts = timestamp_ms / 1000.0
         for name, v in values.items():
-            buf = self._buffers.get(name) or self._sender.new_buffer(name)
-            buf.append((float(v), step, None, ts))
+            self.log_metric(name, float(v), step=step, timestamp=ts)
 
     # ----- metrics: the hot path -----
     def log_metric(self, name: str, value: Any, step: int | None = None, epoch: int | None = None,
                    timestamp: float | None = None) -> None:
-        """Record one point. ``timestamp`` is seconds since the epoch (default: now)."""
+        """Record one point. ``timestamp`` is seconds since the epoch (default: now).
+
+        Without ``step``, the step set by :meth:`set_step` is used, else the metric's own count.
+        """
         if self._ended:
             raise ExperimentEnded(f"experiment {self._key} has ended")
+        buf = self._buffers.get(name)
         if type(value) is not float:
             value = _coerce_metric(name, value)
-            if type(value) is int:
-                self._sender.int_metrics.add(name)
+            if type(value) is int and (buf is None or buf.iv is None):
+                buf = self._sender.int_buffer(_check_name("metric", name))
+        if buf is None:
+            buf = self._sender.new_buffer(_check_name("metric", name), False)
         if step is None:
             if self._step is not None:
                 step = self._step
@@ -276,17 +282,33 @@ class Experiment:
         elif type(step) is not int:
             step = self._check_step(step)
         if epoch is None:
-            epoch = self._epoch
-        buf = self._buffers.get(name)
-        if buf is None:
-            buf = self._sender.new_buffer(_check_name("metric", name))
-        buf.append((value, step, epoch, time.time() if timestamp is None else timestamp))
+            epoch = self._epoch if self._epoch is not None else NO_EPOCH
+        elif type(epoch) is not int or not INT64_MIN < epoch <= INT64_MAX:
+            epoch = self._check_step(epoch)
+        # Appends in this order: steps first (may overflow before anything is written), time last.
+        try:
+            buf.s.append(step)
+        except OverflowError:
+            raise ValueError(f"metric {name!r}: step {step} does not fit in 64 bits") from None
+        buf.v.append(value)
+        buf.e.append(epoch)
+        if buf.iv is not None:
+            if type(value) is int:
+                buf.iv.append(value)
+                buf.im.append(1)
+            else:
+                buf.iv.append(0)
+                buf.im.append(0)
+        buf.t.append(time.time() if timestamp is None else timestamp)
 
     @staticmethod
     def _check_step(step: Any) -> int:
         if isinstance(step, bool) or not hasattr(step, "__index__"):
             raise TypeError(f"step must be an integer, not {type(step).__name__} {step!r}")
-        return int(step.__index__())
+        value = int(step.__index__())
+        if not INT64_MIN < value <= INT64_MAX:
+            raise ValueError(f"step/epoch {value} does not fit in 64 bits")
+        return value
 
     def log_metrics(self, mapping: Mapping[str, Any], step: int | None = None, epoch: int | None = None,
                     prefix: str | None = None) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from tallymark.sdk.journal import Journal
 from tallymark.sdk.transport import TallymarkError, Unavailable
-from tallymark.sdk.wire import Batch, Columns
+from tallymark.sdk.wire import Batch, Columns, MetricBuffer
 
 MAX_POINTS_PER_BATCH = 500_000
 STDOUT_ITEM_BYTES = 1 << 20
@@ -47,8 +47,8 @@ class Sender:
         self.interval = interval
         self.retry_delays = retry_delays
         # Buffers. Metric points: one list per metric name, appended to by the training thread.
-        self.metric_buffers: dict[str, list[tuple[Any, int, Any, float]]] = {}
-        self.int_metrics: set[str] = set()
+        self.metric_buffers: dict[str, MetricBuffer] = {}
+        self._retired: list[MetricBuffer] = []
         self._lock = threading.Lock()
         self._params: dict[str, Any] = {}
         self._others: dict[str, Any] = {}
@@ -71,9 +71,23 @@ class Sender:
         self._thread.start()
 
     # --- producers (any thread) ---
-    def new_buffer(self, name: str) -> list[tuple[Any, int, Any, float]]:
+    def new_buffer(self, name: str, int_aware: bool) -> MetricBuffer:
         with self._lock:
-            return self.metric_buffers.setdefault(name, [])
+            buf = self.metric_buffers.get(name)
+            if buf is None:
+                buf = self.metric_buffers[name] = MetricBuffer(name, int_aware)
+            return buf
+
+    def int_buffer(self, name: str) -> MetricBuffer:
+        """Replace a float-only buffer by an int-aware one (the old one is drained first)."""
+        with self._lock:
+            old = self.metric_buffers.get(name)
+            if old is not None and old.iv is not None:
+                return old
+            if old is not None:
+                self._retired.append(old)
+            buf = self.metric_buffers[name] = MetricBuffer(name, True)
+            return buf
 
     def params(self, mapping: dict[str, Any]) -> None:
         with self._lock:
@@ -106,24 +120,19 @@ class Sender:
 
     # --- draining ---
     def _take_metrics(self, budget: int) -> tuple[list[Columns], bool]:
+        with self._lock:
+            retired, self._retired = self._retired, []
+            buffers = retired + list(self.metric_buffers.values())
         out: list[Columns] = []
-        more = False
-        for name, buf in list(self.metric_buffers.items()):
-            n = len(buf)
-            if not n:
+        for buf in buffers:
+            cols = buf.take(budget)
+            if cols is None:
                 continue
-            if n > budget:
-                n, more = budget, True
-            # Slice-then-delete: both are single C calls, so appends racing with us are kept.
-            pts = buf[:n]
-            del buf[:n]
-            values, steps, epochs, stamps = zip(*pts, strict=True)
-            out.append(Columns(name, values, steps, epochs, stamps, name in self.int_metrics))
-            budget -= n
+            out.append(cols)
+            budget -= len(cols)
             if budget <= 0:
-                more = True
-                break
-        return out, more
+                return out, True
+        return out, False
 
     def _take(self) -> tuple[Batch, list[tuple[dict[str, Any], Path, bool]], bool]:
         with self._lock:

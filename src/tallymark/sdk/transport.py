@@ -188,7 +188,9 @@ class HttpTransport:
             except (ValueError, KeyError, TypeError):
                 raise TallymarkError(resp.text[:500] or resp.reason_phrase, resp.status_code) from None
         if resp.headers.get("content-type", "").startswith("application/json"):
-            return resp.json()
+            from tallymark import jsonvalue
+
+            return jsonvalue.loads(resp.content)
         return resp.content
 
     @staticmethod

@@ -7,44 +7,84 @@ A batch on the wire (and in journals and offline archives) is the JSON body of
 from __future__ import annotations
 
 import base64
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
+
+NO_EPOCH = -(2**63)
+
+
+class MetricBuffer:
+    """Points of one metric waiting to be sent, as typed arrays (no Python object per point).
+
+    The training thread appends to ``s`` (steps), ``v`` (values), ``e`` (epochs), then — for
+    int-aware buffers — ``iv``/``im``, and ``t`` (timestamps) last, so ``len(t)`` never exceeds the
+    length of any other column and the sender can take the first ``len(t)`` points of each.
+    """
+
+    __slots__ = ("name", "s", "v", "e", "t", "iv", "im")
+
+    def __init__(self, name: str, int_aware: bool) -> None:
+        self.name = name
+        self.s = array("q")
+        self.v = array("d")
+        self.e = array("q")
+        self.t = array("d")
+        self.iv = array("q") if int_aware else None
+        self.im = array("B") if int_aware else None
+
+    def take(self, limit: int) -> Columns | None:
+        n = min(len(self.t), limit)
+        if n == 0:
+            return None
+        cols = [self.s, self.v, self.e, self.t] + ([self.iv, self.im] if self.iv is not None else [])
+        # Copy-then-delete: single C calls each, so points appended meanwhile stay for the next take.
+        taken = [c[:n] for c in cols]  # type: ignore[index]
+        for c in cols:
+            del c[:n]  # type: ignore[union-attr]
+        iv, im = (taken[4], taken[5]) if len(taken) > 4 else (None, None)
+        return Columns(self.name, taken[0], taken[1], taken[2], taken[3], iv, im)
 
 
 @dataclass
 class Columns:
-    """Points of one metric as Python sequences, ready to pack."""
+    """Points of one metric taken from a buffer, ready to pack."""
 
     name: str
-    values: tuple[Any, ...]
-    steps: tuple[int, ...]
-    epochs: tuple[Any, ...]
-    timestamps: tuple[float, ...]  # seconds, as time.time() returns
-    has_int: bool = False
+    steps: array
+    values: array
+    epochs: array
+    timestamps: array  # seconds, as time.time() returns
+    int_values: array | None = None
+    int_mask: array | None = None
+
+    def __len__(self) -> int:
+        return len(self.steps)
 
     def arrays(self) -> dict[str, Any]:
-        """numpy arrays for each column (epochs/int columns only when present)."""
+        """numpy arrays for each column (epoch and int columns only when they carry something)."""
         import numpy as np
 
         out: dict[str, Any] = {
-            "steps": np.array(self.steps, dtype="<i8"),
-            "values": np.array(self.values, dtype="<f8"),
-            "timestamps": (np.array(self.timestamps, dtype="<f8") * 1000.0).astype("<i8"),
+            "steps": np.frombuffer(self.steps, dtype=np.int64).astype("<i8", copy=False),
+            "values": np.frombuffer(self.values, dtype=np.float64).astype("<f8", copy=False),
+            "timestamps": (np.frombuffer(self.timestamps, dtype=np.float64) * 1000.0).astype("<i8"),
         }
-        if any(e is not None for e in self.epochs):
-            no_epoch = np.iinfo(np.int64).min
-            out["epochs"] = np.array([no_epoch if e is None else e for e in self.epochs], dtype="<i8")
-        if self.has_int:
-            mask = np.array([type(v) is int for v in self.values], dtype="|u1")
-            out["int_mask"] = mask
-            out["int_values"] = np.array([v if type(v) is int else 0 for v in self.values], dtype="<i8")
+        epochs = np.frombuffer(self.epochs, dtype=np.int64)
+        if bool((epochs != NO_EPOCH).any()):
+            out["epochs"] = epochs.astype("<i8", copy=False)
+        if self.int_mask is not None and self.int_values is not None:
+            mask = np.frombuffer(self.int_mask, dtype=np.uint8)
+            if bool(mask.any()):
+                out["int_mask"] = mask
+                out["int_values"] = np.frombuffer(self.int_values, dtype=np.int64).astype("<i8", copy=False)
         return out
 
     def packed(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
         for col, arr in self.arrays().items():
-            out[col] = {"dtype": arr.dtype.str if arr.dtype.str != "|u1" else "|u1",
-                        "b64": base64.b64encode(arr.tobytes()).decode("ascii")}
+            dtype = "|u1" if arr.dtype.itemsize == 1 else arr.dtype.str
+            out[col] = {"dtype": dtype, "b64": base64.b64encode(arr.tobytes()).decode("ascii")}
         return out
 
 
@@ -66,7 +106,7 @@ class Batch:
                     or self.items or self.end)
 
     def points(self) -> int:
-        return sum(len(m.steps) for m in self.metrics)
+        return sum(len(m) for m in self.metrics)
 
     def head(self) -> dict[str, Any]:
         """The batch body without metric columns."""

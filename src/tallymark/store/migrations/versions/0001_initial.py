@@ -5,9 +5,8 @@ Revises:
 Create Date: 2026-11-26 13:33:43.575893
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0001_initial"
 down_revision = None

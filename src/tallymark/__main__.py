@@ -1,0 +1,5 @@
+"""``python -m tallymark`` runs the command line."""
+
+from tallymark.cli import main
+
+main()

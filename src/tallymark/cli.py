@@ -1,0 +1,312 @@
+"""The ``tallymark`` command line: thin shells over the service layer and the SDK."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="tallymark: self-hosted, audit-ready ML experiment management.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+experiments_app = typer.Typer(help="List, show and compare experiments.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(db_app, name="db")
+console = Console()
+err = Console(stderr=True)
+
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="Embedded home (default $TALLYMARK_HOME or "
+                                                             "~/.tallymark).", show_default=False)]
+UrlOpt = Annotated[str | None, typer.Option("--url", help="Server URL (default $TALLYMARK_URL; none = the "
+                                                          "embedded home).", show_default=False)]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _transport(url: str | None, home: Path | None) -> Any:
+    from tallymark.sdk.transport import HttpTransport, LocalTransport
+
+    url = url or os.environ.get("TALLYMARK_URL")
+    if url:
+        return HttpTransport(url, os.environ.get("TALLYMARK_API_KEY"))
+    return LocalTransport(home)
+
+
+def _settings(home: Path | None, db: str | None = None, blobs: str | None = None,
+              public_url: str | None = None) -> Any:
+    from tallymark.settings import Settings
+
+    return Settings.from_env(home=home, db_url=db, blobs=blobs, public_url=public_url)
+
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5118,
+    db: Annotated[str | None, typer.Option(help="Database URL: sqlite:///PATH or postgresql://…")] = None,
+    blobs: Annotated[str | None, typer.Option(help="Blob store folder.")] = None,
+    home: HomeOpt = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Run without authentication (loopback only).")] = False,
+    public_url: Annotated[str | None, typer.Option(help="Base URL users reach this server at.")] = None,
+) -> None:
+    """Serve the REST API (/api/v1, OpenAPI at /docs) over a store."""
+    from tallymark.server.run import is_loopback, serve
+
+    if not no_auth:
+        _fail("authentication is not available yet: start with --no-auth (loopback addresses only)")
+    if not is_loopback(host):
+        _fail(f"--no-auth refuses to listen on {host}: bind 127.0.0.1, ::1 or localhost")
+    settings = _settings(home, db, blobs, public_url or f"http://{host}:{port}")
+    from tallymark.service.store import open_store
+
+    try:
+        open_store(settings).close()  # migrate once here, not in every worker
+    except Exception as exc:
+        _fail(f"cannot open the store {settings.database_url}: {exc}")
+    err.print(f"tallymark server on [bold]http://{host}:{port}[/] (API /api/v1, docs /docs), "
+              f"store {settings.database_url}")
+    try:
+        serve(settings, host, port, workers)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    db: Annotated[str | None, typer.Option(help="Database URL (default: the embedded home's).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Apply schema migrations (Alembic) up to this version's head."""
+    from tallymark.store import migrate
+    from tallymark.store.db import throwaway_engine
+
+    settings = _settings(home, db)
+    if settings.database_url.startswith("sqlite"):
+        settings.home_path.mkdir(parents=True, exist_ok=True)
+    engine = throwaway_engine(settings.database_url)
+    try:
+        before, after = migrate.upgrade(engine)
+    except migrate.SchemaError as exc:
+        _fail(str(exc))
+    finally:
+        engine.dispose()
+    if before == after:
+        console.print(f"schema already at {after}")
+    else:
+        console.print(f"schema upgraded {before or '(empty)'} → {after}")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _ms(ts: int | None) -> str:
+    if ts is None:
+        return ""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@experiments_app.command("list")
+def experiments_list(
+    workspace: Annotated[str, typer.Argument(help="Workspace.")],
+    project: Annotated[str | None, typer.Argument(help="Project (default: all in the workspace).")] = None,
+    query: Annotated[str | None, typer.Option("--query", "-q", help="Filter, e.g. \"metrics.auc > 0.9\".")] = None,
+    sort: Annotated[str, typer.Option(help="Sort field; prefix - for descending.")] = "-created_at",
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Metric column(s).")] = None,
+    url: UrlOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """List experiments, optionally filtered by the query language."""
+    from tallymark.sdk.transport import TallymarkError
+
+    t = _transport(url, home)
+    try:
+        res = t.read("query", workspace=workspace, project=project, q=query, sort=sort, page=1,
+                     per_page=min(limit, 1000))
+    except TallymarkError as exc:
+        _fail(exc.message)
+    rows = res["experiments"]
+    metric_cols = metric or sorted({m for e in rows for m in e.get("metrics", {})
+                                    if not m.startswith("sys.")})[:6]
+    table = Table(title=f"{workspace}/{project or '*'} — {res['total']} experiment(s)")
+    for col in ("key", "name", "status", "created", *metric_cols):
+        table.add_column(col, overflow="fold")
+    for e in rows:
+        table.add_row(e["key"], e.get("name") or "", e["status"], _ms(e["created_at"]),
+                      *[_fmt(e.get("metrics", {}).get(m, "")) for m in metric_cols])
+    console.print(table)
+
+
+@experiments_app.command("show")
+def experiments_show(key: str, url: UrlOpt = None, home: HomeOpt = None) -> None:
+    """Show one experiment: parameters, metric summaries, tags, others."""
+    from tallymark.sdk.api import APIExperiment
+    from tallymark.sdk.transport import TallymarkError
+
+    t = _transport(url, home)
+    try:
+        info = t.read("experiment", key=key)
+        e = APIExperiment(t, info)
+        params, metrics, others, tags = (e.get_parameters_summary(), e.get_metrics_summary(),
+                                         e.get_others_summary(), e.get_tags())
+    except TallymarkError as exc:
+        _fail(exc.message)
+    console.print(f"[bold]{info.get('name') or key}[/]  {info['workspace']}/{info['project']}  "
+                  f"status={info['status']}  user={info['user']}  created={_ms(info['created_at'])}")
+    console.print(f"key {key}   url {info.get('url', '')}")
+    if tags:
+        console.print("tags: " + ", ".join(tags))
+    pt = Table(title="parameters")
+    pt.add_column("name")
+    pt.add_column("value")
+    for p in params:
+        pt.add_row(p["name"], _fmt(p["valueCurrent"]))
+    mt = Table(title="metrics")
+    for c in ("name", "last", "min", "max", "last step", "count"):
+        mt.add_column(c)
+    for m in metrics:
+        mt.add_row(m["name"], _fmt(m["valueCurrent"]), _fmt(m["valueMin"]), _fmt(m["valueMax"]),
+                   str(m["stepCurrent"]), str(m["count"]))
+    console.print(pt, mt)
+    if others:
+        ot = Table(title="others")
+        ot.add_column("name")
+        ot.add_column("value")
+        for o in others:
+            ot.add_row(o["name"], _fmt(o["valueCurrent"]))
+        console.print(ot)
+
+
+@experiments_app.command("compare")
+def experiments_compare(
+    keys: Annotated[list[str], typer.Argument(help="Two or more experiment keys.")],
+    all_params: Annotated[bool, typer.Option("--all", help="Show equal parameters too.")] = False,
+    system: Annotated[bool, typer.Option("--system", help="Include sys.* metrics.")] = False,
+    url: UrlOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Compare experiments: parameters that differ, and every metric side by side."""
+    from tallymark.sdk.api import APIExperiment
+    from tallymark.sdk.transport import TallymarkError
+
+    if len(keys) < 2:
+        _fail("give at least two experiment keys")
+    t = _transport(url, home)
+    try:
+        exps = [APIExperiment(t, t.read("experiment", key=k)) for k in keys]
+        params = [{p["name"]: p["valueCurrent"] for p in e.get_parameters_summary()} for e in exps]
+        metrics = [{m["name"]: m for m in e.get_metrics_summary()} for e in exps]
+    except TallymarkError as exc:
+        _fail(exc.message)
+    console.print(render_compare(exps, params, metrics, all_params, system))
+
+
+def render_compare(exps: list[Any], params: list[dict[str, Any]], metrics: list[dict[str, Any]],
+                   all_params: bool = False, system: bool = False) -> Any:
+    from rich.console import Group
+
+    heads = [f"{e.name or e.key[:8]}\n{e.key[:8]}" for e in exps]
+    pt = Table(title="parameters" + ("" if all_params else " that differ"))
+    pt.add_column("parameter")
+    for h in heads:
+        pt.add_column(h)
+    missing = object()
+    for name in sorted(set().union(*params)):
+        vals = [p.get(name, missing) for p in params]
+        differ = any(v != vals[0] for v in vals)
+        if differ or all_params:
+            style = "bold yellow" if differ else ""
+            pt.add_row(name, *[("—" if v is missing else _fmt(v)) for v in vals], style=style)
+    mt = Table(title="metrics (last value; best in green)")
+    mt.add_column("metric")
+    for h in heads:
+        mt.add_column(h)
+    for name in sorted(set().union(*metrics)):
+        if name.startswith("sys.") and not system:
+            continue
+        vals = [m.get(name, {}).get("valueCurrent") for m in metrics]
+        nums = [v for v in vals if isinstance(v, (int, float)) and v == v]
+        lower_better = any(w in name.lower() for w in ("loss", "error", "fp", "fn", "mse", "mae"))
+        best = (min(nums) if lower_better else max(nums)) if nums else None
+        cells = []
+        for v in vals:
+            s = "—" if v is None else _fmt(v)
+            cells.append(f"[green]{s}[/]" if best is not None and v == best and len(nums) > 1 else s)
+        mt.add_row(name, *cells)
+    return Group(pt, mt)
+
+
+@app.command()
+def upload(
+    files: Annotated[list[Path], typer.Argument(help="Offline archives (.zip) or journal folders.")],
+    url: UrlOpt = None,
+    home: HomeOpt = None,
+) -> None:
+    """Send offline experiments (OfflineExperiment archives, or journals left while a server was down)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tallymark.sdk.journal import replay_archive
+    from tallymark.sdk.transport import TallymarkError, Unavailable
+
+    t = _transport(url, home)
+    failed = 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err) as progress:
+        for f in files:
+            if not f.exists():
+                err.print(f"[red]{f}: no such file[/]")
+                failed += 1
+                continue
+            task = progress.add_task(f.name, total=None)
+            try:
+                key = replay_archive(f, t, lambda i, n, task=task: progress.update(task, completed=i, total=n))
+                progress.update(task, description=f"{f.name} → {key}")
+            except (TallymarkError, Unavailable, ValueError, OSError) as exc:
+                progress.update(task, description=f"[red]{f.name}: {exc}")
+                failed += 1
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    rows: Annotated[int | None, typer.Option(help="Rows of synthetic data (default: the full 284,807).")] = None,
+    data: Annotated[Path | None, typer.Option(help="A real creditcard.csv of the same schema.")] = None,
+    workspace: Annotated[str, typer.Option(help="Workspace to log into.")] = "demo",
+    project: Annotated[str, typer.Option(help="Project to log into.")] = "fraud-detection",
+) -> None:
+    """Run the reference workflow: credit-card fraud detection with XGBoost, two experiments."""
+    from tallymark.demo.workflow import run_demo
+
+    if data is not None and not data.is_file():
+        _fail(f"--data {data}: no such file")
+    try:
+        run_demo(rows=rows, data=str(data) if data else None, workspace=workspace, project=project,
+                 console=console)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

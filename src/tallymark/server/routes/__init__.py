@@ -1,0 +1,1 @@
+"""Routes per resource; each calls the service layer and shapes the answer."""

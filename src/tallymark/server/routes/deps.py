@@ -1,0 +1,31 @@
+"""Shared route dependencies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+from fastapi.responses import JSONResponse
+
+from tallymark import jsonvalue
+from tallymark.service.models import KEY_RE
+from tallymark.service.store import Store
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+KeyPath = Annotated[str, Path(pattern=KEY_RE.pattern, description="experiment key: 32 lowercase hex")]
+
+
+class TallyJSON(JSONResponse):
+    """JSON with tallymark's value rules: NaN/±inf as {"$float": …}, big integers exact."""
+
+    def render(self, content: Any) -> bytes:
+        return jsonvalue.dumps(content).encode("utf-8")
+
+
+def reply(content: Any, status_code: int = 200) -> TallyJSON:
+    return TallyJSON(content, status_code=status_code)

@@ -1,0 +1,62 @@
+"""Writes: create experiments, apply batches, upload assets, end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated
+
+import anyio.from_thread
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from tallymark.server.routes.deps import KeyPath, StoreDep, TallyJSON, reply
+from tallymark.service import assets, batch, experiments
+from tallymark.service.errors import Invalid
+from tallymark.service.models import AssetMeta, BatchIn, ExperimentCreate
+
+router = APIRouter(tags=["experiments"])
+
+
+@router.post("/experiments", status_code=201)
+def create_experiment(body: ExperimentCreate, store: StoreDep, request: Request) -> TallyJSON:
+    """Create an experiment under a client-generated key (idempotent for the same key)."""
+    return reply(experiments.create_experiment(store, body, request.app.state.user), 201)
+
+
+@router.post("/experiments/{key}/batch")
+def apply_batch(key: KeyPath, body: BatchIn, store: StoreDep) -> TallyJSON:
+    """Params, metric columns, others, tags and items in one transaction, once per batch_id."""
+    return reply(batch.apply_batch(store, key, body))
+
+
+@router.post("/experiments/{key}/end")
+def end_experiment(key: KeyPath, store: StoreDep) -> TallyJSON:
+    return reply(experiments.end_experiment(store, key))
+
+
+@router.post("/experiments/{key}/assets", status_code=201)
+async def upload_asset(
+    key: KeyPath,
+    request: Request,
+    store: StoreDep,
+    meta: Annotated[str, Query(description="JSON: file_name, step, metadata, upload_id, sha256")],
+) -> TallyJSON:
+    """Stream the request body into the blob store as an asset of the experiment."""
+    try:
+        parsed = AssetMeta.model_validate(json.loads(meta))
+    except (ValueError, ValidationError) as exc:
+        raise Invalid(f"meta is not valid: {exc}") from None
+    stream = request.stream().__aiter__()
+
+    def chunks() -> Iterator[bytes]:
+        while True:
+            try:
+                data = anyio.from_thread.run(stream.__anext__)
+            except StopAsyncIteration:
+                return
+            if data:
+                yield data
+
+    return reply(await run_in_threadpool(assets.add_asset, store, key, parsed, chunks()), 201)
