@@ -11,8 +11,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="tallymark: self-hosted, audit-ready ML experiment management.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="tallymark: self-hosted, audit-ready ML experiment management.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 experiments_app = typer.Typer(help="List, show and compare experiments.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(experiments_app, name="experiments")
@@ -20,10 +24,18 @@ app.add_typer(db_app, name="db")
 console = Console()
 err = Console(stderr=True)
 
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="Embedded home (default $TALLYMARK_HOME or "
-                                                             "~/.tallymark).", show_default=False)]
-UrlOpt = Annotated[str | None, typer.Option("--url", help="Server URL (default $TALLYMARK_URL; none = the "
-                                                          "embedded home).", show_default=False)]
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--home", help="Embedded home (default $TALLYMARK_HOME or ~/.tallymark).", show_default=False
+    ),
+]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url", help="Server URL (default $TALLYMARK_URL; none = the embedded home).", show_default=False
+    ),
+]
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -40,8 +52,9 @@ def _transport(url: str | None, home: Path | None) -> Any:
     return LocalTransport(home)
 
 
-def _settings(home: Path | None, db: str | None = None, blobs: str | None = None,
-              public_url: str | None = None) -> Any:
+def _settings(
+    home: Path | None, db: str | None = None, blobs: str | None = None, public_url: str | None = None
+) -> Any:
     from tallymark.settings import Settings
 
     return Settings.from_env(home=home, db_url=db, blobs=blobs, public_url=public_url)
@@ -55,7 +68,9 @@ def server(
     blobs: Annotated[str | None, typer.Option(help="Blob store folder.")] = None,
     home: HomeOpt = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    no_auth: Annotated[bool, typer.Option("--no-auth", help="Run without authentication (loopback only).")] = False,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Run without authentication (loopback only).")
+    ] = False,
     public_url: Annotated[str | None, typer.Option(help="Base URL users reach this server at.")] = None,
 ) -> None:
     """Serve the REST API (/api/v1, OpenAPI at /docs) over a store."""
@@ -72,8 +87,10 @@ def server(
         open_store(settings).close()  # migrate once here, not in every worker
     except Exception as exc:
         _fail(f"cannot open the store {settings.database_url}: {exc}")
-    err.print(f"tallymark server on [bold]http://{host}:{port}[/] (API /api/v1, docs /docs), "
-              f"store {settings.database_url}")
+    err.print(
+        f"tallymark server on [bold]http://{host}:{port}[/] (API /api/v1, docs /docs), "
+        f"store {settings.database_url}"
+    )
     try:
         serve(settings, host, port, workers)
     except OSError as exc:
@@ -123,7 +140,9 @@ def _ms(ts: int | None) -> str:
 def experiments_list(
     workspace: Annotated[str, typer.Argument(help="Workspace.")],
     project: Annotated[str | None, typer.Argument(help="Project (default: all in the workspace).")] = None,
-    query: Annotated[str | None, typer.Option("--query", "-q", help="Filter, e.g. \"metrics.auc > 0.9\".")] = None,
+    query: Annotated[
+        str | None, typer.Option("--query", "-q", help='Filter, e.g. "metrics.auc > 0.9".')
+    ] = None,
     sort: Annotated[str, typer.Option(help="Sort field; prefix - for descending.")] = "-created_at",
     limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
     metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Metric column(s).")] = None,
@@ -135,19 +154,32 @@ def experiments_list(
 
     t = _transport(url, home)
     try:
-        res = t.read("query", workspace=workspace, project=project, q=query, sort=sort, page=1,
-                     per_page=min(limit, 1000))
+        res = t.read(
+            "query",
+            workspace=workspace,
+            project=project,
+            q=query,
+            sort=sort,
+            page=1,
+            per_page=min(limit, 1000),
+        )
     except TallymarkError as exc:
         _fail(exc.message)
     rows = res["experiments"]
-    metric_cols = metric or sorted({m for e in rows for m in e.get("metrics", {})
-                                    if not m.startswith("sys.")})[:6]
+    metric_cols = (
+        metric or sorted({m for e in rows for m in e.get("metrics", {}) if not m.startswith("sys.")})[:6]
+    )
     table = Table(title=f"{workspace}/{project or '*'} — {res['total']} experiment(s)")
     for col in ("key", "name", "status", "created", *metric_cols):
         table.add_column(col, overflow="fold")
     for e in rows:
-        table.add_row(e["key"], e.get("name") or "", e["status"], _ms(e["created_at"]),
-                      *[_fmt(e.get("metrics", {}).get(m, "")) for m in metric_cols])
+        table.add_row(
+            e["key"],
+            e.get("name") or "",
+            e["status"],
+            _ms(e["created_at"]),
+            *[_fmt(e.get("metrics", {}).get(m, "")) for m in metric_cols],
+        )
     console.print(table)
 
 
@@ -161,12 +193,18 @@ def experiments_show(key: str, url: UrlOpt = None, home: HomeOpt = None) -> None
     try:
         info = t.read("experiment", key=key)
         e = APIExperiment(t, info)
-        params, metrics, others, tags = (e.get_parameters_summary(), e.get_metrics_summary(),
-                                         e.get_others_summary(), e.get_tags())
+        params, metrics, others, tags = (
+            e.get_parameters_summary(),
+            e.get_metrics_summary(),
+            e.get_others_summary(),
+            e.get_tags(),
+        )
     except TallymarkError as exc:
         _fail(exc.message)
-    console.print(f"[bold]{info.get('name') or key}[/]  {info['workspace']}/{info['project']}  "
-                  f"status={info['status']}  user={info['user']}  created={_ms(info['created_at'])}")
+    console.print(
+        f"[bold]{info.get('name') or key}[/]  {info['workspace']}/{info['project']}  "
+        f"status={info['status']}  user={info['user']}  created={_ms(info['created_at'])}"
+    )
     console.print(f"key {key}   url {info.get('url', '')}")
     if tags:
         console.print("tags: " + ", ".join(tags))
@@ -179,8 +217,14 @@ def experiments_show(key: str, url: UrlOpt = None, home: HomeOpt = None) -> None
     for c in ("name", "last", "min", "max", "last step", "count"):
         mt.add_column(c)
     for m in metrics:
-        mt.add_row(m["name"], _fmt(m["valueCurrent"]), _fmt(m["valueMin"]), _fmt(m["valueMax"]),
-                   str(m["stepCurrent"]), str(m["count"]))
+        mt.add_row(
+            m["name"],
+            _fmt(m["valueCurrent"]),
+            _fmt(m["valueMin"]),
+            _fmt(m["valueMax"]),
+            str(m["stepCurrent"]),
+            str(m["count"]),
+        )
     console.print(pt, mt)
     if others:
         ot = Table(title="others")
@@ -215,8 +259,13 @@ def experiments_compare(
     console.print(render_compare(exps, params, metrics, all_params, system))
 
 
-def render_compare(exps: list[Any], params: list[dict[str, Any]], metrics: list[dict[str, Any]],
-                   all_params: bool = False, system: bool = False) -> Any:
+def render_compare(
+    exps: list[Any],
+    params: list[dict[str, Any]],
+    metrics: list[dict[str, Any]],
+    all_params: bool = False,
+    system: bool = False,
+) -> Any:
     from rich.console import Group
 
     heads = [f"{e.name or e.key[:8]}\n{e.key[:8]}" for e in exps]
@@ -264,8 +313,9 @@ def upload(
 
     t = _transport(url, home)
     failed = 0
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err) as progress:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    ) as progress:
         for f in files:
             if not f.exists():
                 err.print(f"[red]{f}: no such file[/]")
@@ -273,7 +323,9 @@ def upload(
                 continue
             task = progress.add_task(f.name, total=None)
             try:
-                key = replay_archive(f, t, lambda i, n, task=task: progress.update(task, completed=i, total=n))
+                key = replay_archive(
+                    f, t, lambda i, n, task=task: progress.update(task, completed=i, total=n)
+                )
                 progress.update(task, description=f"{f.name} → {key}")
             except (TallymarkError, Unavailable, ValueError, OSError) as exc:
                 progress.update(task, description=f"[red]{f.name}: {exc}")
@@ -284,7 +336,9 @@ def upload(
 
 @app.command()
 def demo(
-    rows: Annotated[int | None, typer.Option(help="Rows of synthetic data (default: the full 284,807).")] = None,
+    rows: Annotated[
+        int | None, typer.Option(help="Rows of synthetic data (default: the full 284,807).")
+    ] = None,
     data: Annotated[Path | None, typer.Option(help="A real creditcard.csv of the same schema.")] = None,
     workspace: Annotated[str, typer.Option(help="Workspace to log into.")] = "demo",
     project: Annotated[str, typer.Option(help="Project to log into.")] = "fraud-detection",
@@ -295,8 +349,9 @@ def demo(
     if data is not None and not data.is_file():
         _fail(f"--data {data}: no such file")
     try:
-        run_demo(rows=rows, data=str(data) if data else None, workspace=workspace, project=project,
-                 console=console)
+        run_demo(
+            rows=rows, data=str(data) if data else None, workspace=workspace, project=project, console=console
+        )
     except ValueError as exc:
         _fail(str(exc))
 

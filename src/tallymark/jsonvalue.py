@@ -40,8 +40,10 @@ def _default(value: Any) -> Any:
         return item()
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
-    raise TypeError(f"values of type {type(value).__name__} cannot be logged; use numbers, strings, "
-                    "booleans, lists or dicts")
+    raise TypeError(
+        f"values of type {type(value).__name__} cannot be logged; use numbers, strings, "
+        "booleans, lists or dicts"
+    )
 
 
 def _tag_nonfinite(value: Any) -> Any:

@@ -76,13 +76,27 @@ class APIExperiment:
         return self._t.read("items", key=self.key, kind=kind)
 
     def get_curves(self) -> list[dict[str, Any]]:
-        return [{"name": i["name"], "step": i["step"], "x": jsonvalue.decode_tagged(i["data"]["x"]),
-                 "y": jsonvalue.decode_tagged(i["data"]["y"])} for i in self._items("curve")]
+        return [
+            {
+                "name": i["name"],
+                "step": i["step"],
+                "x": jsonvalue.decode_tagged(i["data"]["x"]),
+                "y": jsonvalue.decode_tagged(i["data"]["y"]),
+            }
+            for i in self._items("curve")
+        ]
 
     def get_confusion_matrices(self) -> list[dict[str, Any]]:
-        return [{"title": i["data"]["title"], "name": i["name"], "step": i["step"],
-                 "matrix": i["data"]["matrix"], "labels": i["data"]["labels"]}
-                for i in self._items("confusion_matrix")]
+        return [
+            {
+                "title": i["data"]["title"],
+                "name": i["name"],
+                "step": i["step"],
+                "matrix": i["data"]["matrix"],
+                "labels": i["data"]["labels"],
+            }
+            for i in self._items("confusion_matrix")
+        ]
 
     def get_tables(self) -> list[dict[str, Any]]:
         return [{"name": i["name"], **i["data"]} for i in self._items("table")]
@@ -132,26 +146,32 @@ class API:
         if (exp.workspace, exp.project_name) != (workspace, project_name):
             from tallymark.sdk.transport import TallymarkError
 
-            raise TallymarkError(f"experiment {key} is in {exp.workspace}/{exp.project_name}, "
-                                 f"not {workspace}/{project_name}", 404, "not_found")
+            raise TallymarkError(
+                f"experiment {key} is in {exp.workspace}/{exp.project_name}, not {workspace}/{project_name}",
+                404,
+                "not_found",
+            )
         return exp
 
     def _all(self, workspace: str, project_name: str | None, q: str | None, sort: str) -> list[APIExperiment]:
         out: list[APIExperiment] = []
         page = 1
         while True:
-            res = self._t.read("query", workspace=workspace, project=project_name, q=q, sort=sort,
-                               page=page, per_page=1000)
+            res = self._t.read(
+                "query", workspace=workspace, project=project_name, q=q, sort=sort, page=page, per_page=1000
+            )
             out.extend(APIExperiment(self._t, e) for e in res["experiments"])
             if len(out) >= res["total"] or not res["experiments"]:
                 return out
             page += 1
 
-    def get_experiments(self, workspace: str, project_name: str | None = None,
-                        sort: str = "created_at") -> list[APIExperiment]:
+    def get_experiments(
+        self, workspace: str, project_name: str | None = None, sort: str = "created_at"
+    ) -> list[APIExperiment]:
         return self._all(workspace, project_name, None, sort)
 
-    def query(self, workspace: str, project_name: str | None, query: str,
-              sort: str = "created_at") -> list[APIExperiment]:
+    def query(
+        self, workspace: str, project_name: str | None, query: str, sort: str = "created_at"
+    ) -> list[APIExperiment]:
         """Experiments matching the query language, e.g. ``metrics.auc > 0.9 and params.lr = 0.15``."""
         return self._all(workspace, project_name, query, sort)

@@ -143,8 +143,14 @@ class Experiment:
         self._offline_directory = Path(_offline_directory).expanduser() if offline else None
         self._transport = None if offline else default_transport(url, api_key)
         tag_list = [_check_name("tag", t) for t in (tags or [])]
-        body = {"key": self._key, "workspace": self.workspace, "project": self.project_name,
-                "name": name, "tags": tag_list, "user": self._user}
+        body = {
+            "key": self._key,
+            "workspace": self.workspace,
+            "project": self.project_name,
+            "name": name,
+            "tags": tag_list,
+            "user": self._user,
+        }
         if offline:
             folder = self._offline_directory / f".{self._key}"  # type: ignore[operator]
         else:
@@ -163,8 +169,9 @@ class Experiment:
                 self._journal.write_experiment(body)
                 self._pending_create = body
         self.name = name
-        self._sender = Sender(self._transport, self._key, self._journal, offline=offline,
-                              interval=send_interval)
+        self._sender = Sender(
+            self._transport, self._key, self._journal, offline=offline, interval=send_interval
+        )
         self._buffers = self._sender.metric_buffers
         self._capture = None
         self._monitor = None
@@ -174,10 +181,12 @@ class Experiment:
         if any(self._autolog):
             # Autolog (pip packages, git, code) runs on the sender thread, before the first send.
             prev = self._sender.before_first_send
+
             def first() -> None:
                 if prev:
                     prev()
                 self._collect_autolog()
+
             self._sender.before_first_send = first
         if capture_stdout:
             from tallymark.sdk.autolog.stdout import OutputCapture
@@ -211,9 +220,13 @@ class Experiment:
             return self._url
         from urllib.parse import quote
 
-        base = os.environ.get("TALLYMARK_PUBLIC_URL") or os.environ.get("TALLYMARK_URL") or \
-            "http://127.0.0.1:5118"
-        return f"{base.rstrip('/')}/{quote(self.workspace, safe='')}/{quote(self.project_name, safe='')}/{self._key}"
+        base = (
+            os.environ.get("TALLYMARK_PUBLIC_URL")
+            or os.environ.get("TALLYMARK_URL")
+            or "http://127.0.0.1:5118"
+        )
+        ws, proj = quote(self.workspace, safe=""), quote(self.project_name, safe="")
+        return f"{base.rstrip('/')}/{ws}/{proj}/{self._key}"
 
     def _retry_create(self) -> None:
         body = self._pending_create
@@ -235,8 +248,13 @@ class Experiment:
                 env = autolog.collect_environment()
                 self._sender.item({"kind": "environment", "name": "environment", "data": env})
                 pkgs = autolog.installed_packages()
-                self._sender.item({"kind": "packages", "name": "packages",
-                                   "data": {"packages": pkgs, "requirements": autolog.as_requirements(pkgs)}})
+                self._sender.item(
+                    {
+                        "kind": "packages",
+                        "name": "packages",
+                        "data": {"packages": pkgs, "requirements": autolog.as_requirements(pkgs)},
+                    }
+                )
             if log_git:
                 git = autolog.collect_git()
                 if git:
@@ -258,8 +276,14 @@ class Experiment:
             self.log_metric(name, float(v), step=step, timestamp=ts)
 
     # ----- metrics: the hot path -----
-    def log_metric(self, name: str, value: Any, step: int | None = None, epoch: int | None = None,
-                   timestamp: float | None = None) -> None:
+    def log_metric(
+        self,
+        name: str,
+        value: Any,
+        step: int | None = None,
+        epoch: int | None = None,
+        timestamp: float | None = None,
+    ) -> None:
         """Record one point. ``timestamp`` is seconds since the epoch (default: now).
 
         Without ``step``, the step set by :meth:`set_step` is used, else the metric's own count.
@@ -310,8 +334,13 @@ class Experiment:
             raise ValueError(f"step/epoch {value} does not fit in 64 bits")
         return value
 
-    def log_metrics(self, mapping: Mapping[str, Any], step: int | None = None, epoch: int | None = None,
-                    prefix: str | None = None) -> None:
+    def log_metrics(
+        self,
+        mapping: Mapping[str, Any],
+        step: int | None = None,
+        epoch: int | None = None,
+        prefix: str | None = None,
+    ) -> None:
         """Log several metrics at the same step; nested dicts become ``a.b`` names."""
         for k, v in _flatten(mapping, prefix).items():
             self.log_metric(k, v, step=step, epoch=epoch)
@@ -334,8 +363,10 @@ class Experiment:
     def log_parameters(self, mapping: Mapping[str, Any], prefix: str | None = None) -> None:
         """Log hyperparameters; nested dicts are flattened to ``a.b`` names."""
         self._live_check()
-        flat = {_check_name("parameter", k): _plain_value(f"parameter {k!r}", v)
-                for k, v in _flatten(mapping, prefix).items()}
+        flat = {
+            _check_name("parameter", k): _plain_value(f"parameter {k!r}", v)
+            for k, v in _flatten(mapping, prefix).items()
+        }
         self._sender.params(flat)
 
     def log_other(self, key: str, value: Any) -> None:
@@ -343,8 +374,9 @@ class Experiment:
 
     def log_others(self, mapping: Mapping[str, Any]) -> None:
         self._live_check()
-        self._sender.others({_check_name("other", k): _plain_value(f"other {k!r}", v)
-                             for k, v in mapping.items()})
+        self._sender.others(
+            {_check_name("other", k): _plain_value(f"other {k!r}", v) for k, v in mapping.items()}
+        )
 
     def set_name(self, name: str) -> None:
         self._live_check()
@@ -359,16 +391,29 @@ class Experiment:
         self._sender.tags([_check_name("tag", t) for t in tags])
 
     # ----- structured items -----
-    def _item(self, kind: str, name: str, data: Any, step: int | None = None, overwrite: bool = False) -> None:
+    def _item(
+        self, kind: str, name: str, data: Any, step: int | None = None, overwrite: bool = False
+    ) -> None:
         self._live_check()
-        item = {"kind": kind, "name": _check_name(kind, name), "data": json_ready(data), "overwrite": overwrite}
+        item = {
+            "kind": kind,
+            "name": _check_name(kind, name),
+            "data": json_ready(data),
+            "overwrite": overwrite,
+        }
         if step is not None:
             item["step"] = self._check_step(step)
         self._sender.item(item)
 
-    def log_confusion_matrix(self, y_true: Any = None, y_predicted: Any = None, matrix: Any = None,
-                             labels: list[str] | None = None, title: str = "Confusion Matrix",
-                             step: int | None = None) -> None:
+    def log_confusion_matrix(
+        self,
+        y_true: Any = None,
+        y_predicted: Any = None,
+        matrix: Any = None,
+        labels: list[str] | None = None,
+        title: str = "Confusion Matrix",
+        step: int | None = None,
+    ) -> None:
         """Log a confusion matrix: give ``matrix`` (rows = actual, columns = predicted) or the
         true and predicted labels (class labels, or one-hot/probability rows)."""
         if matrix is None:
@@ -398,8 +443,13 @@ class Experiment:
             raise ValueError("no source code found to log (pass path=)")
         self._item("code", code.get("file_name") or "code", code)
 
-    def log_asset(self, path_or_file: Any, file_name: str | None = None, metadata: dict[str, Any] | None = None,
-                  step: int | None = None) -> None:
+    def log_asset(
+        self,
+        path_or_file: Any,
+        file_name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        step: int | None = None,
+    ) -> None:
         """Upload a file (path or binary file object) as an asset of this experiment."""
         self._live_check()
         cleanup = False
@@ -450,15 +500,19 @@ class Experiment:
         _live.discard(self)
         self._finish()
         if self._sender.errors:
-            _warn(f"{len(self._sender.errors)} request(s) of experiment {self._key} were refused; "
-                  f"first: {self._sender.errors[0].message}")
+            _warn(
+                f"{len(self._sender.errors)} request(s) of experiment {self._key} were refused; "
+                f"first: {self._sender.errors[0].message}"
+            )
 
     def _finish(self) -> None:
         pending = self._journal.pending()
         if pending:
-            _warn(f"{pending} batch(es) of experiment {self._key} are in the journal at "
-                  f"{self._journal.folder}; run `tallymark upload {self._journal.folder}` once the server "
-                  "is back")
+            _warn(
+                f"{pending} batch(es) of experiment {self._key} are in the journal at "
+                f"{self._journal.folder}; run `tallymark upload {self._journal.folder}` once the server "
+                "is back"
+            )
         elif self._journal.folder.exists() and self._transport is not None:
             self._journal.remove()
         if isinstance(self._transport, LocalTransport):
@@ -483,8 +537,13 @@ class OfflineExperiment(Experiment):
     """An experiment with no server at all: everything goes into ``<offline_directory>/<key>.zip``,
     which ``tallymark upload FILE`` sends later."""
 
-    def __init__(self, project_name: str | None = None, workspace: str | None = None,
-                 offline_directory: str | Path | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        project_name: str | None = None,
+        workspace: str | None = None,
+        offline_directory: str | Path | None = None,
+        **kwargs: Any,
+    ) -> None:
         directory = Path(offline_directory or (_home() / "offline")).expanduser()
         directory.mkdir(parents=True, exist_ok=True)
         super().__init__(project_name, workspace, _offline_directory=directory, **kwargs)
@@ -493,8 +552,10 @@ class OfflineExperiment(Experiment):
     def _finish(self) -> None:
         zip_folder(self._journal.folder, self.archive_path)
         self._journal.remove()
-        _warn(f"offline experiment saved to {self.archive_path}; send it with "
-              f"`tallymark upload {self.archive_path}`")
+        _warn(
+            f"offline experiment saved to {self.archive_path}; send it with "
+            f"`tallymark upload {self.archive_path}`"
+        )
 
 
 def json_ready(data: Any) -> Any:
@@ -528,8 +589,10 @@ def _confusion(y_true: Any, y_pred: Any) -> tuple[list[list[int]], list[Any]]:
 
 def _table(data: Any) -> dict[str, Any]:
     if hasattr(data, "to_dict") and hasattr(data, "columns"):  # pandas DataFrame
-        return {"columns": [str(c) for c in data.columns],
-                "rows": jsonvalue.to_plain(data.astype(object).where(data.notna(), None).values.tolist())}
+        return {
+            "columns": [str(c) for c in data.columns],
+            "rows": jsonvalue.to_plain(data.astype(object).where(data.notna(), None).values.tolist()),
+        }
     rows = jsonvalue.to_plain(list(data))
     if rows and isinstance(rows[0], dict):
         cols = list(dict.fromkeys(k for r in rows for k in r))

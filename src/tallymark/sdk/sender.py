@@ -38,8 +38,15 @@ def _warn(msg: str) -> None:
 
 
 class Sender:
-    def __init__(self, transport: Any, key: str, journal: Journal, offline: bool, interval: float = 1.0,
-                 retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
+    def __init__(
+        self,
+        transport: Any,
+        key: str,
+        journal: Journal,
+        offline: bool,
+        interval: float = 1.0,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    ) -> None:
         self.transport = transport
         self.key = key
         self.journal = journal
@@ -136,8 +143,15 @@ class Sender:
 
     def _take(self) -> tuple[Batch, list[tuple[dict[str, Any], Path, bool]], bool]:
         with self._lock:
-            b = Batch(batch_id=uuid.uuid4().hex, name=self._name, params=self._params,
-                      others=self._others, tags=self._tags, items=self._items, end=False)
+            b = Batch(
+                batch_id=uuid.uuid4().hex,
+                name=self._name,
+                params=self._params,
+                others=self._others,
+                tags=self._tags,
+                items=self._items,
+                end=False,
+            )
             self._params, self._others, self._tags, self._items, self._name = {}, {}, [], [], None
             out, self._stdout = self._stdout, []
             assets, self._assets = self._assets, []
@@ -239,11 +253,18 @@ def _stdout_items(chunks: list[tuple[str, str]]) -> list[dict[str, Any]]:
     for stream, text in chunks:
         if stream != cur_stream or size > STDOUT_ITEM_BYTES:
             if parts:
-                items.append({"kind": "stdout", "name": "stdout", "data": {"stream": cur_stream,
-                                                                           "text": "".join(parts)}})
+                items.append(
+                    {
+                        "kind": "stdout",
+                        "name": "stdout",
+                        "data": {"stream": cur_stream, "text": "".join(parts)},
+                    }
+                )
             cur_stream, parts, size = stream, [], 0
         parts.append(text)
         size += len(text)
     if parts:
-        items.append({"kind": "stdout", "name": "stdout", "data": {"stream": cur_stream, "text": "".join(parts)}})
+        items.append(
+            {"kind": "stdout", "name": "stdout", "data": {"stream": cur_stream, "text": "".join(parts)}}
+        )
     return items

@@ -88,8 +88,17 @@ class LocalTransport:
         series = []
         for m in batch.metrics:
             a = m.arrays()
-            series.append(Series(m.name, a["steps"], a["values"], a["timestamps"], a.get("epochs"),
-                                 a.get("int_values"), a.get("int_mask")))
+            series.append(
+                Series(
+                    m.name,
+                    a["steps"],
+                    a["values"],
+                    a["timestamps"],
+                    a.get("epochs"),
+                    a.get("int_values"),
+                    a.get("int_mask"),
+                )
+            )
         return self._call(apply_batch, self.store, key, batch.head(), series)
 
     def upload_asset(self, key: str, meta: dict[str, Any], source: Path | BinaryIO) -> dict[str, Any]:
@@ -163,8 +172,16 @@ class HttpTransport:
     def close(self) -> None:
         self._client.close()
 
-    def _request(self, method: str, path: str, *, json_body: Any = None, content: Any = None,
-                 params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        content: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         import httpx
 
         hdrs = dict(headers or {})
@@ -208,10 +225,20 @@ class HttpTransport:
         params = {"meta": json.dumps(meta, allow_nan=False)}
         if isinstance(source, Path):
             with source.open("rb") as f:
-                return self._request("POST", f"/experiments/{self._k(key)}/assets", content=_iter_file(f),
-                                     params=params, headers={"Content-Type": "application/octet-stream"})
-        return self._request("POST", f"/experiments/{self._k(key)}/assets", content=_iter_file(source),
-                             params=params, headers={"Content-Type": "application/octet-stream"})
+                return self._request(
+                    "POST",
+                    f"/experiments/{self._k(key)}/assets",
+                    content=_iter_file(f),
+                    params=params,
+                    headers={"Content-Type": "application/octet-stream"},
+                )
+        return self._request(
+            "POST",
+            f"/experiments/{self._k(key)}/assets",
+            content=_iter_file(source),
+            params=params,
+            headers={"Content-Type": "application/octet-stream"},
+        )
 
     def end_experiment(self, key: str) -> dict[str, Any]:
         return self._request("POST", f"/experiments/{self._k(key)}/end")
@@ -227,8 +254,13 @@ class HttpTransport:
         if op == "query":
             params = {k2: v for k2, v in kw.items() if v is not None}
             return self._request("GET", "/experiments", params=params)
-        paths = {"params": "params", "others": "others", "tags": "tags",
-                 "metrics_summary": "metrics", "assets": "assets"}
+        paths = {
+            "params": "params",
+            "others": "others",
+            "tags": "tags",
+            "metrics_summary": "metrics",
+            "assets": "assets",
+        }
         if op in paths:
             out = self._request("GET", f"/experiments/{k}/{paths[op]}")
             return out[next(iter(out))]

@@ -102,8 +102,15 @@ class Batch:
     end: bool = False
 
     def empty(self) -> bool:
-        return not (self.name is not None or self.params or self.others or self.tags or self.metrics
-                    or self.items or self.end)
+        return not (
+            self.name is not None
+            or self.params
+            or self.others
+            or self.tags
+            or self.metrics
+            or self.items
+            or self.end
+        )
 
     def points(self) -> int:
         return sum(len(m) for m in self.metrics)

@@ -23,13 +23,22 @@ from tallymark.server.limits import LimitsMiddleware
 from tallymark.service.errors import ServiceError
 from tallymark.settings import Settings
 
-CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
-         413: "too_large", 415: "unsupported_media_type", 422: "invalid"}
+CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+}
 
 
 def _error(status: int, message: str, detail: Any = None, code: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code or CODES.get(status, "error"), "message": message,
-                                   "detail": detail}}, status_code=status)
+    return JSONResponse(
+        {"error": {"code": code or CODES.get(status, "error"), "message": message, "detail": detail}},
+        status_code=status,
+    )
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
@@ -40,7 +49,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
         where = ".".join(loc)
         msg = str(err.get("msg", "invalid"))
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         details.append({"loc": loc, "message": msg, "type": err.get("type")})
         parts.append(f"{where}: {msg}" if where else msg)
     return "invalid request: " + "; ".join(parts[:3]), details
@@ -59,8 +68,13 @@ def create_app(settings: Settings, user: str = "anonymous") -> Any:
         finally:
             app.state.store.close()
 
-    app = FastAPI(title="tallymark", version=__version__, lifespan=lifespan,
-                  docs_url="/docs", openapi_url="/api/v1/openapi.json")
+    app = FastAPI(
+        title="tallymark",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/api/v1/openapi.json",
+    )
     app.state.settings = settings
     app.state.user = user
 

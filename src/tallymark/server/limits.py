@@ -24,8 +24,9 @@ class BodyTooLarge(HTTPException):
     """Raised while the body streams in; an HTTPException so FastAPI's body parsing passes it on."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than the limit of {limit:,} bytes "
-                              "(after decompression)")
+        super().__init__(
+            413, f"the request body is larger than the limit of {limit:,} bytes (after decompression)"
+        )
 
 
 class BadGzip(HTTPException):
@@ -38,8 +39,7 @@ def _error_body(message: str, code: str = "too_large") -> bytes:
 
 
 class LimitsMiddleware:
-    def __init__(self, app: Any, max_body: int, max_upload: int,
-                 upload_suffix: str = "/assets") -> None:
+    def __init__(self, app: Any, max_body: int, max_upload: int, upload_suffix: str = "/assets") -> None:
         self.app = app
         self.max_body = max_body
         self.max_upload = max_upload
@@ -53,13 +53,21 @@ class LimitsMiddleware:
         limit = self.max_upload if scope["path"].endswith(self.upload_suffix) else self.max_body
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", "gzip", ""):
-            await _respond(send, 415, _error_body(f"Content-Encoding {encoding!r} is not supported; use gzip",
-                                                  "unsupported_encoding"))
+            await _respond(
+                send,
+                415,
+                _error_body(
+                    f"Content-Encoding {encoding!r} is not supported; use gzip", "unsupported_encoding"
+                ),
+            )
             return
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            await _respond(send, 413, _error_body(f"the request body is {int(length):,} bytes; "
-                                                  f"the limit is {limit:,} bytes"))
+            await _respond(
+                send,
+                413,
+                _error_body(f"the request body is {int(length):,} bytes; the limit is {limit:,} bytes"),
+            )
             return
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
         seen = 0
@@ -96,8 +104,11 @@ class LimitsMiddleware:
 
         if inflater is not None:
             scope = dict(scope)
-            scope["headers"] = [(k, v) for k, v in scope["headers"]
-                                if k.lower() not in (b"content-encoding", b"content-length")]
+            scope["headers"] = [
+                (k, v)
+                for k, v in scope["headers"]
+                if k.lower() not in (b"content-encoding", b"content-length")
+            ]
         try:
             await self.app(scope, limited_receive, tracking_send)
         except (BodyTooLarge, BadGzip) as exc:
@@ -107,7 +118,11 @@ class LimitsMiddleware:
 
 
 async def _respond(send: Send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -58,8 +58,13 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level:
         data = asdict(settings)
         data["home"] = str(settings.home)
         os.environ[SETTINGS_ENV] = json.dumps(data)
-        config = uvicorn.Config("tallymark.server.run:app_from_env", factory=True, workers=workers,
-                                log_level=log_level, access_log=False)
+        config = uvicorn.Config(
+            "tallymark.server.run:app_from_env",
+            factory=True,
+            workers=workers,
+            log_level=log_level,
+            access_log=False,
+        )
         from uvicorn.supervisors import Multiprocess
 
         server = uvicorn.Server(config)

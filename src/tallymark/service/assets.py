@@ -17,8 +17,15 @@ from tallymark.store.blobs import BlobHashMismatch, BlobTooLarge
 from tallymark.store.schema import assets, batches
 
 # Served inline only when they cannot run script in a browser; everything else is an attachment.
-SAFE_INLINE = {"text/plain", "text/csv", "application/json", "image/png", "image/jpeg", "image/gif",
-               "image/webp"}
+SAFE_INLINE = {
+    "text/plain",
+    "text/csv",
+    "application/json",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+}
 
 
 def guess_type(file_name: str) -> str:
@@ -26,7 +33,9 @@ def guess_type(file_name: str) -> str:
     return ctype
 
 
-def add_asset(store: Store, key: str, meta: AssetMeta | dict[str, Any], chunks: Iterable[bytes]) -> dict[str, Any]:
+def add_asset(
+    store: Store, key: str, meta: AssetMeta | dict[str, Any], chunks: Iterable[bytes]
+) -> dict[str, Any]:
     """Store the bytes (streamed, hashed) and record the asset. Idempotent by ``upload_id``."""
     m = meta if isinstance(meta, AssetMeta) else AssetMeta.model_validate(meta)
     if m.metadata is not None and len(jsonvalue.dumps(m.metadata)) > store.settings.max_value_bytes:
@@ -45,19 +54,29 @@ def add_asset(store: Store, key: str, meta: AssetMeta | dict[str, Any], chunks: 
         row = experiment_row(conn, key, for_update=True)
         if m.upload_id is not None:
             bid = f"asset:{m.upload_id}"
-            prior = conn.execute(select(batches.c.batch_id).where(
-                batches.c.experiment_id == row.id, batches.c.batch_id == bid)).first()
+            prior = conn.execute(
+                select(batches.c.batch_id).where(batches.c.experiment_id == row.id, batches.c.batch_id == bid)
+            ).first()
             if prior is not None:
-                existing = conn.execute(select(assets).where(assets.c.experiment_id == row.id,
-                                                             assets.c.sha256 == sha)).first()
+                existing = conn.execute(
+                    select(assets).where(assets.c.experiment_id == row.id, assets.c.sha256 == sha)
+                ).first()
                 if existing is not None:
                     return asset_dict(existing) | {"duplicate": True}
             conn.execute(batches.insert().values(experiment_id=row.id, batch_id=bid, created_at=now))
         require_running(row)
-        res = conn.execute(assets.insert().values(
-            experiment_id=row.id, file_name=m.file_name, sha256=sha, size=size,
-            content_type=guess_type(m.file_name), step=m.step,
-            metadata_json=None if m.metadata is None else jsonvalue.dumps(m.metadata), created_at=now))
+        res = conn.execute(
+            assets.insert().values(
+                experiment_id=row.id,
+                file_name=m.file_name,
+                sha256=sha,
+                size=size,
+                content_type=guess_type(m.file_name),
+                step=m.step,
+                metadata_json=None if m.metadata is None else jsonvalue.dumps(m.metadata),
+                created_at=now,
+            )
+        )
         new = conn.execute(select(assets).where(assets.c.id == res.inserted_primary_key[0])).one()
         return asset_dict(new) | {"duplicate": False}
 
@@ -78,16 +97,18 @@ def asset_dict(row: Any) -> dict[str, Any]:
 def list_assets(store: Store, key: str) -> list[dict[str, Any]]:
     with store.db.read() as conn:
         row = experiment_row(conn, key)
-        rows = conn.execute(select(assets).where(assets.c.experiment_id == row.id)
-                            .order_by(assets.c.id)).all()
+        rows = conn.execute(
+            select(assets).where(assets.c.experiment_id == row.id).order_by(assets.c.id)
+        ).all()
     return [asset_dict(r) for r in rows]
 
 
 def get_asset(store: Store, key: str, asset_id: int) -> dict[str, Any]:
     with store.db.read() as conn:
         row = experiment_row(conn, key)
-        a = conn.execute(select(assets).where(assets.c.experiment_id == row.id,
-                                              assets.c.id == asset_id)).first()
+        a = conn.execute(
+            select(assets).where(assets.c.experiment_id == row.id, assets.c.id == asset_id)
+        ).first()
     if a is None:
         raise NotFound(f"experiment {key} has no asset {asset_id}")
     return asset_dict(a)

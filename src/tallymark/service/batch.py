@@ -19,8 +19,9 @@ from tallymark.store.db import upsert
 from tallymark.store.schema import batches, experiments, items, others, params, tags
 
 
-def apply_batch(store: Store, key: str, data: BatchIn | dict[str, Any],
-                series: list[Series] | None = None) -> dict[str, Any]:
+def apply_batch(
+    store: Store, key: str, data: BatchIn | dict[str, Any], series: list[Series] | None = None
+) -> dict[str, Any]:
     """Apply one batch. A batch_id seen before is acknowledged and ignored (retries are safe).
 
     In-process callers (the SDK's local transport) may pass metric points already as typed
@@ -40,10 +41,12 @@ def apply_batch(store: Store, key: str, data: BatchIn | dict[str, Any],
         series.append(one)
     if total > s.max_points_per_batch:
         raise Invalid(f"the batch carries {total:,} points; the limit is {s.max_points_per_batch:,}")
-    param_rows = [{"name": k} | encode_value(f"parameter {k!r}", v, s.max_value_bytes)
-                  for k, v in batch.params.items()]
-    other_rows = [{"name": k} | encode_value(f"other {k!r}", v, s.max_value_bytes)
-                  for k, v in batch.others.items()]
+    param_rows = [
+        {"name": k} | encode_value(f"parameter {k!r}", v, s.max_value_bytes) for k, v in batch.params.items()
+    ]
+    other_rows = [
+        {"name": k} | encode_value(f"other {k!r}", v, s.max_value_bytes) for k, v in batch.others.items()
+    ]
     item_rows = []
     for it in batch.items:
         norm = validate_item(it.kind, it.name, jsonvalue.decode_tagged(it.data))
@@ -55,8 +58,11 @@ def apply_batch(store: Store, key: str, data: BatchIn | dict[str, Any],
     with store.db.write() as conn:
         row = experiment_row(conn, key, for_update=True)
         eid = row.id
-        seen = conn.execute(select(batches.c.batch_id).where(
-            batches.c.experiment_id == eid, batches.c.batch_id == batch.batch_id)).first()
+        seen = conn.execute(
+            select(batches.c.batch_id).where(
+                batches.c.experiment_id == eid, batches.c.batch_id == batch.batch_id
+            )
+        ).first()
         if seen is not None:
             return {"applied": False, "duplicate": True, "points": 0}
         require_running(row)
@@ -66,31 +72,58 @@ def apply_batch(store: Store, key: str, data: BatchIn | dict[str, Any],
         if param_rows:
             _upsert_params(conn, eid, param_rows, now)
         if other_rows:
-            upsert(conn, others, [r | {"experiment_id": eid, "updated_at": now} for r in other_rows],
-                   ["experiment_id", "name"], ["value_json", "value_num", "value_text", "updated_at"])
+            upsert(
+                conn,
+                others,
+                [r | {"experiment_id": eid, "updated_at": now} for r in other_rows],
+                ["experiment_id", "name"],
+                ["value_json", "value_num", "value_text", "updated_at"],
+            )
         if batch.tags:
-            upsert(conn, tags, [{"experiment_id": eid, "tag": t, "created_at": now}
-                                for t in dict.fromkeys(batch.tags)], ["experiment_id", "tag"], None)
+            upsert(
+                conn,
+                tags,
+                [{"experiment_id": eid, "tag": t, "created_at": now} for t in dict.fromkeys(batch.tags)],
+                ["experiment_id", "tag"],
+                None,
+            )
         for one in series:
             metrics.append(conn, eid, one, s.chunk_points)
         for it, text in item_rows:
             if it.overwrite:
-                conn.execute(delete(items).where(items.c.experiment_id == eid, items.c.kind == it.kind,
-                                                 items.c.name == it.name))
-            conn.execute(items.insert().values(experiment_id=eid, kind=it.kind, name=it.name,
-                                               step=it.step, data_json=text, created_at=now))
+                conn.execute(
+                    delete(items).where(
+                        items.c.experiment_id == eid, items.c.kind == it.kind, items.c.name == it.name
+                    )
+                )
+            conn.execute(
+                items.insert().values(
+                    experiment_id=eid,
+                    kind=it.kind,
+                    name=it.name,
+                    step=it.step,
+                    data_json=text,
+                    created_at=now,
+                )
+            )
         if batch.end:
-            conn.execute(experiments.update().where(experiments.c.id == eid)
-                         .values(status="ended", ended_at=now))
+            conn.execute(
+                experiments.update().where(experiments.c.id == eid).values(status="ended", ended_at=now)
+            )
     return {"applied": True, "duplicate": False, "points": total}
 
 
 def _upsert_params(conn: Connection, eid: int, rows: list[dict[str, Any]], now: int) -> None:
     """Parameters keep their current value plus the numeric min and max seen (Comet's summary)."""
     names = [r["name"] for r in rows]
-    old = {r.name: r for r in conn.execute(
-        select(params.c.name, params.c.value_num, params.c.min_json, params.c.max_json)
-        .where(params.c.experiment_id == eid, params.c.name.in_(names))).all()}
+    old = {
+        r.name: r
+        for r in conn.execute(
+            select(params.c.name, params.c.value_num, params.c.min_json, params.c.max_json).where(
+                params.c.experiment_id == eid, params.c.name.in_(names)
+            )
+        ).all()
+    }
     out = []
     for r in rows:
         prev = old.get(r["name"])
@@ -107,5 +140,10 @@ def _upsert_params(conn: Connection, eid: int, rows: list[dict[str, Any]], now: 
         elif prev is not None:
             lo, hi = prev.min_json, prev.max_json
         out.append(r | {"experiment_id": eid, "min_json": lo, "max_json": hi, "updated_at": now})
-    upsert(conn, params, out, ["experiment_id", "name"],
-           ["value_json", "value_num", "value_text", "min_json", "max_json", "updated_at"])
+    upsert(
+        conn,
+        params,
+        out,
+        ["experiment_id", "name"],
+        ["value_json", "value_num", "value_text", "min_json", "max_json", "updated_at"],
+    )

@@ -99,14 +99,23 @@ def create_experiment(store: Store, data: ExperimentCreate | dict[str, Any], use
         now = now_ms()
         conn.execute(
             experiments.insert().values(
-                key=req.key, project_id=pid, name=req.name, status="running",
-                user=req.user or user, created_at=now,
+                key=req.key,
+                project_id=pid,
+                name=req.name,
+                status="running",
+                user=req.user or user,
+                created_at=now,
             )
         )
         row = experiment_row(conn, req.key)
         if req.tags:
-            upsert(conn, tags, [{"experiment_id": row.id, "tag": t, "created_at": now}
-                                for t in dict.fromkeys(req.tags)], ["experiment_id", "tag"], None)
+            upsert(
+                conn,
+                tags,
+                [{"experiment_id": row.id, "tag": t, "created_at": now} for t in dict.fromkeys(req.tags)],
+                ["experiment_id", "tag"],
+                None,
+            )
         return experiment_dict(row, store.settings) | {"created": True}
 
 
@@ -124,8 +133,11 @@ def end_experiment(store: Store, key: str) -> dict[str, Any]:
     with store.db.write() as conn:
         row = experiment_row(conn, key, for_update=True)
         if row.status == "running":
-            conn.execute(experiments.update().where(experiments.c.id == row.id)
-                         .values(status="ended", ended_at=now_ms()))
+            conn.execute(
+                experiments.update()
+                .where(experiments.c.id == row.id)
+                .values(status="ended", ended_at=now_ms())
+            )
         return experiment_dict(experiment_row(conn, key), store.settings)
 
 
@@ -133,7 +145,8 @@ def list_workspaces(store: Store) -> list[dict[str, Any]]:
     with store.db.read() as conn:
         counts = (
             select(projects.c.workspace_id, func.count().label("n"))
-            .group_by(projects.c.workspace_id).subquery()
+            .group_by(projects.c.workspace_id)
+            .subquery()
         )
         rows = conn.execute(
             select(workspaces.c.name, workspaces.c.created_at, func.coalesce(counts.c.n, 0))
@@ -149,13 +162,18 @@ def list_projects(store: Store, workspace: str) -> list[dict[str, Any]]:
         if ws is None:
             raise NotFound(f"no workspace named {workspace!r}")
         counts = (
-            select(experiments.c.project_id, func.count().label("n"), func.max(experiments.c.created_at)
-                   .label("last")).group_by(experiments.c.project_id).subquery()
+            select(
+                experiments.c.project_id,
+                func.count().label("n"),
+                func.max(experiments.c.created_at).label("last"),
+            )
+            .group_by(experiments.c.project_id)
+            .subquery()
         )
         rows = conn.execute(
             select(projects.c.name, projects.c.created_at, func.coalesce(counts.c.n, 0), counts.c.last)
             .outerjoin(counts, counts.c.project_id == projects.c.id)
-            .where(projects.c.workspace_id == ws).order_by(projects.c.name)
+            .where(projects.c.workspace_id == ws)
+            .order_by(projects.c.name)
         ).all()
-    return [{"name": r[0], "created_at": r[1], "experiments": r[2], "last_created_at": r[3]}
-            for r in rows]
+    return [{"name": r[0], "created_at": r[1], "experiments": r[2], "last_created_at": r[3]} for r in rows]

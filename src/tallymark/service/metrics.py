@@ -106,8 +106,13 @@ def check_series(s: Series) -> None:
     n = len(s)
     if n == 0:
         raise Invalid(f"metric {s.name!r} has no points")
-    for col, dt in (("values", ch.F8), ("timestamps", I8), ("epochs", I8), ("int_values", I8),
-                    ("int_mask", ch.U1)):
+    for col, dt in (
+        ("values", ch.F8),
+        ("timestamps", I8),
+        ("epochs", I8),
+        ("int_values", I8),
+        ("int_mask", ch.U1),
+    ):
         arr = getattr(s, col)
         if arr is not None and (arr.shape != (n,) or arr.dtype != dt):
             raise Invalid(f"metric {s.name!r}: {col} must be {n} values of {dt}")
@@ -128,28 +133,33 @@ def append(conn: Connection, experiment_id: int, series: Series, chunk_points: i
     """Append points to a metric: fill the tail chunk, then add new chunks; update the summary."""
     name = series.name
     summary = conn.execute(
-        select(metric_summaries).where(metric_summaries.c.experiment_id == experiment_id,
-                                       metric_summaries.c.name == name)
+        select(metric_summaries).where(
+            metric_summaries.c.experiment_id == experiment_id, metric_summaries.c.name == name
+        )
     ).first()
     n_chunks = 0 if summary is None else summary.chunks
     pending = series
     if n_chunks:
         tail = conn.execute(
-            select(metric_chunks).where(metric_chunks.c.experiment_id == experiment_id,
-                                        metric_chunks.c.name == name,
-                                        metric_chunks.c.seq == n_chunks - 1)
+            select(metric_chunks).where(
+                metric_chunks.c.experiment_id == experiment_id,
+                metric_chunks.c.name == name,
+                metric_chunks.c.seq == n_chunks - 1,
+            )
         ).first()
         if tail is not None and tail.count < chunk_points:
             room = chunk_points - tail.count
             head, pending = pending.take(slice(0, room)), pending.take(slice(room, None))
             merged = ch.concat(name, [ch.from_row(name, tail), head])
-            conn.execute(metric_chunks.update().where(metric_chunks.c.id == tail.id)
-                         .values(**ch.to_row(merged)))
+            conn.execute(
+                metric_chunks.update().where(metric_chunks.c.id == tail.id).values(**ch.to_row(merged))
+            )
     rows = []
     for start in range(0, len(pending), chunk_points):
         piece = pending.take(slice(start, start + chunk_points))
-        rows.append({"experiment_id": experiment_id, "name": name, "seq": n_chunks + len(rows)}
-                    | ch.to_row(piece))
+        rows.append(
+            {"experiment_id": experiment_id, "name": name, "seq": n_chunks + len(rows)} | ch.to_row(piece)
+        )
     if rows:
         conn.execute(metric_chunks.insert(), rows)
     _update_summary(conn, experiment_id, series, summary, n_chunks + len(rows))
@@ -163,9 +173,13 @@ def _update_summary(conn: Connection, experiment_id: int, s: Series, old: Any, n
     if old is None or int(steps[last_i]) >= old.last_step:
         v = _value_at(s, last_i)
         epoch = None if s.epochs is None or s.epochs[last_i] == NO_EPOCH else int(s.epochs[last_i])
-        new |= {"last_value": _float_or_none(v), "last_json": jsonvalue.dumps(v),
-                "last_step": int(steps[last_i]), "last_epoch": epoch,
-                "last_timestamp": int(s.timestamps[last_i])}
+        new |= {
+            "last_value": _float_or_none(v),
+            "last_json": jsonvalue.dumps(v),
+            "last_step": int(steps[last_i]),
+            "last_epoch": epoch,
+            "last_timestamp": int(s.timestamps[last_i]),
+        }
     finite = ~np.isnan(s.values)
     if finite.any():
         idx = np.flatnonzero(finite)
@@ -180,15 +194,19 @@ def _update_summary(conn: Connection, experiment_id: int, s: Series, old: Any, n
     if old is None:
         conn.execute(metric_summaries.insert().values(experiment_id=experiment_id, name=s.name, **new))
     else:
-        conn.execute(metric_summaries.update().where(metric_summaries.c.experiment_id == experiment_id,
-                                                     metric_summaries.c.name == s.name).values(**new))
+        conn.execute(
+            metric_summaries.update()
+            .where(metric_summaries.c.experiment_id == experiment_id, metric_summaries.c.name == s.name)
+            .values(**new)
+        )
 
 
 def read_series(conn: Connection, experiment_id: int, name: str) -> Series:
     """All points of one metric, ordered by step (stable: equal steps keep arrival order)."""
     rows = conn.execute(
-        select(metric_chunks).where(metric_chunks.c.experiment_id == experiment_id,
-                                    metric_chunks.c.name == name).order_by(metric_chunks.c.seq)
+        select(metric_chunks)
+        .where(metric_chunks.c.experiment_id == experiment_id, metric_chunks.c.name == name)
+        .order_by(metric_chunks.c.seq)
     ).all()
     if not rows:
         raise NotFound(f"the experiment has no metric named {name!r}")

@@ -23,35 +23,47 @@ from tallymark.store.schema import experiments, items, metric_summaries, others,
 def parameters_summary(store: Store, key: str) -> list[dict[str, Any]]:
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
-        rows = conn.execute(select(params).where(params.c.experiment_id == eid)
-                            .order_by(params.c.name)).all()
-    return [{"name": r.name, "valueCurrent": jsonvalue.loads(r.value_json),
-             "valueMin": None if r.min_json is None else jsonvalue.loads(r.min_json),
-             "valueMax": None if r.max_json is None else jsonvalue.loads(r.max_json),
-             "timestampCurrent": r.updated_at} for r in rows]
+        rows = conn.execute(select(params).where(params.c.experiment_id == eid).order_by(params.c.name)).all()
+    return [
+        {
+            "name": r.name,
+            "valueCurrent": jsonvalue.loads(r.value_json),
+            "valueMin": None if r.min_json is None else jsonvalue.loads(r.min_json),
+            "valueMax": None if r.max_json is None else jsonvalue.loads(r.max_json),
+            "timestampCurrent": r.updated_at,
+        }
+        for r in rows
+    ]
 
 
 def others_summary(store: Store, key: str) -> list[dict[str, Any]]:
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
-        rows = conn.execute(select(others).where(others.c.experiment_id == eid)
-                            .order_by(others.c.name)).all()
-    return [{"name": r.name, "valueCurrent": jsonvalue.loads(r.value_json),
-             "timestampCurrent": r.updated_at} for r in rows]
+        rows = conn.execute(select(others).where(others.c.experiment_id == eid).order_by(others.c.name)).all()
+    return [
+        {"name": r.name, "valueCurrent": jsonvalue.loads(r.value_json), "timestampCurrent": r.updated_at}
+        for r in rows
+    ]
 
 
 def get_tags(store: Store, key: str) -> list[str]:
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
-        return list(conn.execute(select(tags.c.tag).where(tags.c.experiment_id == eid)
-                                 .order_by(tags.c.created_at, tags.c.tag)).scalars())
+        return list(
+            conn.execute(
+                select(tags.c.tag).where(tags.c.experiment_id == eid).order_by(tags.c.created_at, tags.c.tag)
+            ).scalars()
+        )
 
 
 def metrics_summary(store: Store, key: str) -> list[dict[str, Any]]:
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
-        rows = conn.execute(select(metric_summaries).where(metric_summaries.c.experiment_id == eid)
-                            .order_by(metric_summaries.c.name)).all()
+        rows = conn.execute(
+            select(metric_summaries)
+            .where(metric_summaries.c.experiment_id == eid)
+            .order_by(metric_summaries.c.name)
+        ).all()
     return [metrics.summary_dict(r) for r in rows]
 
 
@@ -71,8 +83,13 @@ def metric_history(store: Store, key: str, name: str, points: int | None = None)
 def metric_names(store: Store, key: str) -> list[str]:
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
-        return list(conn.execute(select(metric_summaries.c.name).where(
-            metric_summaries.c.experiment_id == eid).order_by(metric_summaries.c.name)).scalars())
+        return list(
+            conn.execute(
+                select(metric_summaries.c.name)
+                .where(metric_summaries.c.experiment_id == eid)
+                .order_by(metric_summaries.c.name)
+            ).scalars()
+        )
 
 
 def get_items(store: Store, key: str, kind: str, name: str | None = None) -> list[dict[str, Any]]:
@@ -82,8 +99,17 @@ def get_items(store: Store, key: str, kind: str, name: str | None = None) -> lis
         if name is not None:
             stmt = stmt.where(items.c.name == name)
         rows = conn.execute(stmt.order_by(items.c.id)).all()
-    return [{"id": r.id, "kind": r.kind, "name": r.name, "step": r.step, "createdAt": r.created_at,
-             "data": jsonvalue.loads(r.data_json)} for r in rows]
+    return [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "name": r.name,
+            "step": r.step,
+            "createdAt": r.created_at,
+            "data": jsonvalue.loads(r.data_json),
+        }
+        for r in rows
+    ]
 
 
 def get_stdout(store: Store, key: str) -> str:
@@ -132,8 +158,9 @@ def query_experiments(
             stmt = stmt.where(experiments.c.project_id == pid)
         stmt = stmt.where(compile_where(node))
         total = conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-        rows = conn.execute(stmt.order_by(*order, experiments.c.id)
-                            .limit(per_page).offset((page - 1) * per_page)).all()
+        rows = conn.execute(
+            stmt.order_by(*order, experiments.c.id).limit(per_page).offset((page - 1) * per_page)
+        ).all()
         out = [experiment_dict(r, store.settings) for r in rows]
         if with_values and rows:
             _attach_values(conn, rows, out)
@@ -144,13 +171,19 @@ def _attach_values(conn: Any, rows: list[Any], out: list[dict[str, Any]]) -> Non
     ids = {r.id: o for r, o in zip(rows, out, strict=True)}
     for o in out:
         o["params"], o["metrics"], o["tags"] = {}, {}, []
-    for r in conn.execute(select(params.c.experiment_id, params.c.name, params.c.value_json)
-                          .where(params.c.experiment_id.in_(ids))):
+    for r in conn.execute(
+        select(params.c.experiment_id, params.c.name, params.c.value_json).where(
+            params.c.experiment_id.in_(ids)
+        )
+    ):
         ids[r.experiment_id]["params"][r.name] = jsonvalue.loads(r.value_json)
-    for r in conn.execute(select(metric_summaries.c.experiment_id, metric_summaries.c.name,
-                                 metric_summaries.c.last_json)
-                          .where(metric_summaries.c.experiment_id.in_(ids))):
+    for r in conn.execute(
+        select(metric_summaries.c.experiment_id, metric_summaries.c.name, metric_summaries.c.last_json).where(
+            metric_summaries.c.experiment_id.in_(ids)
+        )
+    ):
         ids[r.experiment_id]["metrics"][r.name] = jsonvalue.loads(r.last_json)
-    for r in conn.execute(select(tags.c.experiment_id, tags.c.tag).where(tags.c.experiment_id.in_(ids))
-                          .order_by(tags.c.tag)):
+    for r in conn.execute(
+        select(tags.c.experiment_id, tags.c.tag).where(tags.c.experiment_id.in_(ids)).order_by(tags.c.tag)
+    ):
         ids[r.experiment_id]["tags"].append(r.tag)

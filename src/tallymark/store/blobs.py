@@ -38,7 +38,9 @@ class LocalBlobStore:
     def has(self, sha256: str) -> bool:
         return self._path(sha256).is_file()
 
-    def put(self, chunks: Iterable[bytes], max_bytes: int, expected_sha256: str | None = None) -> tuple[str, int]:
+    def put(
+        self, chunks: Iterable[bytes], max_bytes: int, expected_sha256: str | None = None
+    ) -> tuple[str, int]:
         """Store the streamed bytes; returns (sha256, size). Nothing is kept if anything fails."""
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)

@@ -70,14 +70,23 @@ def concat(name: str, parts: list[Series]) -> Series:
     n = [len(p) for p in parts]
     epochs = None
     if any(p.epochs is not None for p in parts):
-        epochs = np.concatenate([p.epochs if p.epochs is not None else np.full(k, NO_EPOCH, I8)
-                                 for p, k in zip(parts, n, strict=True)])
+        epochs = np.concatenate(
+            [
+                p.epochs if p.epochs is not None else np.full(k, NO_EPOCH, I8)
+                for p, k in zip(parts, n, strict=True)
+            ]
+        )
     int_values = int_mask = None
     if any(p.int_mask is not None for p in parts):
-        int_values = np.concatenate([p.int_values if p.int_values is not None else np.zeros(k, I8)
-                                     for p, k in zip(parts, n, strict=True)])
-        int_mask = np.concatenate([p.int_mask if p.int_mask is not None else np.zeros(k, U1)
-                                   for p, k in zip(parts, n, strict=True)])
+        int_values = np.concatenate(
+            [
+                p.int_values if p.int_values is not None else np.zeros(k, I8)
+                for p, k in zip(parts, n, strict=True)
+            ]
+        )
+        int_mask = np.concatenate(
+            [p.int_mask if p.int_mask is not None else np.zeros(k, U1) for p, k in zip(parts, n, strict=True)]
+        )
     return Series(
         name,
         np.concatenate([p.steps for p in parts]),

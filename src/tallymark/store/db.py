@@ -22,7 +22,7 @@ def normalize_url(url: str) -> str:
     """Accept ``postgresql://`` and ``postgres://`` URLs and use the psycopg 3 driver for them."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -95,8 +95,9 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("immediate") else "BEGIN")
 
 
-def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str],
-           update: list[str] | None) -> None:
+def upsert(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str], update: list[str] | None
+) -> None:
     """INSERT … ON CONFLICT (keys) DO UPDATE SET update… (or DO NOTHING when update is None)."""
     if not rows:
         return
@@ -106,8 +107,7 @@ def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: lis
         from sqlalchemy.dialects.sqlite import insert
     stmt = insert(table)
     if update:
-        stmt = stmt.on_conflict_do_update(index_elements=keys,
-                                          set_={c: stmt.excluded[c] for c in update})
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=keys)
     conn.execute(stmt, rows)

@@ -76,8 +76,9 @@ def get_metric(
 
 
 @router.get("/experiments/{key}/items")
-def get_items(key: KeyPath, store: StoreDep, kind: ItemKind,
-              name: Annotated[str | None, Query(max_length=500)] = None) -> TallyJSON:
+def get_items(
+    key: KeyPath, store: StoreDep, kind: ItemKind, name: Annotated[str | None, Query(max_length=500)] = None
+) -> TallyJSON:
     return reply({"items": reads.get_items(store, key, kind, name)})
 
 

@@ -8,7 +8,8 @@ connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("run migrations with `tallymark db upgrade`, not the alembic command")
 
-context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
-                  transactional_ddl=True)
+context.configure(
+    connection=connection, target_metadata=metadata, render_as_batch=True, transactional_ddl=True
+)
 with context.begin_transaction():
     context.run_migrations()
