@@ -80,8 +80,9 @@ def client(tmp_path: Path) -> Iterator[object]:
 
     from tallymark.server.app import create_app
 
-    app = create_app(Settings(home=tmp_path / "srv", max_body_bytes=8 * 1024 * 1024,
-                              max_asset_bytes=16 * 1024 * 1024))
+    app = create_app(
+        Settings(home=tmp_path / "srv", max_body_bytes=8 * 1024 * 1024, max_asset_bytes=16 * 1024 * 1024)
+    )
     with TestClient(app) as c:
         yield c
 

@@ -34,12 +34,17 @@ def test_health_and_openapi(client):
 
 def test_round_trip_with_non_finite_values(client):
     key = _create(client, name="n", tags=["t"])
-    body = {"batch_id": "b1", "params": {"lr": 0.15, "bad": {"$float": "-Infinity"}},
-            "metrics": [{"name": "auc", "steps": [0, 1], "values": [0.5, "NaN"], "epochs": [0, None]}]}
+    body = {
+        "batch_id": "b1",
+        "params": {"lr": 0.15, "bad": {"$float": "-Infinity"}},
+        "metrics": [{"name": "auc", "steps": [0, 1], "values": [0.5, "NaN"], "epochs": [0, None]}],
+    }
     assert client.post(f"/api/v1/experiments/{key}/batch", json=body).json()["applied"] is True
     m = client.get(f"/api/v1/experiments/{key}/metric", params={"name": "auc"}).json()
     assert m["values"] == [0.5, "NaN"] and m["epochs"] == [0, None]
-    params = {p["name"]: p["valueCurrent"] for p in client.get(f"/api/v1/experiments/{key}/params").json()["params"]}
+    params = {
+        p["name"]: p["valueCurrent"] for p in client.get(f"/api/v1/experiments/{key}/params").json()["params"]
+    }
     assert params == {"lr": 0.15, "bad": {"$float": "-Infinity"}}
     summary = client.get(f"/api/v1/experiments/{key}/metrics").json()["metrics"][0]
     assert summary["valueCurrent"] == {"$float": "NaN"} and summary["valueMax"] == 0.5
@@ -51,27 +56,56 @@ def test_round_trip_with_non_finite_values(client):
         ({"batch_id": "1", "params": "not a dict"}, "params"),
         ({"batch_id": "1", "metrics": [{"name": "m", "steps": ["a"], "values": [1]}]}, "steps"),
         ({"batch_id": "1", "metrics": [{"name": "m", "steps": [1], "values": ["abc"]}]}, "not a number"),
-        ({"batch_id": "1", "metrics": [{"name": "m", "steps": [1, 2], "values": [1]}]}, "1 values but 2 steps"),
+        (
+            {"batch_id": "1", "metrics": [{"name": "m", "steps": [1, 2], "values": [1]}]},
+            "1 values but 2 steps",
+        ),
         ({"batch_id": "1", "metrics": [{"name": "m", "steps": [2**64], "values": [1]}]}, "steps"),
         ({"batch_id": "1", "metrics": [{"name": "m", "steps": [1], "values": [2**70]}]}, "64 bits"),
         ({"batch_id": "1", "metrics": [{"name": "", "steps": [1], "values": [1]}]}, "name"),
         ({"batch_id": "1", "metrics": [{"name": "a\x00b", "steps": [1], "values": [1]}]}, "control"),
-        ({"batch_id": "1", "items": [{"kind": "confusion_matrix", "name": "cm",
-                                      "data": {"matrix": [[1, "NaN"], [1, 1]]}}]}, "NaN"),
-        ({"batch_id": "1", "items": [{"kind": "confusion_matrix", "name": "cm",
-                                      "data": {"matrix": [[1, 2, 3], [1, 1]]}}]}, "square"),
-        ({"batch_id": "1", "items": [{"kind": "curve", "name": "roc", "data": {"x": [1, 2], "y": [1]}}]}, "x has 2"),
+        (
+            {
+                "batch_id": "1",
+                "items": [
+                    {"kind": "confusion_matrix", "name": "cm", "data": {"matrix": [[1, "NaN"], [1, 1]]}}
+                ],
+            },
+            "NaN",
+        ),
+        (
+            {
+                "batch_id": "1",
+                "items": [
+                    {"kind": "confusion_matrix", "name": "cm", "data": {"matrix": [[1, 2, 3], [1, 1]]}}
+                ],
+            },
+            "square",
+        ),
+        (
+            {"batch_id": "1", "items": [{"kind": "curve", "name": "roc", "data": {"x": [1, 2], "y": [1]}}]},
+            "x has 2",
+        ),
         ({"batch_id": "1", "items": [{"kind": "nonsense", "name": "x", "data": {}}]}, "kind"),
         ({"batch_id": "has spaces"}, "batch_id"),
         ({"batch_id": "1", "unknown_field": 1}, "unknown_field"),
-        ({"batch_id": "1", "metrics": [{"name": "m", "steps": {"dtype": "<i8", "b64": "!!"}, "values": [1]}]},
-         "base64"),
+        (
+            {
+                "batch_id": "1",
+                "metrics": [{"name": "m", "steps": {"dtype": "<i8", "b64": "!!"}, "values": [1]}],
+            },
+            "base64",
+        ),
     ],
 )
 def test_bad_batches_are_422_and_write_nothing(client, body, fragment):
     key = _create(client)
-    r = client.post(f"/api/v1/experiments/{key}/batch", json={**body, "params": body.get("params", {"keep": 1})}
-                    if isinstance(body.get("params", {}), dict) else body)
+    r = client.post(
+        f"/api/v1/experiments/{key}/batch",
+        json={**body, "params": body.get("params", {"keep": 1})}
+        if isinstance(body.get("params", {}), dict)
+        else body,
+    )
     _assert_error(r, 422, fragment)
     assert client.get(f"/api/v1/experiments/{key}/params").json()["params"] == []
     assert client.get(f"/api/v1/experiments/{key}/metrics").json()["metrics"] == []
@@ -79,19 +113,24 @@ def test_bad_batches_are_422_and_write_nothing(client, body, fragment):
 
 def test_ten_megabyte_value_is_refused(client):
     key = _create(client)
-    r = client.post(f"/api/v1/experiments/{key}/batch",
-                    json={"batch_id": "1", "params": {"big": "x" * (10 * 1024 * 1024)}})
+    r = client.post(
+        f"/api/v1/experiments/{key}/batch",
+        json={"batch_id": "1", "params": {"big": "x" * (10 * 1024 * 1024)}},
+    )
     # 10 MB exceeds this test server's 8 MiB body limit: 413 before parsing.
     _assert_error(r, 413, "limit")
-    r = client.post(f"/api/v1/experiments/{key}/batch", json={"batch_id": "1", "others": {"big": "x" * 2_000_000}})
+    r = client.post(
+        f"/api/v1/experiments/{key}/batch", json={"batch_id": "1", "others": {"big": "x" * 2_000_000}}
+    )
     _assert_error(r, 413, "limit is 1,048,576 bytes")
     assert client.get(f"/api/v1/experiments/{key}/others").json()["others"] == []
 
 
 def test_invalid_json_and_wrong_content(client):
     key = _create(client)
-    r = client.post(f"/api/v1/experiments/{key}/batch", content=b"{not json",
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        f"/api/v1/experiments/{key}/batch", content=b"{not json", headers={"content-type": "application/json"}
+    )
     _assert_error(r, 422, "json")
     r = client.post(f"/api/v1/experiments/{key}/batch", content=b"x", headers={"content-encoding": "br"})
     _assert_error(r, 415, "not supported")
@@ -100,23 +139,35 @@ def test_invalid_json_and_wrong_content(client):
 def test_gzip_bodies_and_bombs(client):
     key = _create(client)
     body = json.dumps({"batch_id": "gz", "params": {"a": 1}}).encode()
-    r = client.post(f"/api/v1/experiments/{key}/batch", content=gzip.compress(body),
-                    headers={"content-encoding": "gzip", "content-type": "application/json"})
+    r = client.post(
+        f"/api/v1/experiments/{key}/batch",
+        content=gzip.compress(body),
+        headers={"content-encoding": "gzip", "content-type": "application/json"},
+    )
     assert r.status_code == 200, r.text
     bomb = gzip.compress(b'{"batch_id": "x", "params": {"a": "' + b"A" * (64 * 1024 * 1024) + b'"}}')
     assert len(bomb) < 200_000
-    r = client.post(f"/api/v1/experiments/{key}/batch", content=bomb,
-                    headers={"content-encoding": "gzip", "content-type": "application/json"})
+    r = client.post(
+        f"/api/v1/experiments/{key}/batch",
+        content=bomb,
+        headers={"content-encoding": "gzip", "content-type": "application/json"},
+    )
     _assert_error(r, 413, "after decompression")
-    r = client.post(f"/api/v1/experiments/{key}/batch", content=b"\x1f\x8bgarbage",
-                    headers={"content-encoding": "gzip", "content-type": "application/json"})
+    r = client.post(
+        f"/api/v1/experiments/{key}/batch",
+        content=b"\x1f\x8bgarbage",
+        headers={"content-encoding": "gzip", "content-type": "application/json"},
+    )
     _assert_error(r, 400, "gzip")
 
 
 def test_oversized_body_by_content_length(client):
     key = _create(client)
-    r = client.post(f"/api/v1/experiments/{key}/batch", content=b" " * (9 * 1024 * 1024),
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        f"/api/v1/experiments/{key}/batch",
+        content=b" " * (9 * 1024 * 1024),
+        headers={"content-type": "application/json"},
+    )
     _assert_error(r, 413, "limit")
 
 
@@ -127,16 +178,21 @@ def test_unknown_and_ended_experiments(client):
     _assert_error(client.get("/api/v1/experiments/NOT-A-KEY"), 422, "key")
     key = _create(client)
     assert client.post(f"/api/v1/experiments/{key}/end").json()["status"] == "ended"
-    _assert_error(client.post(f"/api/v1/experiments/{key}/batch", json={"batch_id": "2", "params": {"a": 1}}),
-                  409, "has ended")
+    _assert_error(
+        client.post(f"/api/v1/experiments/{key}/batch", json={"batch_id": "2", "params": {"a": 1}}),
+        409,
+        "has ended",
+    )
     _assert_error(client.get("/api/v1/no/such/route"), 404, "no such API route")
     _assert_error(client.delete("/api/v1/health"), 405)
 
 
 def test_unicode_and_slash_in_names(client):
     key = _create(client, name="modèle/α")
-    r = client.post(f"/api/v1/experiments/{key}/batch", json={
-        "batch_id": "u", "metrics": [{"name": "val/auc ✓", "steps": [0], "values": [0.9]}]})
+    r = client.post(
+        f"/api/v1/experiments/{key}/batch",
+        json={"batch_id": "u", "metrics": [{"name": "val/auc ✓", "steps": [0], "values": [0.9]}]},
+    )
     assert r.status_code == 200
     m = client.get(f"/api/v1/experiments/{key}/metric", params={"name": "val/auc ✓"}).json()
     assert m["values"] == [0.9]
@@ -172,8 +228,11 @@ def test_assets_upload_download_and_limits(client):
     assert got.headers["x-content-type-options"] == "nosniff"
     r = client.post(f"/api/v1/experiments/{key}/assets", params={"meta": "{bad"}, content=b"x")
     _assert_error(r, 422, "meta")
-    r = client.post(f"/api/v1/experiments/{key}/assets", params={"meta": json.dumps({"file_name": "big"})},
-                    content=b"x" * (17 * 1024 * 1024))
+    r = client.post(
+        f"/api/v1/experiments/{key}/assets",
+        params={"meta": json.dumps({"file_name": "big"})},
+        content=b"x" * (17 * 1024 * 1024),
+    )
     _assert_error(r, 413)
     assert len(client.get(f"/api/v1/experiments/{key}/assets").json()["assets"]) == 1
     _assert_error(client.get(f"/api/v1/experiments/{key}/assets/999/content"), 404)
@@ -186,6 +245,11 @@ def test_no_route_answers_500_to_garbage(client):
     for path, ops in spec["paths"].items():
         url = path.replace("{key}", key).replace("{workspace}", "w").replace("{asset_id}", "abc")
         for method in ops:
-            r = client.request(method.upper(), url, content=b"\xff\xfe junk", params={"name": "\x00"},
-                               headers={"content-type": "application/json"})
+            r = client.request(
+                method.upper(),
+                url,
+                content=b"\xff\xfe junk",
+                params={"name": "\x00"},
+                headers={"content-type": "application/json"},
+            )
             assert r.status_code < 500, (method, path, r.status_code, r.text)

@@ -154,6 +154,11 @@ def test_literals(literal: str, value: Any) -> None:
     assert node.value == value and type(node.value) is type(value)
 
 
+def test_any_whitespace_separates_and_no_space_is_needed_around_quotes() -> None:
+    assert parse("metrics.auc\u00a0>\t0.9\n") == AUC
+    assert parse("params.optimizer='adam'and(metrics.auc>0.9)") == And((ADAM, AUC))
+
+
 def test_negative_number_right_after_operator() -> None:
     assert parse("metrics.loss>-1") == cmp("metrics", "loss", ">", -1)
     assert parse("metrics.loss<=-1e-3") == cmp("metrics", "loss", "<=", -0.001)
@@ -235,8 +240,8 @@ ERRORS = [
     ("metrics.`a b > 1", 9, "unterminated string"),
     ("name = 'a\\qb'", 10, "unknown escape '\\q'"),
     ("name = '\\u12'", 9, "\\u needs 4 hex digits"),
-    ("(metrics.auc > 0.9", 19, "missing ')' to close the '(' at column 1"),
-    ("((tags exists) and (name exists)", 33, "missing ')' to close the '(' at column 1"),
+    ("(metrics.auc > 0.9", 19, "missing ')' (the '(' at column 1 is not closed)"),
+    ("((tags exists) and (name exists)", 33, "missing ')' (the '(' at column 1 is not closed)"),
     ("metrics.auc > 0.9)", 18, "unmatched ')'"),
     ("()", 2, "expected a field, found ')'"),
     ("(tags exists name exists)", 14, "expected 'and', 'or' or ')'"),
@@ -271,6 +276,10 @@ ERRORS = [
     ("tags in ('a')", 6, "'in' is not supported"),
     ("metrics.auc not > 1", 17, "expected 'exists' after 'metrics.auc not'"),
     ("and", 1, "expected a field, found 'and'"),
+    ("metrics.x > ²", 13, "unexpected character '²'"),
+    ("metrics.x > 1\x00", 14, "unexpected character U+0000"),
+    ("name = 'a\x00'", 10, "NUL characters are not allowed"),
+    ("name = '\\u0000'", 9, "\\u0000 is not allowed"),
     ("not", 4, "expected a field"),
 ]
 
@@ -620,6 +629,11 @@ def test_the_longest_and_deepest_queries_run(engine: Engine, project: int) -> No
     assert run(engine, project, wide) == {"e2"}
     wide_or = wide.replace(" and ", " or ")
     assert run(engine, project, wide_or) == {"e1", "e2"}
+    # the most bound parameters per character: two per comparison (name and value)
+    term = "params.a!='x'or "
+    dense = term * (MAX_QUERY_LENGTH // len(term) - 1) + "tags='tuned'"
+    assert len(dense) <= MAX_QUERY_LENGTH
+    assert run(engine, project, dense) == {"e2"}
     nots = MAX_DEPTH // 2 - MAX_DEPTH // 2 % 2  # an even number of "not (", two levels each
     deep = "not (" * nots + "tags = 'gpu'" + ")" * nots
     assert run(engine, project, deep) == {"e1", "e2"}

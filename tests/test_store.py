@@ -16,7 +16,9 @@ from tallymark.service.errors import Conflict, Invalid, NotFound, TooLarge
 
 def _exp(store, workspace="ws", project="proj", **kw):
     key = new_key()
-    experiments.create_experiment(store, {"key": key, "workspace": workspace, "project": project, **kw}, "alice")
+    experiments.create_experiment(
+        store, {"key": key, "workspace": workspace, "project": project, **kw}, "alice"
+    )
     return key
 
 
@@ -28,7 +30,12 @@ def test_workspace_project_experiment_created_on_first_use(store):
     key = _exp(store, name="first", tags=["a", "b", "a"])
     info = experiments.get_experiment(store, key)
     assert (info["workspace"], info["project"], info["name"], info["status"], info["user"]) == (
-        "ws", "proj", "first", "running", "alice")
+        "ws",
+        "proj",
+        "first",
+        "running",
+        "alice",
+    )
     assert info["url"].endswith(f"/ws/proj/{key}")
     assert reads.get_tags(store, key) == ["a", "b"]
     assert [w["name"] for w in experiments.list_workspaces(store)] == ["ws"]
@@ -43,10 +50,25 @@ def test_workspace_project_experiment_created_on_first_use(store):
 def test_metric_values_round_trip_bit_exact(store):
     key = _exp(store)
     values = [1.5, math.nan, math.inf, -math.inf, -0.0, 0.0, 2**53 + 1, -(2**63), 2**63 - 1, 5, 1e-310]
-    batch.apply_batch(store, key, {"batch_id": "b", "metrics": [
-        {"name": "m", "steps": list(range(len(values))),
-         "values": [v if not isinstance(v, float) or math.isfinite(v) else
-                    ("NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")) for v in values]}]})
+    batch.apply_batch(
+        store,
+        key,
+        {
+            "batch_id": "b",
+            "metrics": [
+                {
+                    "name": "m",
+                    "steps": list(range(len(values))),
+                    "values": [
+                        v
+                        if not isinstance(v, float) or math.isfinite(v)
+                        else ("NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity"))
+                        for v in values
+                    ],
+                }
+            ],
+        },
+    )
     got = reads.metric_history(store, key, "m")
     from tallymark.jsonvalue import metric_number
 
@@ -69,9 +91,21 @@ def test_packed_columns_and_summary(store):
     def pk(a, dt):
         return {"dtype": dt, "b64": base64.b64encode(a.tobytes()).decode()}
 
-    res = batch.apply_batch(store, key, {"batch_id": "p1", "metrics": [
-        {"name": "auc", "steps": pk(steps, "<i8"), "values": pk(vals, "<f8"),
-         "epochs": pk(steps // 100, "<i8")}]})
+    res = batch.apply_batch(
+        store,
+        key,
+        {
+            "batch_id": "p1",
+            "metrics": [
+                {
+                    "name": "auc",
+                    "steps": pk(steps, "<i8"),
+                    "values": pk(vals, "<f8"),
+                    "epochs": pk(steps // 100, "<i8"),
+                }
+            ],
+        },
+    )
     assert res["points"] == 1000
     (s,) = reads.metrics_summary(store, key)
     assert s["count"] == 1000 and s["valueCurrent"] == 1.0 and s["stepCurrent"] == 999
@@ -83,15 +117,21 @@ def test_packed_columns_and_summary(store):
 
 def test_duplicate_and_out_of_order_steps(store):
     key = _exp(store)
-    batch.apply_batch(store, key, {"batch_id": "1", "metrics": [{"name": "m", "steps": [5, 6], "values": [0.5, 0.6]}]})
+    batch.apply_batch(
+        store, key, {"batch_id": "1", "metrics": [{"name": "m", "steps": [5, 6], "values": [0.5, 0.6]}]}
+    )
     # A late point for an earlier step, and a duplicate of step 6.
-    batch.apply_batch(store, key, {"batch_id": "2", "metrics": [{"name": "m", "steps": [1, 6], "values": [0.1, 0.66]}]})
+    batch.apply_batch(
+        store, key, {"batch_id": "2", "metrics": [{"name": "m", "steps": [1, 6], "values": [0.1, 0.66]}]}
+    )
     h = reads.metric_history(store, key, "m")
     assert h["steps"] == [1, 5, 6, 6]
     assert h["values"] == [0.1, 0.5, 0.6, 0.66]  # equal steps keep arrival order
     (s,) = reads.metrics_summary(store, key)
     assert s["valueCurrent"] == 0.66 and s["stepCurrent"] == 6 and s["count"] == 4
-    batch.apply_batch(store, key, {"batch_id": "3", "metrics": [{"name": "m", "steps": [2], "values": [9.0]}]})
+    batch.apply_batch(
+        store, key, {"batch_id": "3", "metrics": [{"name": "m", "steps": [2], "values": [9.0]}]}
+    )
     (s,) = reads.metrics_summary(store, key)
     assert s["valueCurrent"] == 0.66, "an out-of-order point does not become the current value"
     assert s["valueMax"] == 9.0
@@ -99,7 +139,11 @@ def test_duplicate_and_out_of_order_steps(store):
 
 def test_batches_are_idempotent(store):
     key = _exp(store)
-    body = {"batch_id": "same", "params": {"lr": 0.1}, "metrics": [{"name": "m", "steps": [0], "values": [1]}]}
+    body = {
+        "batch_id": "same",
+        "params": {"lr": 0.1},
+        "metrics": [{"name": "m", "steps": [0], "values": [1]}],
+    }
     assert batch.apply_batch(store, key, body)["applied"] is True
     assert batch.apply_batch(store, key, body)["duplicate"] is True
     assert reads.metrics_summary(store, key)[0]["count"] == 1
@@ -109,9 +153,20 @@ def test_many_points_span_chunks_and_downsample(store):
     key = _exp(store)
     n = 50_000
     for i in range(5):
-        batch.apply_batch(store, key, {"batch_id": f"c{i}", "metrics": [
-            {"name": "loss", "steps": list(range(i * n // 5, (i + 1) * n // 5)),
-             "values": [float(x % 97) for x in range(i * n // 5, (i + 1) * n // 5)]}]})
+        batch.apply_batch(
+            store,
+            key,
+            {
+                "batch_id": f"c{i}",
+                "metrics": [
+                    {
+                        "name": "loss",
+                        "steps": list(range(i * n // 5, (i + 1) * n // 5)),
+                        "values": [float(x % 97) for x in range(i * n // 5, (i + 1) * n // 5)],
+                    }
+                ],
+            },
+        )
     h = reads.metric_history(store, key, "loss")
     assert h["count"] == n and h["steps"] == list(range(n))
     d = reads.metric_history(store, key, "loss", points=500)
@@ -122,12 +177,25 @@ def test_many_points_span_chunks_and_downsample(store):
 
 def test_params_others_tags_items(store):
     key = _exp(store)
-    batch.apply_batch(store, key, {"batch_id": "1", "params": {"lr": 0.1, "name": "xgb", "flag": True,
-                                                               "nested.a": [1, 2], "nan": {"$float": "NaN"}},
-                                   "others": {"rows": 284807}, "tags": ["baseline"], "name": "renamed",
-                                   "items": [{"kind": "confusion_matrix", "name": "cm",
-                                              "data": {"matrix": [[1, 2], [3, 4]], "labels": ["N", "F"]}},
-                                             {"kind": "curve", "name": "roc", "data": {"x": [0, 1], "y": [0, 1]}}]})
+    batch.apply_batch(
+        store,
+        key,
+        {
+            "batch_id": "1",
+            "params": {"lr": 0.1, "name": "xgb", "flag": True, "nested.a": [1, 2], "nan": {"$float": "NaN"}},
+            "others": {"rows": 284807},
+            "tags": ["baseline"],
+            "name": "renamed",
+            "items": [
+                {
+                    "kind": "confusion_matrix",
+                    "name": "cm",
+                    "data": {"matrix": [[1, 2], [3, 4]], "labels": ["N", "F"]},
+                },
+                {"kind": "curve", "name": "roc", "data": {"x": [0, 1], "y": [0, 1]}},
+            ],
+        },
+    )
     batch.apply_batch(store, key, {"batch_id": "2", "params": {"lr": 0.05}})
     p = {x["name"]: x for x in reads.parameters_summary(store, key)}
     assert p["lr"]["valueCurrent"] == 0.05 and p["lr"]["valueMin"] == 0.05 and p["lr"]["valueMax"] == 0.1
@@ -143,13 +211,31 @@ def test_params_others_tags_items(store):
 def test_a_bad_batch_writes_nothing(store):
     key = _exp(store)
     with pytest.raises(Invalid):
-        batch.apply_batch(store, key, {"batch_id": "bad", "params": {"ok": 1},
-                                       "metrics": [{"name": "m", "steps": [1, 2], "values": [1.0]}]})
+        batch.apply_batch(
+            store,
+            key,
+            {
+                "batch_id": "bad",
+                "params": {"ok": 1},
+                "metrics": [{"name": "m", "steps": [1, 2], "values": [1.0]}],
+            },
+        )
     with pytest.raises(Invalid):
-        batch.apply_batch(store, key, {"batch_id": "bad2", "params": {"ok": 1}, "items": [
-            {"kind": "confusion_matrix", "name": "cm", "data": {"matrix": [[1, "NaN"], [0, 1]]}}]})
+        batch.apply_batch(
+            store,
+            key,
+            {
+                "batch_id": "bad2",
+                "params": {"ok": 1},
+                "items": [
+                    {"kind": "confusion_matrix", "name": "cm", "data": {"matrix": [[1, "NaN"], [0, 1]]}}
+                ],
+            },
+        )
     with pytest.raises(TooLarge):
-        batch.apply_batch(store, key, {"batch_id": "bad3", "params": {"ok": 1, "huge": "x" * (2 * 1024 * 1024)}})
+        batch.apply_batch(
+            store, key, {"batch_id": "bad3", "params": {"ok": 1, "huge": "x" * (2 * 1024 * 1024)}}
+        )
     assert reads.parameters_summary(store, key) == []
     assert reads.metric_names(store, key) == []
     # The failed batch ids were not recorded: a corrected retry with the same id applies.
@@ -170,8 +256,15 @@ def test_ended_and_unknown_experiments(store):
 
 def test_unicode_and_slash_names(store):
     key = _exp(store, workspace="équipe-風", project="détection")
-    batch.apply_batch(store, key, {"batch_id": "u", "params": {"taux/α": "ü"},
-                                   "metrics": [{"name": "loss/train ü", "steps": [0], "values": [1.0]}]})
+    batch.apply_batch(
+        store,
+        key,
+        {
+            "batch_id": "u",
+            "params": {"taux/α": "ü"},
+            "metrics": [{"name": "loss/train ü", "steps": [0], "values": [1.0]}],
+        },
+    )
     assert reads.metric_history(store, key, "loss/train ü")["values"] == [1.0]
     assert reads.parameters_summary(store, key)[0]["name"] == "taux/α"
     with pytest.raises(Exception, match="may not contain '/'"):
@@ -199,9 +292,16 @@ def test_query_and_sort(store):
     keys = []
     for i, lr in enumerate([0.1, 0.15, 0.2]):
         k = _exp(store, name=f"xgb-{i}" if i else "logreg")
-        batch.apply_batch(store, k, {"batch_id": "1", "params": {"learning_rate": lr},
-                                     "metrics": [{"name": "auc", "steps": [0], "values": [0.8 + i / 20]}],
-                                     "tags": ["baseline"] if i == 0 else []})
+        batch.apply_batch(
+            store,
+            k,
+            {
+                "batch_id": "1",
+                "params": {"learning_rate": lr},
+                "metrics": [{"name": "auc", "steps": [0], "values": [0.8 + i / 20]}],
+                "tags": ["baseline"] if i == 0 else [],
+            },
+        )
         keys.append(k)
     q = reads.query_experiments(store, "ws", "proj", "metrics.auc > 0.82 and params.learning_rate = 0.15")
     assert [e["key"] for e in q["experiments"]] == [keys[1]]

@@ -246,11 +246,10 @@ class _Token:
         self.value = value  # string: its decoded text; number: int/float; word: the quoted name or None
 
 
-_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _OP = re.compile(r"==|!=|<=|>=|!~|[=<>~]")
 _ESCAPES = {"\\": "\\", "'": "'", '"': '"', "`": "`", "n": "\n", "t": "\t", "r": "\r"}
 _QUOTES = "'\"`"
-_SPACE = " \t\r\n"
 
 
 def _is_word_char(ch: str) -> bool:
@@ -269,7 +268,7 @@ class _Lexer:
 
     def next(self) -> _Token:
         q, n = self.query, len(self.query)
-        while self.pos < n and q[self.pos] in _SPACE:
+        while self.pos < n and q[self.pos].isspace():  # pasted text may hold no-break spaces
             self.pos += 1
         start = self.pos
         if start >= n:
@@ -281,7 +280,7 @@ class _Lexer:
         if ch in _QUOTES:
             value = self._string()
             return _Token("string", q[start : self.pos], start, value)
-        if ch.isdigit() or (ch in "-." and _NUMBER.match(q, start)):
+        if ch in "0123456789" or (ch in "-." and _NUMBER.match(q, start)):
             return self._number()
         if ch.isalpha() or ch == "_":
             end = start + 1
@@ -316,7 +315,7 @@ class _Lexer:
             raise self.error(f"invalid number {q[start:stop]!r}", start)
         text = m.group()
         self.pos = end
-        if re.fullmatch(r"-?\d+", text):
+        if re.fullmatch(r"-?[0-9]+", text):
             value: int | float = int(text)
             if not -_INT64 <= value < _INT64:
                 raise self.error(f"number {text} is out of range", start)
@@ -443,7 +442,7 @@ class _Parser:
             node = self.or_expr()
             if self.tok.kind != ")":
                 if self.tok.kind == "end":
-                    raise self.error(f"missing ')' to close the '(' at column {tok.start + 1}")
+                    raise self.error(f"missing ')' (the '(' at column {tok.start + 1} is not closed)")
                 raise self.error(f"expected 'and', 'or' or ')', found {_describe(self.tok)}")
             self.advance()
             self.depth -= 1

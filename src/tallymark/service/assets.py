@@ -14,7 +14,7 @@ from tallymark.service.experiments import experiment_row, require_running
 from tallymark.service.models import AssetMeta
 from tallymark.service.store import Store, now_ms
 from tallymark.store.blobs import BlobHashMismatch, BlobTooLarge
-from tallymark.store.schema import assets, batches
+from tallymark.store.schema import assets
 
 # Served inline only when they cannot run script in a browser; everything else is an attachment.
 SAFE_INLINE = {
@@ -42,6 +42,10 @@ def add_asset(
         raise TooLarge("the asset's metadata is larger than the value limit")
     with store.db.read() as conn:
         row = experiment_row(conn, key)
+        if m.upload_id is not None:
+            done = _replayed(conn, row.id, m.upload_id)
+            if done is not None:
+                return done
         require_running(row)
     try:
         sha, size = store.blobs.put(chunks, store.settings.max_asset_bytes, m.sha256)
@@ -53,17 +57,9 @@ def add_asset(
     with store.db.write() as conn:
         row = experiment_row(conn, key, for_update=True)
         if m.upload_id is not None:
-            bid = f"asset:{m.upload_id}"
-            prior = conn.execute(
-                select(batches.c.batch_id).where(batches.c.experiment_id == row.id, batches.c.batch_id == bid)
-            ).first()
-            if prior is not None:
-                existing = conn.execute(
-                    select(assets).where(assets.c.experiment_id == row.id, assets.c.sha256 == sha)
-                ).first()
-                if existing is not None:
-                    return asset_dict(existing) | {"duplicate": True}
-            conn.execute(batches.insert().values(experiment_id=row.id, batch_id=bid, created_at=now))
+            done = _replayed(conn, row.id, m.upload_id)
+            if done is not None:
+                return done
         require_running(row)
         res = conn.execute(
             assets.insert().values(
@@ -74,11 +70,20 @@ def add_asset(
                 content_type=guess_type(m.file_name),
                 step=m.step,
                 metadata_json=None if m.metadata is None else jsonvalue.dumps(m.metadata),
+                upload_id=m.upload_id,
                 created_at=now,
             )
         )
         new = conn.execute(select(assets).where(assets.c.id == res.inserted_primary_key[0])).one()
         return asset_dict(new) | {"duplicate": False}
+
+
+def _replayed(conn: Any, experiment_id: int, upload_id: str) -> dict[str, Any] | None:
+    """The asset an upload id already created (a retried or replayed upload), if any."""
+    existing = conn.execute(
+        select(assets).where(assets.c.experiment_id == experiment_id, assets.c.upload_id == upload_id)
+    ).first()
+    return None if existing is None else asset_dict(existing) | {"duplicate": True}
 
 
 def asset_dict(row: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 SCHEMA_HEAD = "0001_initial"
 KNOWN_REVISIONS = ("0001_initial",)
@@ -35,21 +35,44 @@ def _config(connection: object):  # noqa: ANN202 - alembic.config.Config, import
     return cfg
 
 
+def _revision_in(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Bring the schema to the head. Returns (revision before, revision after)."""
+    """Bring the schema to the head. Returns (revision before, revision after).
+
+    Safe when several processes start on a fresh store at once: the migration runs inside a
+    write-locked transaction (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL advisory lock) and the
+    revision is read again once the lock is held.
+    """
     before = current_revision(engine)
-    if before is not None and before not in KNOWN_REVISIONS:
-        raise SchemaError(
-            f"the database schema is at revision {before!r}, newer than this tallymark knows "
-            f"(head {SCHEMA_HEAD!r}); upgrade tallymark instead of downgrading the database"
-        )
     if before == SCHEMA_HEAD:
         return before, before
+    _refuse_unknown(before)
     from alembic import command
 
-    with engine.begin() as conn:
-        command.upgrade(_config(conn), "head")
+    with engine.connect() as conn:
+        conn.info["immediate"] = True
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7263519)"))
+            before = _revision_in(conn)
+            _refuse_unknown(before)
+            if before != SCHEMA_HEAD:
+                command.upgrade(_config(conn), "head")
+        conn.info["immediate"] = False
     return before, SCHEMA_HEAD
+
+
+def _refuse_unknown(revision: str | None) -> None:
+    if revision is not None and revision not in KNOWN_REVISIONS:
+        raise SchemaError(
+            f"the database schema is at revision {revision!r}, newer than this tallymark knows "
+            f"(head {SCHEMA_HEAD!r}); upgrade tallymark instead of downgrading the database"
+        )
 
 
 def check(engine: Engine) -> None:

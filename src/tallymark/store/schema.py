@@ -178,7 +178,9 @@ assets = Table(
     Column("content_type", String(200), nullable=True),
     Column("step", BigInteger, nullable=True),
     Column("metadata_json", Text, nullable=True),
+    Column("upload_id", String(64), nullable=True),  # client idempotency id: a retried upload is one asset
     Column("created_at", BigInteger, nullable=False),
     Index("ix_assets_experiment", "experiment_id"),
+    UniqueConstraint("experiment_id", "upload_id"),
     Index("ix_assets_sha256", "sha256"),
 )

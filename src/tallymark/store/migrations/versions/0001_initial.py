@@ -65,11 +65,13 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(length=200), nullable=True),
         sa.Column("step", sa.BigInteger(), nullable=True),
         sa.Column("metadata_json", sa.Text(), nullable=True),
+        sa.Column("upload_id", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["experiment_id"], ["experiments.id"], name=op.f("fk_assets_experiment_id_experiments")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assets")),
+        sa.UniqueConstraint("experiment_id", "upload_id", name=op.f("uq_assets_experiment_id_upload_id")),
     )
     with op.batch_alter_table("assets", schema=None) as batch_op:
         batch_op.create_index("ix_assets_experiment", ["experiment_id"], unique=False)
