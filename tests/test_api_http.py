@@ -7,6 +7,7 @@ import gzip
 import json
 
 import pytest
+
 from conftest import new_key
 
 

@@ -10,10 +10,11 @@ import sys
 import textwrap
 
 import pytest
-from servers import ServerProcess, free_port
 
 import tallymark
 from tallymark.sdk.experiment import ExperimentEnded
+
+from servers import ServerProcess, free_port
 
 
 def _quiet(**kw):
@@ -176,7 +177,8 @@ def test_import_has_no_side_effects():
         import sys, threading, atexit
         before = (sys.stdout, sys.stderr, threading.active_count())
         import tallymark
-        heavy = [m for m in ("numpy", "sqlalchemy", "pandas", "httpx", "psutil", "fastapi") if m in sys.modules]
+        heavy = [m for m in ("numpy", "sqlalchemy", "pandas", "httpx", "psutil", "fastapi")
+                 if m in sys.modules]
         print(heavy, (sys.stdout, sys.stderr, threading.active_count()) == before)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

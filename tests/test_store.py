@@ -8,10 +8,11 @@ import struct
 
 import numpy as np
 import pytest
-from conftest import new_key
 
 from tallymark.service import assets, batch, experiments, reads
 from tallymark.service.errors import Conflict, Invalid, NotFound, TooLarge
+
+from conftest import new_key
 
 
 def _exp(store, workspace="ws", project="proj", **kw):
