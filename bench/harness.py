@@ -214,11 +214,20 @@ def env_info(directory: str | os.PathLike[str] | None = None) -> dict[str, Any]:
             if line.startswith("MemTotal:"):
                 info["mem_gb"] = round(int(line.split()[1]) / 1024 / 1024, 1)
                 break
+    info["loadavg"] = loadavg()
     if directory is not None:
         info["bench_dir"] = str(directory)
         with contextlib.suppress(OSError):
             info["fsync_us"] = round(fsync_latency_us(directory), 1)
     return info
+
+
+def loadavg() -> list[float] | None:
+    """1/5/15-minute load averages: a busy machine skews every figure."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def progress(msg: str) -> None:

@@ -61,10 +61,11 @@ SIZES: dict[str, dict[str, int]] = {
         "p1_async": 500,  # ... with synchronous=False
         "p2_steps": 2_000,  # x 10 metrics, embedded sqlite store
         "p2_server_steps": 2_000,  # x 10 metrics, through `mlflow server`
-        "p3_runs": 100,
+        "p3_runs": 10,  # ~50 µs/point: 100 runs would take ~50 s; extrapolated to 100 runs
         "p3_steps": 10_000,
         "p4_runs": 10_000,
         "p4_repeat": 3,
+        "p5_default_server": 1,  # also start `mlflow server` with its defaults (slow: 4 workers + jobs)
         "p7_repeat": 3,
     },
     "quick": {
@@ -76,6 +77,7 @@ SIZES: dict[str, dict[str, int]] = {
         "p3_steps": 1_000,
         "p4_runs": 300,
         "p4_repeat": 1,
+        "p5_default_server": 0,
         "p7_repeat": 1,
     },
 }
@@ -373,20 +375,21 @@ def _p5_results(variant: str, primary: bool, first: float, settle: float, mem: d
     ]
 
 
-def bench_server(stores: Stores, p2_steps: int | None, p5: bool) -> list[H.Result]:
-    """Default `mlflow server` (P5 default + P2 via server), then a lean one (P5 lean)."""
+def bench_server(stores: Stores, p2_steps: int | None, p5: bool, default_server: bool) -> list[H.Result]:
+    """A lean `mlflow server` (P5 lean, then P2 through it), then one with the defaults (P5)."""
     from mlflow import MlflowClient
 
     out: list[H.Result] = []
-    d, uri = stores.new("server")
-    proc, base, first = _start_server(d, uri, [], _server_env())
+    d, uri = stores.new("server-lean")
+    env = _server_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    proc, base, first = _start_server(d, uri, ["--workers", "1"], env)
     try:
-        H.progress(f"mlflow server (defaults) answered after {first:.1f} s; waiting for it to settle")
-        settle = H.wait_idle(proc.pid, timeout=120)
+        H.progress(f"mlflow server (lean) answered after {first:.1f} s; waiting for it to settle")
+        settle = H.wait_idle(proc.pid, timeout=90)
         mem = H.tree_memory(proc.pid)
         if p5:
-            note = "defaults: 4 uvicorn workers + job runner; existing (migrated) sqlite store"
-            out += _p5_results("default", False, first, settle, mem, note)
+            note = "--workers 1, MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false; existing sqlite store"
+            out += _p5_results("lean", True, first, settle, mem, note)
         if p2_steps:
             client = MlflowClient(base)
             run_id = client.create_run(_experiment(client, d, "p2-server")).info.run_id
@@ -401,22 +404,22 @@ def bench_server(stores: Stores, p2_steps: int | None, p5: bool) -> list[H.Resul
                     total_s=secs,
                     value=points / secs,
                     unit="points/s",
-                    notes="default `mlflow server` (4 workers); durable when the request returns",
+                    notes="`mlflow server --workers 1`, 1 sequential client; durable when it answers",
                     extra={"server_rss_after_mb": after["rss_bytes"] / 1e6},
                 )
             )
     finally:
         H.stop_process(proc)
 
-    if p5:
-        d, uri = stores.new("server-lean")
-        env = _server_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-        proc, base, first = _start_server(d, uri, ["--workers", "1"], env)
+    if p5 and default_server:
+        d, uri = stores.new("server-default")
+        proc, base, first = _start_server(d, uri, [], _server_env())
         try:
-            settle = H.wait_idle(proc.pid, timeout=120)
+            H.progress(f"mlflow server (defaults) answered after {first:.1f} s; waiting for it to settle")
+            settle = H.wait_idle(proc.pid, timeout=150)
             mem = H.tree_memory(proc.pid)
-            note = "--workers 1, MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false; existing sqlite store"
-            out += _p5_results("lean", True, first, settle, mem, note)
+            note = "defaults: 4 uvicorn workers + job runner (huey consumers); existing sqlite store"
+            out += _p5_results("default", False, first, settle, mem, note)
         finally:
             H.stop_process(proc)
     return out
@@ -605,7 +608,8 @@ def run(quick: bool, only: set[str], tmpdir: str | None, keep: bool) -> tuple[li
         step("P4", lambda: bench_p4(stores, sizes["p4_runs"], sizes["p4_repeat"]))
         p2s = sizes["p2_server_steps"] if "P2" in only else None
         if "P5" in only or p2s:
-            step("P2.server+P5", lambda: bench_server(stores, p2s, "P5" in only), wanted=True)
+            default_server = bool(sizes["p5_default_server"])
+            step("P2.server+P5", lambda: bench_server(stores, p2s, "P5" in only, default_server), wanted=True)
     finally:
         os.chdir(prev_cwd)
         if keep:
@@ -613,6 +617,7 @@ def run(quick: bool, only: set[str], tmpdir: str | None, keep: bool) -> tuple[li
         else:
             shutil.rmtree(root, ignore_errors=True)
     meta["errors"] = errors
+    meta["loadavg_end"] = H.loadavg()
     return results, meta
 
 

@@ -2,8 +2,9 @@
 
 The compile tests take an ``engine`` fixture. It is defined below for SQLite only, for now: when
 tests/conftest.py provides an ``engine`` fixture parametrized over SQLite and PostgreSQL, delete the local
-one (a module fixture would shadow conftest's). The tests create the schema with ``create_all``, keep
-their rows in a workspace of their own and delete them afterwards, so they also run on a shared database.
+one (a module fixture would shadow conftest's); or build it from conftest's ``db_url`` fixture. The tests
+create the schema with ``create_all``, keep their rows in a workspace of their own and delete them
+afterwards, so they also run on a shared database (they pass on PostgreSQL 15, C and ICU collations).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tallymark.query import (
     parse,
     parse_field,
 )
+from tallymark.service.values import encode_value
 from tallymark.store import schema
 from tallymark.store.query_sql import compile_where, like_pattern, sort_expression
 
@@ -427,15 +429,8 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
 
 
 def typed_columns(value: Any) -> dict[str, Any]:
-    """The value_json / value_num / value_text of a parameter, as the store writes them."""
-    row: dict[str, Any] = {"value_json": jsonvalue.dumps(value), "value_num": None, "value_text": None}
-    if isinstance(value, bool):
-        row["value_text"] = "true" if value else "false"
-    elif isinstance(value, (int, float)):
-        row["value_num"] = float(value)
-    elif isinstance(value, str):
-        row["value_text"] = value
-    return row
+    """value_json / value_num / value_text of a parameter, exactly as the service layer writes them."""
+    return encode_value("parameter", value, 1_000_000)
 
 
 @pytest.fixture
@@ -555,6 +550,10 @@ CASES: list[tuple[str, set[str]]] = [
     ("params.optimizer < 'b'", {"e1", "e3"}),
     ("params.optimizer > 'b'", {"e2"}),
     ("params.lr ~ 'au'", {"e3"}),
+    # a string compares with the text form of any value: a number's JSON text too
+    ("params.lr = '0.1'", {"e1"}),
+    ("params.batch ~ '3'", {"e1"}),
+    ("params.flag = 'true'", {"e1"}),
     ("params.lr !~ 'au'", {"e1", "e2"}),
     ("params.flag = true", {"e1"}),
     ("params.flag = false", {"e2", "e3"}),

@@ -316,5 +316,5 @@ def test_cli_commands(home):
     r = CliRunner().invoke(app, ["server"])
     assert r.exit_code == 1 and "--no-auth" in r.output
     r = CliRunner().invoke(app, ["db", "upgrade"])
-    assert r.exit_code == 0 and "0001_initial" in r.output
+    assert r.exit_code == 0 and "0002_artifacts_registry" in r.output
     assert json.loads(json.dumps(r.output))  # printable

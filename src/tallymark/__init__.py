@@ -13,16 +13,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["API", "Experiment", "OfflineExperiment", "__version__"]
+__all__ = ["API", "Artifact", "Experiment", "OfflineExperiment", "__version__"]
 
 if TYPE_CHECKING:
     from tallymark.sdk.api import API
+    from tallymark.sdk.artifact import Artifact
     from tallymark.sdk.experiment import Experiment, OfflineExperiment
 
 _LAZY = {
     "Experiment": "tallymark.sdk.experiment",
     "OfflineExperiment": "tallymark.sdk.experiment",
     "API": "tallymark.sdk.api",
+    "Artifact": "tallymark.sdk.artifact",
 }
 
 

@@ -134,9 +134,9 @@ def _fraud_components(rng: np.random.Generator, n: int) -> np.ndarray:
     # Strength: most frauds are clear, a minority subtle, a few indistinguishable from normal traffic.
     kind = rng.random(n)
     strength = np.where(
-        kind < 0.62,
+        kind < 0.70,
         rng.uniform(0.75, 1.6, n),
-        np.where(kind < 0.88, rng.uniform(0.25, 0.75, n), rng.uniform(0.0, 0.25, n)),
+        np.where(kind < 0.91, rng.uniform(0.25, 0.75, n), rng.uniform(0.0, 0.25, n)),
     )
     z = rng.standard_normal((n, 28))
     z *= spread

@@ -119,8 +119,12 @@ class APIExperiment:
     def get_stdout(self) -> str:
         return "".join(i["data"]["text"] for i in self._items("stdout"))
 
-    def get_lineage(self) -> dict[str, Any]:
-        raise NotImplementedError("lineage arrives with artifacts and the model registry (issue 3)")
+    def get_lineage(self, direction: str = "both", depth: int = 10) -> dict[str, Any]:
+        """``{"root", "nodes", "edges"}``: artifact versions consumed and produced, models registered."""
+        return self._t.call("lineage", node=f"experiment:{self.key}", direction=direction, depth=depth)
+
+    def get_logged_models(self) -> list[dict[str, Any]]:
+        return self._t.call("logged_models", key=self.key)
 
 
 class API:

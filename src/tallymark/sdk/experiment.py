@@ -14,7 +14,6 @@ the server is unreachable); ``end()`` flushes and marks the experiment ended.
 from __future__ import annotations
 
 import atexit
-import getpass
 import os
 import tempfile
 import threading
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tallymark import jsonvalue
+from tallymark.sdk.identity import current_user
 from tallymark.sdk.journal import Journal, zip_folder
 from tallymark.sdk.sender import Sender, _warn
 from tallymark.sdk.transport import LocalTransport, TallymarkError, Unavailable, default_transport
@@ -39,17 +39,6 @@ _registry_lock = threading.Lock()
 
 class ExperimentEnded(RuntimeError):
     """Raised when logging to an experiment after ``end()``."""
-
-
-def current_user() -> str:
-    """``TALLYMARK_USER`` if set, else the OS user."""
-    user = os.environ.get("TALLYMARK_USER")
-    if user:
-        return user
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (containers)
-        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 def _home() -> Path:
@@ -481,6 +470,67 @@ class Experiment:
         if metadata is not None:
             meta["metadata"] = _plain_value("asset metadata", dict(metadata))
         self._sender.asset(meta, path, cleanup)
+
+    # ----- artifacts, models, registry (synchronous: they return what was stored) -----
+    def _online(self, what: str) -> Any:
+        self._live_check()
+        if self._transport is None:
+            raise TallymarkError(f"{what} needs a store: it is not available in an OfflineExperiment", 400)
+        if self._pending_create is not None:
+            self._retry_create()
+            if self._pending_create is not None:
+                raise Unavailable(f"{what}: the server is unreachable")
+        return self._transport
+
+    def log_artifact(self, artifact: Any) -> Any:
+        """Upload the artifact's new files and record the next version, produced by this experiment."""
+        from tallymark.sdk.artifact import LoggedArtifact, upload_files
+
+        t = self._online("log_artifact")
+        manifest = upload_files(t, artifact._items)
+        body = {"artifact_type": artifact.artifact_type, "version": artifact.version,
+                "aliases": list(artifact.aliases), "version_tags": list(artifact.version_tags),
+                "metadata": None if artifact.metadata is None else json_ready(artifact.metadata),
+                "files": manifest, "experiment_key": self._key}
+        info = t.call("log_artifact_version", workspace=self.workspace, name=artifact.name, body=body)
+        return LoggedArtifact(t, info)
+
+    def get_artifact(self, name: str, version_or_alias: str | None = None, workspace: str | None = None) -> Any:
+        """Fetch an artifact version (latest, a version or an alias) and record that this experiment
+        consumed it."""
+        from tallymark.sdk.artifact import LoggedArtifact
+
+        t = self._online("get_artifact")
+        info = t.call("consume_artifact", workspace=workspace or self.workspace, name=name,
+                      version_or_alias=version_or_alias, experiment_key=self._key)
+        return LoggedArtifact(t, info)
+
+    def log_model(self, name: str, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
+        """Upload a model file or folder (hashed, into the blob store) under ``name``."""
+        from tallymark.sdk.artifact import Artifact, upload_files
+
+        t = self._online("log_model")
+        holder = Artifact(name)
+        p = Path(path)
+        holder.add(p, logical_path=p.name)
+        manifest = upload_files(t, holder._items)
+        return t.call("log_model", key=self._key, body={"name": name, "files": manifest,
+                                                         "metadata": None if metadata is None else json_ready(metadata)})
+
+    def log_remote_model(self, model_name: str, uri: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record a model that lives elsewhere (s3://…, a model server) by its URI."""
+        t = self._online("log_remote_model")
+        return t.call("log_model", key=self._key, body={"name": model_name, "remote_uri": uri,
+                                                         "metadata": None if metadata is None else json_ready(metadata)})
+
+    def register_model(self, model_name: str, version: str | None = None, status: str = "development",
+                       description: str | None = None, tags: list[str] | None = None) -> dict[str, Any]:
+        """Register the model this experiment logged as ``model_name`` in the workspace's registry."""
+        t = self._online("register_model")
+        return t.call("register_model", workspace=self.workspace, name=model_name,
+                      body={"experiment_key": self._key, "experiment_model": model_name, "version": version,
+                            "status": status, "description": description, "tags": list(tags or [])})
 
     # ----- lifecycle -----
     def flush(self) -> None:

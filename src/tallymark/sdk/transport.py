@@ -139,6 +139,66 @@ class LocalTransport:
         }
         return self._call(fns[op], self.store, **kwargs)
 
+    def call(self, op: str, **kw: Any) -> Any:
+        """Artifacts, models, registry and lineage operations (see ``HttpTransport.call``)."""
+        from tallymark.sdk.identity import current_user
+        from tallymark.service import artifacts, files, lineage, registry
+
+        s = self.store
+        who = current_user()
+        if op == "put_blob":
+            return self._put_blob(kw["sha256"], kw["path"])
+        if op == "download_blob":
+            return self._download_blob(kw["sha256"], kw["dest"])
+        table: dict[str, Any] = {
+            "blobs_missing": lambda: files.missing_blobs(s, kw["shas"]),
+            "log_artifact_version": lambda: artifacts.log_artifact_version(s, kw["workspace"], kw["name"],
+                                                                           kw["body"], who),
+            "artifact_version": lambda: artifacts.get_artifact_version(s, kw["workspace"], kw["name"],
+                                                                       kw.get("version_or_alias")),
+            "consume_artifact": lambda: artifacts.get_artifact_version(
+                s, kw["workspace"], kw["name"], kw.get("version_or_alias"), kw["experiment_key"]),
+            "list_artifacts": lambda: artifacts.list_artifacts(s, kw["workspace"]),
+            "list_artifact_versions": lambda: artifacts.list_versions(s, kw["workspace"], kw["name"]),
+            "delete_artifact_version": lambda: artifacts.delete_artifact_version(s, kw["workspace"], kw["name"],
+                                                                                 kw["version"]),
+            "log_model": lambda: registry.log_model(s, kw["key"], kw["body"]),
+            "logged_models": lambda: registry.list_logged_models(s, kw["key"]),
+            "register_model": lambda: registry.register_model(s, kw["workspace"], kw["name"], kw["body"], who),
+            "list_models": lambda: registry.list_models(s, kw["workspace"]),
+            "get_model": lambda: registry.get_model(s, kw["workspace"], kw["name"]),
+            "model_version": lambda: registry.get_version(s, kw["workspace"], kw["name"], kw["version"]),
+            "training_inputs": lambda: registry.training_inputs(s, kw["workspace"], kw["name"], kw["version"]),
+            "set_status": lambda: registry.set_status(s, kw["workspace"], kw["name"], kw["version"], kw["body"], who),
+            "request_status": lambda: registry.request_status(s, kw["workspace"], kw["name"], kw["version"],
+                                                              kw["body"], who),
+            "decide": lambda: registry.decide(s, kw["request_id"], kw["approve"], kw.get("body"), who),
+            "list_requests": lambda: registry.list_requests(s, kw["workspace"], kw["name"], kw.get("state")),
+            "add_model_tag": lambda: registry.add_tag(s, kw["workspace"], kw["name"], kw["version"], kw["tag"]),
+            "lineage": lambda: lineage.get_lineage(s, kw["node"], kw.get("direction", "both"), kw.get("depth", 10)),
+        }
+        return self._call(table[op])
+
+    def _put_blob(self, sha256: str, path: Path) -> dict[str, Any]:
+        from tallymark.store.blobs import BlobHashMismatch
+
+        if self.store.blobs.has(sha256):
+            return {"sha256": sha256, "size": self.store.blobs.size(sha256)}
+        with path.open("rb") as f:
+            try:
+                chunks = iter(lambda: f.read(1 << 20), b"")
+                sha, size = self.store.blobs.put(chunks, self.settings.max_asset_bytes, sha256)
+            except BlobHashMismatch as exc:
+                raise TallymarkError(f"{path} changed while it was uploaded: {exc}", 422, "invalid") from None
+        return {"sha256": sha, "size": size}
+
+    def _download_blob(self, sha256: str, dest: Path) -> None:
+        if not self.store.blobs.has(sha256):
+            raise TallymarkError(f"no blob {sha256}", 404, "not_found")
+        with dest.open("wb") as out:
+            for chunk in self.store.blobs.iter_bytes(sha256):
+                out.write(chunk)
+
     def asset_bytes(self, key: str, asset_id: int) -> bytes:
         from tallymark.service.assets import get_asset
 
@@ -184,7 +244,7 @@ class HttpTransport:
     ) -> Any:
         import httpx
 
-        hdrs = dict(headers or {})
+        hdrs = self._identity() | dict(headers or {})
         if json_body is not None:
             raw = json.dumps(json_body, separators=(",", ":"), allow_nan=False).encode()
             hdrs["Content-Type"] = "application/json"
@@ -278,6 +338,72 @@ class HttpTransport:
 
     def asset_bytes(self, key: str, asset_id: int) -> bytes:
         return self._request("GET", f"/experiments/{self._k(key)}/assets/{int(asset_id)}/content")
+
+    def call(self, op: str, **kw: Any) -> Any:
+        """Artifacts, models, registry and lineage operations over the REST API."""
+        q = lambda v: quote(str(v), safe="")  # noqa: E731
+        ws = q(kw["workspace"]) if "workspace" in kw else ""
+        nm = q(kw["name"]) if "name" in kw else ""
+        ver = q(kw["version"]) if "version" in kw else ""
+        art = f"/workspaces/{ws}/artifacts/{nm}"
+        mdl = f"/workspaces/{ws}/models/{nm}"
+        if op == "blobs_missing":
+            return self._request("POST", "/blobs/missing", json_body={"sha256": kw["shas"]})["missing"]
+        if op == "put_blob":
+            with kw["path"].open("rb") as f:
+                return self._request("PUT", f"/blobs/{kw['sha256']}", content=_iter_file(f),
+                                     headers={"Content-Type": "application/octet-stream"})
+        if op == "download_blob":
+            return self._download(f"/blobs/{kw['sha256']}", kw["dest"])
+        voa = {"version_or_alias": kw["version_or_alias"]} if kw.get("version_or_alias") else {}
+        routes: dict[str, tuple[str, str, dict[str, Any] | None, dict[str, Any] | None, str | None]] = {
+            "log_artifact_version": ("POST", f"{art}/versions", None, kw.get("body"), None),
+            "artifact_version": ("GET", f"{art}/resolve", voa, None, None),
+            "consume_artifact": ("POST", f"{art}/consume", None,
+                                 {"experiment_key": kw.get("experiment_key"), **voa}, None),
+            "list_artifacts": ("GET", f"/workspaces/{ws}/artifacts", None, None, "artifacts"),
+            "list_artifact_versions": ("GET", f"{art}/versions", None, None, "versions"),
+            "delete_artifact_version": ("DELETE", f"{art}/versions/{ver}", None, None, None),
+            "log_model": ("POST", f"/experiments/{self._k(kw.get('key', ''))}/models", None, kw.get("body"), None),
+            "logged_models": ("GET", f"/experiments/{self._k(kw.get('key', ''))}/models", None, None, "models"),
+            "register_model": ("POST", f"{mdl}/versions", None, kw.get("body"), None),
+            "list_models": ("GET", f"/workspaces/{ws}/models", None, None, "models"),
+            "get_model": ("GET", mdl, None, None, None),
+            "model_version": ("GET", f"{mdl}/versions/{ver}", None, None, None),
+            "training_inputs": ("GET", f"{mdl}/versions/{ver}/inputs", None, None, "inputs"),
+            "set_status": ("POST", f"{mdl}/versions/{ver}/status", None, kw.get("body"), None),
+            "request_status": ("POST", f"{mdl}/versions/{ver}/requests", None, kw.get("body"), None),
+            "decide": ("POST", f"/requests/{int(kw.get('request_id', 0))}/"
+                               f"{'approve' if kw.get('approve') else 'reject'}", None, kw.get("body") or {}, None),
+            "list_requests": ("GET", f"{mdl}/requests", {"state": kw["state"]} if kw.get("state") else None,
+                              None, "requests"),
+            "add_model_tag": ("POST", f"{mdl}/versions/{ver}/tags", {"tag": kw.get("tag")}, None, None),
+            "lineage": ("GET", "/lineage", {"node": kw.get("node"), "direction": kw.get("direction", "both"),
+                                           "depth": kw.get("depth", 10)}, None, None),
+        }
+        method, path, params, body, unwrap = routes[op]
+        out = self._request(method, path, params=params, json_body=body)
+        return out[unwrap] if unwrap else out
+
+    def _download(self, path: str, dest: Path) -> None:
+        import httpx
+
+        try:
+            with self._client.stream("GET", path, headers=self._identity()) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise TallymarkError(f"download failed: {resp.status_code} {resp.text[:300]}", resp.status_code)
+                with dest.open("wb") as out:
+                    for chunk in resp.iter_bytes(1 << 20):
+                        out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"cannot reach {self.url}: {exc}") from exc
+
+    @staticmethod
+    def _identity() -> dict[str, str]:
+        from tallymark.sdk.identity import current_user
+
+        return {"X-Tallymark-User": current_user()}
 
 
 def _iter_file(f: BinaryIO) -> Iterator[bytes]:

@@ -98,8 +98,8 @@ def create_app(settings: Settings, user: str = "anonymous") -> Any:
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug if seen
         return _error(500, f"internal error: {type(exc).__name__}", code="internal")
 
-    from tallymark.server.routes import experiments, health, reads
+    from tallymark.server.routes import artifacts, experiments, health, reads, registry
 
-    for module in (health, experiments, reads):
+    for module in (health, experiments, reads, artifacts, registry):
         app.include_router(module.router, prefix="/api/v1")
     return LimitsMiddleware(app, max_body=settings.max_body_bytes, max_upload=settings.max_asset_bytes)

@@ -37,3 +37,8 @@ class Conflict(ServiceError):
 class TooLarge(ServiceError):
     status = 413
     code = "too_large"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"

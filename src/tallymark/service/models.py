@@ -114,3 +114,75 @@ class AssetMeta(Strict):
     metadata: dict[str, Any] | None = None
     upload_id: Annotated[str, Field(pattern=BATCH_ID_RE.pattern)] | None = None
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+# --- artifacts, models, registry ---
+
+SEMVER_RE = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
+ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+STATUSES = ("development", "staging", "production", "archived")
+Status = Literal["development", "staging", "production", "archived"]
+
+
+def _semver(value: str) -> str:
+    if not SEMVER_RE.match(value):
+        raise ValueError(f"{value!r} is not a version: use MAJOR.MINOR.PATCH, e.g. 2.0.0")
+    return value
+
+
+def _alias(value: str) -> str:
+    if not ALIAS_RE.match(value):
+        raise ValueError(f"{value!r} is not an alias: letters, digits, '_', '.', '-' (max 100)")
+    if SEMVER_RE.match(value):
+        raise ValueError(f"alias {value!r} looks like a version number")
+    return value
+
+
+Version = Annotated[str, AfterValidator(_semver)]
+Alias = Annotated[str, AfterValidator(_alias)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class FileIn(Strict):
+    """One file of an artifact version or a model: a stored blob (sha256) or a remote URI."""
+
+    logical_path: Annotated[str, Field(min_length=1, max_length=1000)]
+    sha256: Sha256 | None = None
+    size: Annotated[int, Field(ge=0)] | None = None
+    uri: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class ArtifactVersionIn(Strict):
+    artifact_type: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name)]
+    version: Version | None = None
+    aliases: list[Alias] = Field(default_factory=list, max_length=100)
+    version_tags: list[Tag] = Field(default_factory=list, max_length=1000)
+    metadata: dict[str, Any] | None = None
+    files: list[FileIn] = Field(default_factory=list, max_length=100_000)
+    experiment_key: Key | None = None
+
+
+class ModelIn(Strict):
+    name: ScopeName
+    files: list[FileIn] = Field(default_factory=list, max_length=100_000)
+    remote_uri: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class RegisterIn(Strict):
+    experiment_key: Key
+    experiment_model: ScopeName
+    version: Version | None = None
+    status: Status = "development"
+    description: Annotated[str, Field(max_length=10_000)] | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=1000)
+
+
+class StatusRequestIn(Strict):
+    status: Status
+    comment: Annotated[str, Field(max_length=10_000)] | None = None
+
+
+class DecisionIn(Strict):
+    comment: Annotated[str, Field(max_length=10_000)] | None = None

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-SCHEMA_HEAD = "0001_initial"
-KNOWN_REVISIONS = ("0001_initial",)
+SCHEMA_HEAD = "0002_artifacts_registry"
+KNOWN_REVISIONS = ("0001_initial", "0002_artifacts_registry")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 

@@ -102,9 +102,10 @@ def _metric(node: Comparison) -> ColumnElement[bool]:
 
 
 def _param(node: Comparison) -> ColumnElement[bool]:
-    # One row per (experiment, name) holding a number (value_num), a string (value_text) or something
-    # else (value_json only). A number compares with value_num, a string with value_text; `!=` / `!~`
-    # match every value that does not match `=` / `~`, including values of another type.
+    # One row per (experiment, name): value_json, value_num for finite numbers and value_text for the
+    # text form (a string itself, 'true'/'false', or the JSON text of numbers, lists and dicts; NULL for
+    # null). A number compares with value_num, a string with value_text; `!=` / `!~` match every value
+    # of the parameter that does not match `=` / `~`, including values of another type.
     table = _VALUE_TABLES[node.field.kind]
     value, op = node.value, node.op
     if value is None:

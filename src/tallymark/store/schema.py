@@ -184,3 +184,149 @@ assets = Table(
     UniqueConstraint("experiment_id", "upload_id"),
     Index("ix_assets_sha256", "sha256"),
 )
+
+# ---------------------------------------------------------------------------------------------
+# Artifacts, lineage, models and the registry (migration 0002).
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("artifact_type", String(100), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    UniqueConstraint("workspace_id", "name"),
+)
+
+artifact_versions = Table(
+    "artifact_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("major", BigInteger, nullable=False),
+    Column("minor", BigInteger, nullable=False),
+    Column("patch", BigInteger, nullable=False),
+    Column("metadata_json", Text, nullable=True),
+    Column("tags_json", Text, nullable=True),
+    Column("source_experiment_id", Integer, ForeignKey("experiments.id"), nullable=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("deleted_at", BigInteger, nullable=True),
+    UniqueConstraint("artifact_id", "version"),
+)
+
+artifact_aliases = Table(
+    "artifact_aliases",
+    metadata,
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), primary_key=True),
+    Column("alias", String(100), primary_key=True),
+    Column("version_id", Integer, ForeignKey("artifact_versions.id"), nullable=False),
+)
+
+# Files of artifact versions and of logged models: a local file (sha256 in the blob store) or a
+# remote reference (uri only).
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_kind", String(20), nullable=False),  # artifact_version | model
+    Column("owner_id", Integer, nullable=False),
+    Column("logical_path", String(1000), nullable=False),
+    Column("sha256", String(64), nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("uri", Text, nullable=True),
+    Column("metadata_json", Text, nullable=True),
+    UniqueConstraint("owner_kind", "owner_id", "logical_path"),
+    Index("ix_files_sha256", "sha256"),
+)
+
+experiment_models = Table(
+    "experiment_models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("remote_uri", Text, nullable=True),
+    Column("metadata_json", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("experiment_id", "name"),
+)
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    UniqueConstraint("workspace_id", "name"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registered_model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
+    Column("version", String(100), nullable=False),
+    Column("major", BigInteger, nullable=False),
+    Column("minor", BigInteger, nullable=False),
+    Column("patch", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("tags_json", Text, nullable=True),
+    Column("experiment_model_id", Integer, ForeignKey("experiment_models.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    UniqueConstraint("registered_model_id", "version"),
+)
+
+status_requests = Table(
+    "status_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("to_status", String(20), nullable=False),
+    Column("requested_by", String(200), nullable=False),
+    Column("requested_at", BigInteger, nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("state", String(20), nullable=False),  # pending | approved | rejected
+    Column("decided_by", String(200), nullable=True),
+    Column("decided_at", BigInteger, nullable=True),
+    Column("decision_comment", Text, nullable=True),
+)
+
+# Every status change of a model version, kept forever: who, when, why.
+model_transitions = Table(
+    "model_transitions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("from_status", String(20), nullable=True),
+    Column("to_status", String(20), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("request_id", Integer, ForeignKey("status_requests.id"), nullable=True),
+)
+
+# Lineage: data flows from src to dst. experiment -produced-> artifact_version,
+# artifact_version -consumed-> experiment, experiment -registered_from-> model_version.
+lineage_edges = Table(
+    "lineage_edges",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("src_kind", String(20), nullable=False),
+    Column("src_id", Integer, nullable=False),
+    Column("dst_kind", String(20), nullable=False),
+    Column("dst_id", Integer, nullable=False),
+    Column("relation", String(20), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("src_kind", "src_id", "dst_kind", "dst_id", "relation"),
+    Index("ix_lineage_edges_dst", "dst_kind", "dst_id"),
+)

@@ -1,0 +1,50 @@
+"""The UI's URLs (DESIGN §4), built in one place so every link is quoted the same way.
+
+>>> project("risk team", "fraud", q="metrics.auc > 0.9", page=None)
+'/risk%20team/fraud?q=metrics.auc+%3E+0.9'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, urlencode
+
+STATIC_PREFIX = "/-/static"
+
+
+def _q(name: str) -> str:
+    return quote(name, safe="")
+
+
+def _query(params: dict[str, Any]) -> str:
+    kept = {k: v for k, v in params.items() if v is not None and v != ""}
+    return ("?" + urlencode(kept)) if kept else ""
+
+
+def home() -> str:
+    return "/"
+
+
+def workspace(ws: str) -> str:
+    return f"/{_q(ws)}"
+
+
+def project(ws: str, proj: str, **params: Any) -> str:
+    return f"/{_q(ws)}/{_q(proj)}{_query(params)}"
+
+
+def experiment(ws: str, proj: str, key: str, tab: str | None = None, **params: Any) -> str:
+    return f"/{_q(ws)}/{_q(proj)}/{key}{_query({'tab': tab, **params})}"
+
+
+def compare(ws: str, proj: str, keys: Iterable[str], **params: Any) -> str:
+    return f"/{_q(ws)}/{_q(proj)}/compare{_query({'keys': ','.join(keys), **params})}"
+
+
+def asset(key: str, asset_id: int) -> str:
+    return f"/api/v1/experiments/{key}/assets/{asset_id}/content"
+
+
+def static(path: str, version: str = "") -> str:
+    return f"{STATIC_PREFIX}/{path}" + (f"?v={version}" if version else "")

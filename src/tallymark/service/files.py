@@ -1,0 +1,60 @@
+"""Files of artifact versions and logged models: validation against the blob store and rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from tallymark import jsonvalue
+from tallymark.service.errors import Invalid
+from tallymark.service.models import FileIn
+from tallymark.service.store import Store
+from tallymark.store.schema import files
+
+
+def check_files(store: Store, items: list[FileIn]) -> list[dict[str, Any]]:
+    """Clean logical paths, require each local file's blob to be stored (with its size)."""
+    from tallymark.store.paths import UnsafePath, clean_logical_path
+
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for f in items:
+        try:
+            path = clean_logical_path(f.logical_path)
+        except UnsafePath as exc:
+            raise Invalid(f"unsafe logical path {f.logical_path!r}: {exc}") from None
+        if path in seen:
+            raise Invalid(f"two files share the logical path {path!r}")
+        seen.add(path)
+        if (f.sha256 is None) == (f.uri is None):
+            raise Invalid(f"{path!r}: give either sha256 (a stored file) or uri (a remote reference)")
+        size = f.size
+        if f.sha256 is not None:
+            if not store.blobs.has(f.sha256):
+                raise Invalid(f"{path!r}: blob {f.sha256} is not stored; upload it first")
+            actual = store.blobs.size(f.sha256)
+            if size is not None and size != actual:
+                raise Invalid(f"{path!r}: size {size} does not match the stored blob ({actual} bytes)")
+            size = actual
+        rows.append({"logical_path": path, "sha256": f.sha256, "size": size, "uri": f.uri,
+                     "metadata_json": None if f.metadata is None else jsonvalue.dumps(f.metadata)})
+    return rows
+
+
+def insert_files(conn: Connection, owner_kind: str, owner_id: int, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(files.insert(), [r | {"owner_kind": owner_kind, "owner_id": owner_id} for r in rows])
+
+
+def read_files(conn: Connection, owner_kind: str, owner_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(select(files).where(files.c.owner_kind == owner_kind, files.c.owner_id == owner_id)
+                        .order_by(files.c.logical_path)).all()
+    return [{"logicalPath": r.logical_path, "sha256": r.sha256, "size": r.size, "uri": r.uri,
+             "remote": r.uri is not None,
+             "metadata": None if r.metadata_json is None else jsonvalue.loads(r.metadata_json)} for r in rows]
+
+
+def missing_blobs(store: Store, shas: list[str]) -> list[str]:
+    """Which of these blobs the store does not have (the SDK uploads only those)."""
+    return [s for s in dict.fromkeys(shas) if not store.blobs.has(s)]
