@@ -169,6 +169,36 @@ class API:
                 return out
             page += 1
 
+    def get_artifact(self, workspace: str, name: str, version_or_alias: str | None = None) -> Any:
+        """An artifact version (latest when none is named). Reading here records no lineage."""
+        from tallymark.sdk.artifact import LoggedArtifact
+
+        return LoggedArtifact(
+            self._t, self._t.call("artifact_version", workspace=workspace, name=name, version_or_alias=version_or_alias)
+        )
+
+    def get_artifacts(self, workspace: str) -> list[dict[str, Any]]:
+        return self._t.call("list_artifacts", workspace=workspace)
+
+    def get_artifact_versions(self, workspace: str, name: str) -> list[Any]:
+        from tallymark.sdk.artifact import LoggedArtifact
+
+        versions = self._t.call("list_artifact_versions", workspace=workspace, name=name)
+        return [LoggedArtifact(self._t, v) for v in versions]
+
+    def get_model(self, workspace: str, model_name: str) -> Any:
+        from tallymark.sdk.model import Model
+
+        self._t.call("get_model", workspace=workspace, name=model_name)  # unknown models fail here, not later
+        return Model(self._t, workspace, model_name)
+
+    def get_models(self, workspace: str) -> list[dict[str, Any]]:
+        return self._t.call("list_models", workspace=workspace)
+
+    def get_lineage(self, node: str, direction: str = "both", depth: int = 10) -> dict[str, Any]:
+        """The lineage graph around ``experiment:KEY``, ``artifact:WS/NAME:VERSION`` or ``model:WS/NAME:VERSION``."""
+        return self._t.call("lineage", node=node, direction=direction, depth=depth)
+
     def get_experiments(
         self, workspace: str, project_name: str | None = None, sort: str = "created_at"
     ) -> list[APIExperiment]:

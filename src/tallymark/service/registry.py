@@ -246,8 +246,9 @@ def _decide(conn: Connection, request_id: int, actor: str, state: str, comment: 
     if req.state != "pending":
         raise Conflict(f"request {request_id} was already {req.state} by {req.decided_by}")
     if four_eyes and req.requested_by == actor:
-        raise Forbidden(f"{actor} requested this change and cannot also {state[:-1] if state.endswith('d') else state}"
-                        " it: another person must decide (four eyes)")
+        verb = "approve" if state == "approved" else "reject"
+        raise Forbidden(f"{actor} requested this change and cannot also {verb} it: another person must decide "
+                        "(four eyes)")
     conn.execute(status_requests.update().where(status_requests.c.id == request_id).values(
         state=state, decided_by=actor, decided_at=now_ms(), decision_comment=comment))
     if state == "approved":

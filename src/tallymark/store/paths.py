@@ -119,7 +119,7 @@ def clean_logical_path(p: str) -> str:
     for _ in range(_MAX_DECODE_DEPTH):
         if _DANGEROUS_ESCAPE.search(layer):
             raise UnsafePath(p, "percent-encoded dot, slash, backslash or control character")
-        decoded = unquote(layer, errors="strict") if "%" in layer else layer
+        decoded = unquote(layer, errors="replace") if "%" in layer else layer
         if decoded == layer:
             break
         layer = decoded
@@ -154,11 +154,18 @@ def safe_join(root: Path, logical: str) -> Path:
     an adversary.)
     """
     cleaned = clean_logical_path(logical)
-    base = Path(root).resolve()
-    target = base.joinpath(*cleaned.split("/")).resolve()
+    base = _resolve(Path(root), root)
+    target = _resolve(base.joinpath(*cleaned.split("/")), logical)
     if target == base or not target.is_relative_to(base):
         raise UnsafePath(logical, f"resolves to {str(target)!r}, outside {str(base)!r} (a symlink escapes)")
     return target
+
+
+def _resolve(path: Path, shown: object) -> Path:
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:  # Python 3.11/3.12 raise RuntimeError on a symlink loop
+        raise UnsafePath(shown, f"cannot resolve ({exc}); a symlink loop?") from None
 
 
 class WalkEntry(NamedTuple):
@@ -181,7 +188,7 @@ def safe_walk(folder: Path) -> list[WalkEntry]:
     * anything that is neither a regular file nor a directory (FIFO, socket, device);
     * a file or directory name that is not a safe logical path (see :func:`clean_logical_path`).
     """
-    base = Path(folder).resolve()
+    base = _resolve(Path(folder), folder)
     if not base.is_dir():
         raise NotADirectoryError(f"{str(folder)!r} is not a directory")
     entries: list[WalkEntry] = []
@@ -198,11 +205,11 @@ def safe_walk(folder: Path) -> list[WalkEntry]:
                 raise UnsafePath(shown, f"file name refused: {exc.reason}") from None
             path = Path(child.path)
             if child.is_symlink():
-                resolved = path.resolve()
+                resolved = _resolve(path, shown)
                 if not resolved.is_relative_to(base):
                     raise UnsafePath(shown, f"symlink points outside the folder (to {str(resolved)!r})")
-                if not os.path.lexists(resolved) or not resolved.exists():
-                    raise UnsafePath(shown, "broken symlink")
+                if not resolved.exists():
+                    raise UnsafePath(shown, "broken symlink (or a symlink loop)")
                 path = resolved
             st = path.stat()
             if stat.S_ISDIR(st.st_mode):
