@@ -356,12 +356,35 @@ def demo(
         _fail(str(exc))
 
 
+@experiments_app.command("delete")
+def experiments_delete(key: str, yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+                       home: HomeOpt = None) -> None:
+    """Delete an experiment and what it logged (blobs stay until `tallymark gc`)."""
+    from tallymark.service.errors import ServiceError
+    from tallymark.service.gc import delete_experiment
+    from tallymark.service.store import open_store
+
+    if not yes and not typer.confirm(f"delete experiment {key} and everything it logged?"):
+        raise typer.Exit(1)
+    store = open_store(_settings(home))
+    try:
+        delete_experiment(store, key)
+    except ServiceError as exc:
+        _fail(exc.message)
+    finally:
+        store.close()
+    console.print(f"deleted {key}")
+
+
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
 
+
+# The artifacts/models/lineage/gc commands live in their own module; importing it registers them.
+from tallymark import cli_registry as _cli_registry  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

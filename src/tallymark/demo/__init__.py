@@ -1,0 +1,40 @@
+"""``tallymark demo``: the reference workflow, credit-card fraud detection with XGBoost.
+
+- :mod:`tallymark.demo.data`: a synthetic data set with the public credit-card-fraud schema
+  (:func:`~tallymark.demo.data.generate`) and a validating CSV reader
+  (:func:`~tallymark.demo.data.load_csv`);
+- :mod:`tallymark.demo.preprocess`: de-duplication, stratified split, scaling
+  (:func:`~tallymark.demo.preprocess.preprocess`);
+- :mod:`tallymark.demo.train`: XGBoost training that logs to an experiment
+  (:func:`~tallymark.demo.train.train_xgboost`);
+- :mod:`tallymark.demo.workflow`: the whole demo with progress and a comparison
+  (:func:`~tallymark.demo.workflow.run_demo`).
+
+Nothing heavy is imported until one of these names is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["generate", "load_csv", "preprocess", "run_demo", "train_xgboost"]
+
+_LAZY = {
+    "generate": "tallymark.demo.data",
+    "load_csv": "tallymark.demo.data",
+    "preprocess": "tallymark.demo.preprocess",
+    "train_xgboost": "tallymark.demo.train",
+    "run_demo": "tallymark.demo.workflow",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tallymark.demo' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

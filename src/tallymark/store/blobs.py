@@ -172,3 +172,11 @@ class LocalBlobStore:
             except FileNotFoundError:
                 continue
         return removed
+
+
+def _modified_at(self: LocalBlobStore, sha256: str) -> float:
+    """When the blob was stored (seconds since the epoch): gc keeps young unreferenced blobs."""
+    return self._path(sha256).stat().st_mtime
+
+
+LocalBlobStore.modified_at = _modified_at  # type: ignore[attr-defined]
