@@ -15,7 +15,7 @@ from tallymark.service import lineage
 from tallymark.service.errors import Conflict, Invalid, NotFound
 from tallymark.service.experiments import _workspace_id, experiment_row
 from tallymark.service.files import check_files, insert_files, read_files
-from tallymark.service.models import SEMVER_RE, ArtifactVersionIn
+from tallymark.service.models import SEMVER_RE, ArtifactVersionIn, validated
 from tallymark.service.store import Store, now_ms
 from tallymark.store.schema import (
     artifact_aliases,
@@ -36,15 +36,17 @@ def _parse(version: str) -> tuple[int, int, int]:
 def log_artifact_version(store: Store, workspace: str, name: str, data: ArtifactVersionIn | dict[str, Any],
                          actor: str) -> dict[str, Any]:
     """Create the next (or the given) version of an artifact, its files, aliases and lineage."""
-    from tallymark.service.models import ScopeName  # noqa: F401 - name rules live there
-    from tallymark.service.models import _scope_name
+    from tallymark.service.models import (
+        ScopeName,  # noqa: F401 - name rules live there
+        _scope_name,
+    )
 
     try:
         _scope_name(workspace)
         _scope_name(name)
     except ValueError as exc:
         raise Invalid(str(exc)) from None
-    spec = data if isinstance(data, ArtifactVersionIn) else ArtifactVersionIn.model_validate(data)
+    spec = validated(ArtifactVersionIn, data)
     rows = check_files(store, spec.files)
     meta = None if spec.metadata is None else jsonvalue.dumps(spec.metadata)
     if meta is not None and len(meta) > store.settings.max_value_bytes:

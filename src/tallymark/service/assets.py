@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tallymark import jsonvalue
 from tallymark.service.errors import Invalid, NotFound, TooLarge
 from tallymark.service.experiments import experiment_row, require_running
-from tallymark.service.models import AssetMeta
+from tallymark.service.models import AssetMeta, validated
 from tallymark.service.store import Store, now_ms
 from tallymark.store.blobs import BlobHashMismatch, BlobTooLarge
 from tallymark.store.schema import assets
@@ -37,7 +37,7 @@ def add_asset(
     store: Store, key: str, meta: AssetMeta | dict[str, Any], chunks: Iterable[bytes]
 ) -> dict[str, Any]:
     """Store the bytes (streamed, hashed) and record the asset. Idempotent by ``upload_id``."""
-    m = meta if isinstance(meta, AssetMeta) else AssetMeta.model_validate(meta)
+    m = validated(AssetMeta, meta)
     if m.metadata is not None and len(jsonvalue.dumps(m.metadata)) > store.settings.max_value_bytes:
         raise TooLarge("the asset's metadata is larger than the value limit")
     with store.db.read() as conn:

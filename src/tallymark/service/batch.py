@@ -11,7 +11,7 @@ from tallymark import jsonvalue
 from tallymark.service import metrics
 from tallymark.service.errors import Invalid, TooLarge
 from tallymark.service.experiments import experiment_row, require_running
-from tallymark.service.models import BatchIn
+from tallymark.service.models import BatchIn, validated
 from tallymark.service.store import Store, now_ms
 from tallymark.service.values import encode_value, validate_item
 from tallymark.store.chunks import Series
@@ -27,7 +27,7 @@ def apply_batch(
     In-process callers (the SDK's local transport) may pass metric points already as typed
     ``series`` instead of encoding them into the batch.
     """
-    batch = data if isinstance(data, BatchIn) else BatchIn.model_validate(data)
+    batch = validated(BatchIn, data)
     s = store.settings
     now = now_ms()
     # Validate and encode everything before the transaction starts: nothing is half-written.

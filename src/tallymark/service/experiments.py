@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select
 
 from tallymark.service.errors import Conflict, NotFound
-from tallymark.service.models import ExperimentCreate
+from tallymark.service.models import ExperimentCreate, validated
 from tallymark.service.store import Store, now_ms
 from tallymark.store.db import upsert
 from tallymark.store.schema import experiments, projects, tags, workspaces
@@ -84,7 +84,7 @@ def experiment_url(base: str, workspace: str, project: str, key: str) -> str:
 
 def create_experiment(store: Store, data: ExperimentCreate | dict[str, Any], user: str) -> dict[str, Any]:
     """Create the experiment (and its workspace and project on first use). Idempotent by key."""
-    req = data if isinstance(data, ExperimentCreate) else ExperimentCreate.model_validate(data)
+    req = validated(ExperimentCreate, data)
     with store.db.write() as conn:
         existing = conn.execute(
             select(*EXPERIMENT_COLUMNS).select_from(_joined()).where(experiments.c.key == req.key)

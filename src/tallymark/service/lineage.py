@@ -15,10 +15,17 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select
 
-from tallymark.service.errors import Invalid, NotFound
+from tallymark.service.errors import Invalid
 from tallymark.service.store import Store, now_ms
 from tallymark.store.db import upsert
-from tallymark.store.schema import experiments, lineage_edges, model_versions, projects, registered_models, workspaces
+from tallymark.store.schema import (
+    experiments,
+    lineage_edges,
+    model_versions,
+    projects,
+    registered_models,
+    workspaces,
+)
 
 KINDS = ("experiment", "artifact_version", "model_version")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
@@ -186,3 +186,26 @@ class StatusRequestIn(Strict):
 
 class DecisionIn(Strict):
     comment: Annotated[str, Field(max_length=10_000)] | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: M | dict[str, Any] | None) -> M:
+    """``data`` as ``model``; validation errors become :class:`Invalid` with a readable message."""
+    from pydantic import ValidationError
+
+    from tallymark.service.errors import Invalid
+
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data or {})
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors()[:5]:
+            loc = ".".join(str(x) for x in err.get("loc", ()))
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            parts.append(f"{loc}: {msg}" if loc else msg)
+        raise Invalid("; ".join(parts), [{"loc": list(e.get("loc", ())), "message": e.get("msg")}
+                                         for e in exc.errors()[:20]]) from None

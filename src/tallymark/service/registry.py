@@ -17,7 +17,7 @@ from tallymark.service import lineage
 from tallymark.service.errors import Conflict, Forbidden, Invalid, NotFound
 from tallymark.service.experiments import _workspace_id, experiment_row, require_running
 from tallymark.service.files import check_files, insert_files, read_files
-from tallymark.service.models import SEMVER_RE, DecisionIn, ModelIn, RegisterIn, StatusRequestIn
+from tallymark.service.models import SEMVER_RE, DecisionIn, ModelIn, RegisterIn, StatusRequestIn, validated
 from tallymark.service.store import Store, now_ms
 from tallymark.store.schema import (
     experiment_models,
@@ -33,7 +33,7 @@ NEEDS_APPROVAL = "production"
 
 def log_model(store: Store, key: str, data: ModelIn | dict[str, Any]) -> dict[str, Any]:
     """Record a model logged by an experiment: stored files and/or a remote URI."""
-    spec = data if isinstance(data, ModelIn) else ModelIn.model_validate(data)
+    spec = validated(ModelIn, data)
     if not spec.files and spec.remote_uri is None:
         raise Invalid(f"model {spec.name!r} needs files or a remote URI")
     rows = check_files(store, spec.files)
@@ -110,7 +110,7 @@ def register_model(store: Store, workspace: str, model_name: str, data: Register
         _scope_name(model_name)
     except ValueError as exc:
         raise Invalid(str(exc)) from None
-    spec = data if isinstance(data, RegisterIn) else RegisterIn.model_validate(data)
+    spec = validated(RegisterIn, data)
     if spec.status == NEEDS_APPROVAL:
         raise Forbidden("a new version cannot start in production: register it, then request production "
                         "for another person to approve")
@@ -206,7 +206,7 @@ def find_versions(store: Store, workspace: str, name: str, status: str | None = 
 def set_status(store: Store, workspace: str, name: str, version: str, data: StatusRequestIn | dict[str, Any],
                actor: str) -> dict[str, Any]:
     """Change a version's status directly — for every status but production, which needs approval."""
-    spec = data if isinstance(data, StatusRequestIn) else StatusRequestIn.model_validate(data)
+    spec = validated(StatusRequestIn, data)
     if spec.status == NEEDS_APPROVAL:
         raise Forbidden("moving a version to production needs a second person's approval: use "
                         "request_status (tallymark models request) and have someone else approve it")
@@ -219,7 +219,7 @@ def set_status(store: Store, workspace: str, name: str, version: str, data: Stat
 def request_status(store: Store, workspace: str, name: str, version: str,
                    data: StatusRequestIn | dict[str, Any], actor: str) -> dict[str, Any]:
     """Ask for a status change; production waits for another identity's approval."""
-    spec = data if isinstance(data, StatusRequestIn) else StatusRequestIn.model_validate(data)
+    spec = validated(StatusRequestIn, data)
     with store.db.write() as conn:
         vid = resolve_version(conn, workspace, name, version)
         cur = conn.execute(select(model_versions.c.status).where(model_versions.c.id == vid)).scalar()
@@ -265,7 +265,7 @@ def _decide(conn: Connection, request_id: int, actor: str, state: str, comment: 
 
 def decide(store: Store, request_id: int, approve: bool, data: DecisionIn | dict[str, Any] | None,
            actor: str) -> dict[str, Any]:
-    spec = data if isinstance(data, DecisionIn) else DecisionIn.model_validate(data or {})
+    spec = validated(DecisionIn, data)
     with store.db.write() as conn:
         _decide(conn, request_id, actor, "approved" if approve else "rejected", spec.comment)
         return _request_dict(conn, request_id)
