@@ -13,7 +13,9 @@ from tallymark.service.errors import Conflict, Forbidden, Invalid, NotFound
 
 def _exp(store, name="e"):
     key = new_key()
-    experiments.create_experiment(store, {"key": key, "workspace": "risk", "project": "fraud", "name": name}, "alice")
+    experiments.create_experiment(
+        store, {"key": key, "workspace": "risk", "project": "fraud", "name": name}, "alice"
+    )
     return key
 
 
@@ -24,10 +26,17 @@ def _blob(store, data: bytes) -> dict:
 
 
 def _dataset(store, key, alias, data=b"a,b\n1,2\n", **kw):
-    body = {"artifact_type": "dataset", "aliases": [alias], "metadata": {"alias": alias},
-            "files": [{"logical_path": "data/creditcard.csv", **_blob(store, data)},
-                      {"logical_path": "remote.csv", "uri": "s3://bank/creditcard.csv", "metadata": {"rows": 3}}],
-            "experiment_key": key, **kw}
+    body = {
+        "artifact_type": "dataset",
+        "aliases": [alias],
+        "metadata": {"alias": alias},
+        "files": [
+            {"logical_path": "data/creditcard.csv", **_blob(store, data)},
+            {"logical_path": "remote.csv", "uri": "s3://bank/creditcard.csv", "metadata": {"rows": 3}},
+        ],
+        "experiment_key": key,
+        **kw,
+    }
     return artifacts.log_artifact_version(store, "risk", "fraud-dataset", body, "alice")
 
 
@@ -57,25 +66,40 @@ def test_versions_aliases_and_immutability(store):
     assert [a["name"] for a in artifacts.list_artifacts(store, "risk")] == ["fraud-dataset"]
 
 
-@pytest.mark.parametrize("bad", ["../etc/passwd", "a/../../b", "/abs", "%2e%2e/x", "%252e%252e/x", "a\\b",
-                                 "a\x00b", "C:\\x"])
+@pytest.mark.parametrize(
+    "bad", ["../etc/passwd", "a/../../b", "/abs", "%2e%2e/x", "%252e%252e/x", "a\\b", "a\x00b", "C:\\x"]
+)
 def test_unsafe_logical_paths_are_refused(store, bad):
     k = _exp(store)
     with pytest.raises(Invalid, match="unsafe"):
-        artifacts.log_artifact_version(store, "risk", "d", {"artifact_type": "dataset", "experiment_key": k,
-                                                            "files": [{"logical_path": bad, **_blob(store, b"x")}]},
-                                       "alice")
+        artifacts.log_artifact_version(
+            store,
+            "risk",
+            "d",
+            {
+                "artifact_type": "dataset",
+                "experiment_key": k,
+                "files": [{"logical_path": bad, **_blob(store, b"x")}],
+            },
+            "alice",
+        )
     with pytest.raises(NotFound):
         artifacts.get_artifact_version(store, "risk", "d")
 
 
 def test_files_must_be_uploaded_first(store):
     with pytest.raises(Invalid, match="upload it first"):
-        artifacts.log_artifact_version(store, "risk", "d", {"artifact_type": "dataset", "files": [
-            {"logical_path": "x", "sha256": "0" * 64}]}, "alice")
+        artifacts.log_artifact_version(
+            store,
+            "risk",
+            "d",
+            {"artifact_type": "dataset", "files": [{"logical_path": "x", "sha256": "0" * 64}]},
+            "alice",
+        )
     with pytest.raises(Invalid, match="either sha256"):
-        artifacts.log_artifact_version(store, "risk", "d", {"artifact_type": "dataset", "files": [
-            {"logical_path": "x"}]}, "alice")
+        artifacts.log_artifact_version(
+            store, "risk", "d", {"artifact_type": "dataset", "files": [{"logical_path": "x"}]}, "alice"
+        )
 
 
 def _model_pipeline(store):
@@ -85,10 +109,14 @@ def _model_pipeline(store):
     pre = _dataset(store, prep, "preprocessed", data=b"scaled")
     train = _exp(store, "train")
     artifacts.get_artifact_version(store, "risk", "fraud-dataset", "preprocessed", consumer_key=train)
-    registry.log_model(store, train, {"name": "fraud-xgb", "files": [{"logical_path": "model.json",
-                                                                     **_blob(store, b'{"trees": 1}')}]})
-    mv = registry.register_model(store, "risk", "fraud-xgb", {"experiment_key": train,
-                                                              "experiment_model": "fraud-xgb"}, "alice")
+    registry.log_model(
+        store,
+        train,
+        {"name": "fraud-xgb", "files": [{"logical_path": "model.json", **_blob(store, b'{"trees": 1}')}]},
+    )
+    mv = registry.register_model(
+        store, "risk", "fraud-xgb", {"experiment_key": train, "experiment_model": "fraud-xgb"}, "alice"
+    )
     return raw, pre, train, mv
 
 
@@ -96,8 +124,10 @@ def test_lineage_reaches_both_dataset_versions_with_hashes(store):
     raw, pre, train, mv = _model_pipeline(store)
     inputs = registry.training_inputs(store, "risk", "fraud-xgb", mv["version"])
     got = {(n["version"], tuple(sorted(f["sha256"] or f["uri"] for f in n["files"]))) for n in inputs}
-    assert got == {(raw["version"], tuple(sorted([raw["files"][0]["sha256"], raw["files"][1]["uri"]]))),
-                   (pre["version"], tuple(sorted([pre["files"][0]["sha256"], pre["files"][1]["uri"]])))}
+    assert got == {
+        (raw["version"], tuple(sorted([raw["files"][0]["sha256"], raw["files"][1]["uri"]]))),
+        (pre["version"], tuple(sorted([pre["files"][0]["sha256"], pre["files"][1]["uri"]]))),
+    }
     g = lineage.get_lineage(store, f"experiment:{train}", "both")
     relations = {(e["src"].split(":")[0], e["relation"], e["dst"].split(":")[0]) for e in g["edges"]}
     assert ("artifact", "consumed", "experiment") in relations
@@ -116,7 +146,9 @@ def test_four_eyes_promotion_and_history(store):
     with pytest.raises(Forbidden, match="approval"):
         registry.set_status(store, "risk", "fraud-xgb", v, {"status": "production"}, "alice")
     registry.set_status(store, "risk", "fraud-xgb", v, {"status": "staging", "comment": "ready"}, "alice")
-    req = registry.request_status(store, "risk", "fraud-xgb", v, {"status": "production", "comment": "go"}, "alice")
+    req = registry.request_status(
+        store, "risk", "fraud-xgb", v, {"status": "production", "comment": "go"}, "alice"
+    )
     assert req["state"] == "pending"
     with pytest.raises(Conflict, match="already pending"):
         registry.request_status(store, "risk", "fraud-xgb", v, {"status": "production"}, "carol")
@@ -129,24 +161,40 @@ def test_four_eyes_promotion_and_history(store):
         registry.decide(store, req["id"], False, None, "carol")
     hist = registry.get_version(store, "risk", "fraud-xgb", v)["history"]
     assert [(h["from"], h["to"], h["actor"]) for h in hist] == [
-        (None, "development", "alice"), ("development", "staging", "alice"), ("staging", "production", "bob")]
+        (None, "development", "alice"),
+        ("development", "staging", "alice"),
+        ("staging", "production", "bob"),
+    ]
     # A second version promoted later archives the first.
     registry.log_model(store, train, {"name": "fraud-xgb-2", "remote_uri": "s3://models/xgb2"})
-    mv2 = registry.register_model(store, "risk", "fraud-xgb", {"experiment_key": train,
-                                                               "experiment_model": "fraud-xgb-2"}, "alice")
-    r2 = registry.request_status(store, "risk", "fraud-xgb", mv2["version"], {"status": "production"}, "alice")
+    mv2 = registry.register_model(
+        store, "risk", "fraud-xgb", {"experiment_key": train, "experiment_model": "fraud-xgb-2"}, "alice"
+    )
+    r2 = registry.request_status(
+        store, "risk", "fraud-xgb", mv2["version"], {"status": "production"}, "alice"
+    )
     rejected = registry.decide(store, r2["id"], False, {"comment": "not yet"}, "bob")
     assert rejected["state"] == "rejected"
-    r3 = registry.request_status(store, "risk", "fraud-xgb", mv2["version"], {"status": "production"}, "alice")
+    r3 = registry.request_status(
+        store, "risk", "fraud-xgb", mv2["version"], {"status": "production"}, "alice"
+    )
     registry.decide(store, r3["id"], True, None, "bob")
     assert registry.find_versions(store, "risk", "fraud-xgb", status="production") == [
-        registry.get_version(store, "risk", "fraud-xgb", mv2["version"])]
+        registry.get_version(store, "risk", "fraud-xgb", mv2["version"])
+    ]
     assert registry.get_version(store, "risk", "fraud-xgb", v)["status"] == "archived"
     registry.add_tag(store, "risk", "fraud-xgb", v, "champion-2026")
-    assert [x["version"] for x in registry.find_versions(store, "risk", "fraud-xgb", tag="champion-2026")] == [v]
+    assert [
+        x["version"] for x in registry.find_versions(store, "risk", "fraud-xgb", tag="champion-2026")
+    ] == [v]
     with pytest.raises(Forbidden):
-        registry.register_model(store, "risk", "fraud-xgb", {"experiment_key": train, "experiment_model": "fraud-xgb",
-                                                             "status": "production"}, "alice")
+        registry.register_model(
+            store,
+            "risk",
+            "fraud-xgb",
+            {"experiment_key": train, "experiment_model": "fraud-xgb", "status": "production"},
+            "alice",
+        )
 
 
 def test_gc_keeps_referenced_blobs(store):
@@ -157,8 +205,9 @@ def test_gc_keeps_referenced_blobs(store):
 
     assets.add_asset(store, k1, {"file_name": "a"}, iter([b"shared bytes"]))
     assets.add_asset(store, k1, {"file_name": "b"}, iter([b"only k1"]))
-    artifacts.log_artifact_version(store, "risk", "d", {"artifact_type": "dataset", "files": [
-        {"logical_path": "s", **shared}]}, "alice")
+    artifacts.log_artifact_version(
+        store, "risk", "d", {"artifact_type": "dataset", "files": [{"logical_path": "s", **shared}]}, "alice"
+    )
     orphan = _blob(store, b"never referenced")
     gc.delete_experiment(store, k1)
     with pytest.raises(NotFound):

@@ -357,8 +357,9 @@ def demo(
 
 
 @experiments_app.command("delete")
-def experiments_delete(key: str, yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
-                       home: HomeOpt = None) -> None:
+def experiments_delete(
+    key: str, yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False, home: HomeOpt = None
+) -> None:
     """Delete an experiment and what it logged (blobs stay until `tallymark gc`)."""
     from tallymark.service.errors import ServiceError
     from tallymark.service.gc import delete_experiment

@@ -14,7 +14,9 @@ from rich.tree import Tree
 from tallymark.cli import HomeOpt, UrlOpt, _fail, _transport, app, console, err
 
 artifacts_app = typer.Typer(help="Versioned datasets and other artifacts.", no_args_is_help=True)
-models_app = typer.Typer(help="The model registry: versions, statuses, four-eyes approvals.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="The model registry: versions, statuses, four-eyes approvals.", no_args_is_help=True
+)
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(models_app, name="models")
 
@@ -55,9 +57,13 @@ def artifacts_list(workspace: str, url: UrlOpt = None, home: HomeOpt = None) -> 
 
 
 @artifacts_app.command("show")
-def artifacts_show(workspace: str, name: str,
-                   version: Annotated[str | None, typer.Argument(help="Version or alias (default: all).")] = None,
-                   url: UrlOpt = None, home: HomeOpt = None) -> None:
+def artifacts_show(
+    workspace: str,
+    name: str,
+    version: Annotated[str | None, typer.Argument(help="Version or alias (default: all).")] = None,
+    url: UrlOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """Show an artifact's versions (aliases, metadata, files with sha256, consumers)."""
     t = _transport(url, home)
     if version is None:
@@ -66,8 +72,10 @@ def artifacts_show(workspace: str, name: str,
         versions = [_call(t, "artifact_version", workspace=workspace, name=name, version_or_alias=version)]
     for v in versions:
         console.rule(f"[bold]{v['name']} {v['version']}[/] {' '.join('@' + a for a in v['aliases'])}")
-        console.print(f"type {v['artifactType']}  created {_when(v['createdAt'])} by {v['createdBy']}  "
-                      f"from experiment {v['sourceExperimentKey'] or '—'}  size {_size(v['size'])}")
+        console.print(
+            f"type {v['artifactType']}  created {_when(v['createdAt'])} by {v['createdBy']}  "
+            f"from experiment {v['sourceExperimentKey'] or '—'}  size {_size(v['size'])}"
+        )
         if v["metadata"]:
             console.print(f"metadata {v['metadata']}")
         ft = Table(show_header=True)
@@ -81,9 +89,15 @@ def artifacts_show(workspace: str, name: str,
 
 
 @artifacts_app.command("download")
-def artifacts_download(workspace: str, name: str, path: Path,
-                       version: Annotated[str | None, typer.Option(help="Version or alias (default latest).")] = None,
-                       overwrite: bool = False, url: UrlOpt = None, home: HomeOpt = None) -> None:
+def artifacts_download(
+    workspace: str,
+    name: str,
+    path: Path,
+    version: Annotated[str | None, typer.Option(help="Version or alias (default latest).")] = None,
+    overwrite: bool = False,
+    url: UrlOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """Download an artifact version's files, verifying every sha256."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -93,12 +107,14 @@ def artifacts_download(workspace: str, name: str, path: Path,
     info = _call(t, "artifact_version", workspace=workspace, name=name, version_or_alias=version)
     art = LoggedArtifact(t, info)
     total = sum(f["size"] or 0 for f in art.assets if not f["remote"])
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=err) as progress:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err
+    ) as progress:
         task = progress.add_task(f"{name} {art.version}", total=total)
         try:
-            files = art.download(path, overwrite=overwrite,
-                                 on_progress=lambda _p, n: progress.advance(task, n))
+            files = art.download(
+                path, overwrite=overwrite, on_progress=lambda _p, n: progress.advance(task, n)
+            )
         except (HashMismatch, FileExistsError, ValueError) as exc:
             _fail(str(exc))
     console.print(f"{len(files)} file(s) verified into {path}")
@@ -109,7 +125,9 @@ def artifacts_download(workspace: str, name: str, path: Path,
 
 @app.command()
 def lineage(
-    node: Annotated[str, typer.Argument(help="experiment:KEY, artifact:WS/NAME:VERSION|ALIAS or model:WS/NAME:VERSION")],
+    node: Annotated[
+        str, typer.Argument(help="experiment:KEY, artifact:WS/NAME:VERSION|ALIAS or model:WS/NAME:VERSION")
+    ],
     direction: Annotated[str, typer.Option(help="upstream, downstream or both.")] = "both",
     depth: Annotated[int, typer.Option(help="How many edges to follow.")] = 10,
     url: UrlOpt = None,
@@ -146,8 +164,11 @@ def render_lineage(g: dict[str, Any], direction: str) -> Any:
 
         def grow(tree: Tree, ref: str, seen: set[str], d: str = d) -> None:
             for e in g["edges"]:
-                nxt = e["src"] if d == "upstream" and e["dst"] == ref else (
-                    e["dst"] if d == "downstream" and e["src"] == ref else None)
+                nxt = (
+                    e["src"]
+                    if d == "upstream" and e["dst"] == ref
+                    else (e["dst"] if d == "downstream" and e["src"] == ref else None)
+                )
                 if nxt is None or nxt in seen:
                     continue
                 child = tree.add(label(nxt, e["relation"]))
@@ -167,8 +188,13 @@ def models_list(workspace: str, url: UrlOpt = None, home: HomeOpt = None) -> Non
     for c in ("name", "versions", "latest", "in production", "pending requests"):
         t.add_column(c)
     for m in rows:
-        t.add_row(m["name"], str(m["versions"]), m["latest"] or "", ", ".join(m["production"]),
-                  str(m["pendingRequests"]))
+        t.add_row(
+            m["name"],
+            str(m["versions"]),
+            m["latest"] or "",
+            ", ".join(m["production"]),
+            str(m["pendingRequests"]),
+        )
     console.print(t)
 
 
@@ -199,45 +225,74 @@ def models_show(workspace: str, name: str, url: UrlOpt = None, home: HomeOpt = N
 
 
 @models_app.command("request")
-def models_request(workspace: str, name: str, version: str,
-                   status: Annotated[str, typer.Argument(help="development, staging, production or archived")],
-                   comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
-                   url: UrlOpt = None, home: HomeOpt = None) -> None:
+def models_request(
+    workspace: str,
+    name: str,
+    version: str,
+    status: Annotated[str, typer.Argument(help="development, staging, production or archived")],
+    comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
+    url: UrlOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """Request a status change (production needs another person's approval)."""
-    r = _call(_transport(url, home), "request_status", workspace=workspace, name=name, version=version,
-              body={"status": status, "comment": comment})
+    r = _call(
+        _transport(url, home),
+        "request_status",
+        workspace=workspace,
+        name=name,
+        version=version,
+        body={"status": status, "comment": comment},
+    )
     if r["state"] == "pending":
-        console.print(f"request {r['id']}: {name} {version} → {status} is pending; another person approves "
-                      f"it with `tallymark models approve {r['id']}`")
+        console.print(
+            f"request {r['id']}: {name} {version} → {status} is pending; another person approves "
+            f"it with `tallymark models approve {r['id']}`"
+        )
     else:
         console.print(f"{name} {version} is now {status}")
 
 
 def _decide(request_id: int, approve: bool, comment: str | None, url: str | None, home: Path | None) -> None:
-    r = _call(_transport(url, home), "decide", request_id=request_id, approve=approve, body={"comment": comment})
-    console.print(f"request {r['id']} ({r['model']} {r['version']} → {r['toStatus']}) {r['state']} by {r['decidedBy']}")
+    r = _call(
+        _transport(url, home), "decide", request_id=request_id, approve=approve, body={"comment": comment}
+    )
+    console.print(
+        f"request {r['id']} ({r['model']} {r['version']} → {r['toStatus']}) {r['state']} by {r['decidedBy']}"
+    )
 
 
 @models_app.command("approve")
-def models_approve(request_id: int, comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
-                   url: UrlOpt = None, home: HomeOpt = None) -> None:
+def models_approve(
+    request_id: int,
+    comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
+    url: UrlOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """Approve a pending request (not your own)."""
     _decide(request_id, True, comment, url, home)
 
 
 @models_app.command("reject")
-def models_reject(request_id: int, comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
-                  url: UrlOpt = None, home: HomeOpt = None) -> None:
+def models_reject(
+    request_id: int,
+    comment: Annotated[str | None, typer.Option("--comment", "-c")] = None,
+    url: UrlOpt = None,
+    home: HomeOpt = None,
+) -> None:
     """Reject a pending request (not your own)."""
     _decide(request_id, False, comment, url, home)
 
 
 @app.command()
-def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would go.")] = False,
-       grace: Annotated[float, typer.Option(help="Keep unreferenced blobs younger than this (seconds).")] = 3600.0,
-       home: HomeOpt = None,
-       db: Annotated[str | None, typer.Option(help="Database URL (a server's store).")] = None,
-       blobs: Annotated[str | None, typer.Option(help="Blob store of that server.")] = None) -> None:
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would go.")] = False,
+    grace: Annotated[
+        float, typer.Option(help="Keep unreferenced blobs younger than this (seconds).")
+    ] = 3600.0,
+    home: HomeOpt = None,
+    db: Annotated[str | None, typer.Option(help="Database URL (a server's store).")] = None,
+    blobs: Annotated[str | None, typer.Option(help="Blob store of that server.")] = None,
+) -> None:
     """Delete blobs no experiment, artifact version or model references any more."""
     from tallymark.cli import _settings
     from tallymark.service.gc import collect_garbage
@@ -249,4 +304,6 @@ def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what
     finally:
         store.close()
     verb = "would remove" if dry_run else "removed"
-    console.print(f"{verb} {res['removed']} blob(s), {_size(res['bytes'])}; {res['kept']} referenced blob(s) kept")
+    console.print(
+        f"{verb} {res['removed']} blob(s), {_size(res['bytes'])}; {res['kept']} referenced blob(s) kept"
+    )

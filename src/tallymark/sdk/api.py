@@ -174,7 +174,10 @@ class API:
         from tallymark.sdk.artifact import LoggedArtifact
 
         return LoggedArtifact(
-            self._t, self._t.call("artifact_version", workspace=workspace, name=name, version_or_alias=version_or_alias)
+            self._t,
+            self._t.call(
+                "artifact_version", workspace=workspace, name=name, version_or_alias=version_or_alias
+            ),
         )
 
     def get_artifacts(self, workspace: str) -> list[dict[str, Any]]:

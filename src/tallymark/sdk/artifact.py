@@ -60,8 +60,12 @@ class Artifact:
     version_tags: list[str] = field(default_factory=list)
     _items: list[_Local | _Remote] = field(default_factory=list, repr=False)
 
-    def add(self, local_path: str | os.PathLike[str], logical_path: str | None = None,
-            metadata: dict[str, Any] | None = None) -> Artifact:
+    def add(
+        self,
+        local_path: str | os.PathLike[str],
+        logical_path: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Artifact:
         """Add a file, or every file under a folder (logical paths keep the folder's layout)."""
         path = Path(local_path)
         if path.is_dir():
@@ -78,8 +82,9 @@ class Artifact:
             raise FileNotFoundError(f"no file or folder at {path}")
         return self
 
-    def add_remote(self, uri: str, logical_path: str | None = None, metadata: dict[str, Any] | None = None
-                   ) -> Artifact:
+    def add_remote(
+        self, uri: str, logical_path: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> Artifact:
         """Reference a remote object (s3://…, https://…) without copying it."""
         if not isinstance(uri, str) or "://" not in uri:
             raise ValueError(f"{uri!r} is not a URI (expected scheme://…)")
@@ -87,8 +92,9 @@ class Artifact:
         return self
 
 
-def upload_files(transport: Any, items: list[_Local | _Remote],
-                 on_progress: Callable[[str, int], None] | None = None) -> list[dict[str, Any]]:
+def upload_files(
+    transport: Any, items: list[_Local | _Remote], on_progress: Callable[[str, int], None] | None = None
+) -> list[dict[str, Any]]:
     """Hash local files (streamed), upload only the blobs the store lacks, return the file manifest."""
     manifest: list[dict[str, Any]] = []
     local: list[tuple[_Local, str, int]] = []
@@ -135,8 +141,12 @@ class LoggedArtifact:
     def to_dict(self) -> dict[str, Any]:
         return dict(self._info)
 
-    def download(self, path: str | os.PathLike[str], overwrite: bool = False,
-                 on_progress: Callable[[str, int], None] | None = None) -> list[Path]:
+    def download(
+        self,
+        path: str | os.PathLike[str],
+        overwrite: bool = False,
+        on_progress: Callable[[str, int], None] | None = None,
+    ) -> list[Path]:
         """Download the local files under ``path``, verifying each sha256; remote ones are listed only.
 
         A file whose bytes do not hash to the recorded sha256 raises :class:`HashMismatch` and is not
@@ -163,8 +173,10 @@ class LoggedArtifact:
                 self._t.call("download_blob", sha256=f["sha256"], dest=Path(tmp))
                 got = sha256_file(Path(tmp))
                 if got != f["sha256"]:
-                    raise HashMismatch(f"{f['logicalPath']}: downloaded bytes hash to {got}, but "
-                                       f"{f['sha256']} was recorded; the stored copy is corrupt or was tampered with")
+                    raise HashMismatch(
+                        f"{f['logicalPath']}: downloaded bytes hash to {got}, but "
+                        f"{f['sha256']} was recorded; the stored copy is corrupt or was tampered with"
+                    )
                 os.replace(tmp, target)
             finally:
                 if os.path.exists(tmp):

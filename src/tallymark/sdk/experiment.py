@@ -488,25 +488,38 @@ class Experiment:
 
         t = self._online("log_artifact")
         manifest = upload_files(t, artifact._items)
-        body = {"artifact_type": artifact.artifact_type, "version": artifact.version,
-                "aliases": list(artifact.aliases), "version_tags": list(artifact.version_tags),
-                "metadata": None if artifact.metadata is None else json_ready(artifact.metadata),
-                "files": manifest, "experiment_key": self._key}
+        body = {
+            "artifact_type": artifact.artifact_type,
+            "version": artifact.version,
+            "aliases": list(artifact.aliases),
+            "version_tags": list(artifact.version_tags),
+            "metadata": None if artifact.metadata is None else json_ready(artifact.metadata),
+            "files": manifest,
+            "experiment_key": self._key,
+        }
         info = t.call("log_artifact_version", workspace=self.workspace, name=artifact.name, body=body)
         return LoggedArtifact(t, info)
 
-    def get_artifact(self, name: str, version_or_alias: str | None = None, workspace: str | None = None) -> Any:
+    def get_artifact(
+        self, name: str, version_or_alias: str | None = None, workspace: str | None = None
+    ) -> Any:
         """Fetch an artifact version (latest, a version or an alias) and record that this experiment
         consumed it."""
         from tallymark.sdk.artifact import LoggedArtifact
 
         t = self._online("get_artifact")
-        info = t.call("consume_artifact", workspace=workspace or self.workspace, name=name,
-                      version_or_alias=version_or_alias, experiment_key=self._key)
+        info = t.call(
+            "consume_artifact",
+            workspace=workspace or self.workspace,
+            name=name,
+            version_or_alias=version_or_alias,
+            experiment_key=self._key,
+        )
         return LoggedArtifact(t, info)
 
-    def log_model(self, name: str, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None
-                  ) -> dict[str, Any]:
+    def log_model(
+        self, name: str, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Upload a model file or folder (hashed, into the blob store) under ``name``."""
         from tallymark.sdk.artifact import Artifact, upload_files
 
@@ -515,22 +528,54 @@ class Experiment:
         p = Path(path)
         holder.add(p, logical_path=p.name)
         manifest = upload_files(t, holder._items)
-        return t.call("log_model", key=self._key, body={"name": name, "files": manifest,
-                                                         "metadata": None if metadata is None else json_ready(metadata)})
+        return t.call(
+            "log_model",
+            key=self._key,
+            body={
+                "name": name,
+                "files": manifest,
+                "metadata": None if metadata is None else json_ready(metadata),
+            },
+        )
 
-    def log_remote_model(self, model_name: str, uri: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    def log_remote_model(
+        self, model_name: str, uri: str, metadata: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Record a model that lives elsewhere (s3://…, a model server) by its URI."""
         t = self._online("log_remote_model")
-        return t.call("log_model", key=self._key, body={"name": model_name, "remote_uri": uri,
-                                                         "metadata": None if metadata is None else json_ready(metadata)})
+        return t.call(
+            "log_model",
+            key=self._key,
+            body={
+                "name": model_name,
+                "remote_uri": uri,
+                "metadata": None if metadata is None else json_ready(metadata),
+            },
+        )
 
-    def register_model(self, model_name: str, version: str | None = None, status: str = "development",
-                       description: str | None = None, tags: list[str] | None = None) -> dict[str, Any]:
+    def register_model(
+        self,
+        model_name: str,
+        version: str | None = None,
+        status: str = "development",
+        description: str | None = None,
+        tags: list[str] | None = None,
+    ) -> dict[str, Any]:
         """Register the model this experiment logged as ``model_name`` in the workspace's registry."""
         t = self._online("register_model")
-        return t.call("register_model", workspace=self.workspace, name=model_name,
-                      body={"experiment_key": self._key, "experiment_model": model_name, "version": version,
-                            "status": status, "description": description, "tags": list(tags or [])})
+        return t.call(
+            "register_model",
+            workspace=self.workspace,
+            name=model_name,
+            body={
+                "experiment_key": self._key,
+                "experiment_model": model_name,
+                "version": version,
+                "status": status,
+                "description": description,
+                "tags": list(tags or []),
+            },
+        )
 
     # ----- lifecycle -----
     def flush(self) -> None:

@@ -30,8 +30,11 @@ class Model:
 
     def find_versions(self, status: str | None = None, tag: str | None = None) -> list[str]:
         """Version numbers, oldest first, optionally only those with a status and/or tag."""
-        return [v["version"] for v in self.details()["versions"]
-                if (status is None or v["status"] == status) and (tag is None or tag in v["tags"])]
+        return [
+            v["version"]
+            for v in self.details()["versions"]
+            if (status is None or v["status"] == status) and (tag is None or tag in v["tags"])
+        ]
 
     def get_details(self, version: str) -> dict[str, Any]:
         """Status, tags, source experiment, files and the full status history of a version."""
@@ -43,12 +46,15 @@ class Model:
 
     def set_status(self, version: str, status: str, comment: str | None = None) -> dict[str, Any]:
         """Change status directly; production is refused here: use :meth:`request_status`."""
-        return self._t.call("set_status", **self._kw(version=version, body={"status": status, "comment": comment}))
+        return self._t.call(
+            "set_status", **self._kw(version=version, body={"status": status, "comment": comment})
+        )
 
     def request_status(self, version: str, status: str, comment: str | None = None) -> dict[str, Any]:
         """Ask for a status change. Production waits for a different person's :meth:`approve`."""
-        return self._t.call("request_status", **self._kw(version=version,
-                                                          body={"status": status, "comment": comment}))
+        return self._t.call(
+            "request_status", **self._kw(version=version, body={"status": status, "comment": comment})
+        )
 
     def approve(self, request_id: int, comment: str | None = None) -> dict[str, Any]:
         return self._t.call("decide", request_id=request_id, approve=True, body={"comment": comment})
@@ -67,7 +73,16 @@ class Model:
         from tallymark.sdk.artifact import LoggedArtifact
 
         d = self.get_details(version)
-        shim = {"workspace": self.workspace, "name": self.name, "version": version, "aliases": [],
-                "artifactType": "model", "metadata": d["metadata"], "versionTags": d["tags"], "files": d["files"],
-                "sourceExperimentKey": d["experimentKey"], "size": sum(f["size"] or 0 for f in d["files"])}
+        shim = {
+            "workspace": self.workspace,
+            "name": self.name,
+            "version": version,
+            "aliases": [],
+            "artifactType": "model",
+            "metadata": d["metadata"],
+            "versionTags": d["tags"],
+            "files": d["files"],
+            "sourceExperimentKey": d["experimentKey"],
+            "size": sum(f["size"] or 0 for f in d["files"]),
+        }
         return LoggedArtifact(self._t, shim).download(path, overwrite=overwrite)

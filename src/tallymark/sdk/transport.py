@@ -152,30 +152,45 @@ class LocalTransport:
             return self._download_blob(kw["sha256"], kw["dest"])
         table: dict[str, Any] = {
             "blobs_missing": lambda: files.missing_blobs(s, kw["shas"]),
-            "log_artifact_version": lambda: artifacts.log_artifact_version(s, kw["workspace"], kw["name"],
-                                                                           kw["body"], who),
-            "artifact_version": lambda: artifacts.get_artifact_version(s, kw["workspace"], kw["name"],
-                                                                       kw.get("version_or_alias")),
+            "log_artifact_version": lambda: artifacts.log_artifact_version(
+                s, kw["workspace"], kw["name"], kw["body"], who
+            ),
+            "artifact_version": lambda: artifacts.get_artifact_version(
+                s, kw["workspace"], kw["name"], kw.get("version_or_alias")
+            ),
             "consume_artifact": lambda: artifacts.get_artifact_version(
-                s, kw["workspace"], kw["name"], kw.get("version_or_alias"), kw["experiment_key"]),
+                s, kw["workspace"], kw["name"], kw.get("version_or_alias"), kw["experiment_key"]
+            ),
             "list_artifacts": lambda: artifacts.list_artifacts(s, kw["workspace"]),
             "list_artifact_versions": lambda: artifacts.list_versions(s, kw["workspace"], kw["name"]),
-            "delete_artifact_version": lambda: artifacts.delete_artifact_version(s, kw["workspace"], kw["name"],
-                                                                                 kw["version"]),
+            "delete_artifact_version": lambda: artifacts.delete_artifact_version(
+                s, kw["workspace"], kw["name"], kw["version"]
+            ),
             "log_model": lambda: registry.log_model(s, kw["key"], kw["body"]),
             "logged_models": lambda: registry.list_logged_models(s, kw["key"]),
-            "register_model": lambda: registry.register_model(s, kw["workspace"], kw["name"], kw["body"], who),
+            "register_model": lambda: registry.register_model(
+                s, kw["workspace"], kw["name"], kw["body"], who
+            ),
             "list_models": lambda: registry.list_models(s, kw["workspace"]),
             "get_model": lambda: registry.get_model(s, kw["workspace"], kw["name"]),
             "model_version": lambda: registry.get_version(s, kw["workspace"], kw["name"], kw["version"]),
-            "training_inputs": lambda: registry.training_inputs(s, kw["workspace"], kw["name"], kw["version"]),
-            "set_status": lambda: registry.set_status(s, kw["workspace"], kw["name"], kw["version"], kw["body"], who),
-            "request_status": lambda: registry.request_status(s, kw["workspace"], kw["name"], kw["version"],
-                                                              kw["body"], who),
+            "training_inputs": lambda: registry.training_inputs(
+                s, kw["workspace"], kw["name"], kw["version"]
+            ),
+            "set_status": lambda: registry.set_status(
+                s, kw["workspace"], kw["name"], kw["version"], kw["body"], who
+            ),
+            "request_status": lambda: registry.request_status(
+                s, kw["workspace"], kw["name"], kw["version"], kw["body"], who
+            ),
             "decide": lambda: registry.decide(s, kw["request_id"], kw["approve"], kw.get("body"), who),
             "list_requests": lambda: registry.list_requests(s, kw["workspace"], kw["name"], kw.get("state")),
-            "add_model_tag": lambda: registry.add_tag(s, kw["workspace"], kw["name"], kw["version"], kw["tag"]),
-            "lineage": lambda: lineage.get_lineage(s, kw["node"], kw.get("direction", "both"), kw.get("depth", 10)),
+            "add_model_tag": lambda: registry.add_tag(
+                s, kw["workspace"], kw["name"], kw["version"], kw["tag"]
+            ),
+            "lineage": lambda: lineage.get_lineage(
+                s, kw["node"], kw.get("direction", "both"), kw.get("depth", 10)
+            ),
         }
         return self._call(table[op])
 
@@ -351,21 +366,42 @@ class HttpTransport:
             return self._request("POST", "/blobs/missing", json_body={"sha256": kw["shas"]})["missing"]
         if op == "put_blob":
             with kw["path"].open("rb") as f:
-                return self._request("PUT", f"/blobs/{kw['sha256']}", content=_iter_file(f),
-                                     headers={"Content-Type": "application/octet-stream"})
+                return self._request(
+                    "PUT",
+                    f"/blobs/{kw['sha256']}",
+                    content=_iter_file(f),
+                    headers={"Content-Type": "application/octet-stream"},
+                )
         if op == "download_blob":
             return self._download(f"/blobs/{kw['sha256']}", kw["dest"])
         voa = {"version_or_alias": kw["version_or_alias"]} if kw.get("version_or_alias") else {}
         routes: dict[str, tuple[str, str, dict[str, Any] | None, dict[str, Any] | None, str | None]] = {
             "log_artifact_version": ("POST", f"{art}/versions", None, kw.get("body"), None),
             "artifact_version": ("GET", f"{art}/resolve", voa, None, None),
-            "consume_artifact": ("POST", f"{art}/consume", None,
-                                 {"experiment_key": kw.get("experiment_key"), **voa}, None),
+            "consume_artifact": (
+                "POST",
+                f"{art}/consume",
+                None,
+                {"experiment_key": kw.get("experiment_key"), **voa},
+                None,
+            ),
             "list_artifacts": ("GET", f"/workspaces/{ws}/artifacts", None, None, "artifacts"),
             "list_artifact_versions": ("GET", f"{art}/versions", None, None, "versions"),
             "delete_artifact_version": ("DELETE", f"{art}/versions/{ver}", None, None, None),
-            "log_model": ("POST", f"/experiments/{self._k(kw.get('key', ''))}/models", None, kw.get("body"), None),
-            "logged_models": ("GET", f"/experiments/{self._k(kw.get('key', ''))}/models", None, None, "models"),
+            "log_model": (
+                "POST",
+                f"/experiments/{self._k(kw.get('key', ''))}/models",
+                None,
+                kw.get("body"),
+                None,
+            ),
+            "logged_models": (
+                "GET",
+                f"/experiments/{self._k(kw.get('key', ''))}/models",
+                None,
+                None,
+                "models",
+            ),
             "register_model": ("POST", f"{mdl}/versions", None, kw.get("body"), None),
             "list_models": ("GET", f"/workspaces/{ws}/models", None, None, "models"),
             "get_model": ("GET", mdl, None, None, None),
@@ -373,13 +409,32 @@ class HttpTransport:
             "training_inputs": ("GET", f"{mdl}/versions/{ver}/inputs", None, None, "inputs"),
             "set_status": ("POST", f"{mdl}/versions/{ver}/status", None, kw.get("body"), None),
             "request_status": ("POST", f"{mdl}/versions/{ver}/requests", None, kw.get("body"), None),
-            "decide": ("POST", f"/requests/{int(kw.get('request_id', 0))}/"
-                               f"{'approve' if kw.get('approve') else 'reject'}", None, kw.get("body") or {}, None),
-            "list_requests": ("GET", f"{mdl}/requests", {"state": kw["state"]} if kw.get("state") else None,
-                              None, "requests"),
+            "decide": (
+                "POST",
+                f"/requests/{int(kw.get('request_id', 0))}/{'approve' if kw.get('approve') else 'reject'}",
+                None,
+                kw.get("body") or {},
+                None,
+            ),
+            "list_requests": (
+                "GET",
+                f"{mdl}/requests",
+                {"state": kw["state"]} if kw.get("state") else None,
+                None,
+                "requests",
+            ),
             "add_model_tag": ("POST", f"{mdl}/versions/{ver}/tags", {"tag": kw.get("tag")}, None, None),
-            "lineage": ("GET", "/lineage", {"node": kw.get("node"), "direction": kw.get("direction", "both"),
-                                           "depth": kw.get("depth", 10)}, None, None),
+            "lineage": (
+                "GET",
+                "/lineage",
+                {
+                    "node": kw.get("node"),
+                    "direction": kw.get("direction", "both"),
+                    "depth": kw.get("depth", 10),
+                },
+                None,
+                None,
+            ),
         }
         method, path, params, body, unwrap = routes[op]
         out = self._request(method, path, params=params, json_body=body)
@@ -392,7 +447,9 @@ class HttpTransport:
             with self._client.stream("GET", path, headers=self._identity()) as resp:
                 if resp.status_code >= 400:
                     resp.read()
-                    raise TallymarkError(f"download failed: {resp.status_code} {resp.text[:300]}", resp.status_code)
+                    raise TallymarkError(
+                        f"download failed: {resp.status_code} {resp.text[:300]}", resp.status_code
+                    )
                 with dest.open("wb") as out:
                     for chunk in resp.iter_bytes(1 << 20):
                         out.write(chunk)

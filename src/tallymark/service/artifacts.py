@@ -33,8 +33,9 @@ def _parse(version: str) -> tuple[int, int, int]:
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
-def log_artifact_version(store: Store, workspace: str, name: str, data: ArtifactVersionIn | dict[str, Any],
-                         actor: str) -> dict[str, Any]:
+def log_artifact_version(
+    store: Store, workspace: str, name: str, data: ArtifactVersionIn | dict[str, Any], actor: str
+) -> dict[str, Any]:
     """Create the next (or the given) version of an artifact, its files, aliases and lineage."""
     from tallymark.service.models import (
         ScopeName,  # noqa: F401 - name rules live there
@@ -57,36 +58,66 @@ def log_artifact_version(store: Store, workspace: str, name: str, data: Artifact
         if spec.experiment_key is not None:
             exp_id = experiment_row(conn, spec.experiment_key).id
         ws = _workspace_id(conn, workspace, create=True)
-        art = conn.execute(select(artifacts).where(artifacts.c.workspace_id == ws, artifacts.c.name == name)).first()
+        art = conn.execute(
+            select(artifacts).where(artifacts.c.workspace_id == ws, artifacts.c.name == name)
+        ).first()
         if art is None:
-            aid = conn.execute(artifacts.insert().values(workspace_id=ws, name=name, artifact_type=spec.artifact_type,
-                                                         created_at=now, created_by=actor)).inserted_primary_key[0]
+            aid = conn.execute(
+                artifacts.insert().values(
+                    workspace_id=ws,
+                    name=name,
+                    artifact_type=spec.artifact_type,
+                    created_at=now,
+                    created_by=actor,
+                )
+            ).inserted_primary_key[0]
         else:
             aid = art.id
             if art.artifact_type != spec.artifact_type:
-                raise Conflict(f"artifact {name!r} is of type {art.artifact_type!r}, not {spec.artifact_type!r}")
+                raise Conflict(
+                    f"artifact {name!r} is of type {art.artifact_type!r}, not {spec.artifact_type!r}"
+                )
             if conn.dialect.name == "postgresql":  # serialize version numbering per artifact
                 conn.execute(select(artifacts.c.id).where(artifacts.c.id == aid).with_for_update())
         if spec.version is not None:
             major, minor, patch = _parse(spec.version)
-            clash = conn.execute(select(artifact_versions.c.id).where(
-                artifact_versions.c.artifact_id == aid, artifact_versions.c.version == spec.version)).first()
+            clash = conn.execute(
+                select(artifact_versions.c.id).where(
+                    artifact_versions.c.artifact_id == aid, artifact_versions.c.version == spec.version
+                )
+            ).first()
             if clash is not None:
-                raise Conflict(f"artifact {name!r} already has version {spec.version}; versions are immutable")
+                raise Conflict(
+                    f"artifact {name!r} already has version {spec.version}; versions are immutable"
+                )
         else:
-            top = conn.execute(select(func.max(artifact_versions.c.major))
-                               .where(artifact_versions.c.artifact_id == aid)).scalar()
+            top = conn.execute(
+                select(func.max(artifact_versions.c.major)).where(artifact_versions.c.artifact_id == aid)
+            ).scalar()
             major, minor, patch = (top or 0) + 1, 0, 0
         version = f"{major}.{minor}.{patch}"
-        vid = conn.execute(artifact_versions.insert().values(
-            artifact_id=aid, version=version, major=major, minor=minor, patch=patch, metadata_json=meta,
-            tags_json=jsonvalue.dumps(list(dict.fromkeys(spec.version_tags))), source_experiment_id=exp_id,
-            size=sum(r["size"] or 0 for r in rows), created_at=now, created_by=actor,
-        )).inserted_primary_key[0]
+        vid = conn.execute(
+            artifact_versions.insert().values(
+                artifact_id=aid,
+                version=version,
+                major=major,
+                minor=minor,
+                patch=patch,
+                metadata_json=meta,
+                tags_json=jsonvalue.dumps(list(dict.fromkeys(spec.version_tags))),
+                source_experiment_id=exp_id,
+                size=sum(r["size"] or 0 for r in rows),
+                created_at=now,
+                created_by=actor,
+            )
+        ).inserted_primary_key[0]
         insert_files(conn, "artifact_version", vid, rows)
         for alias in dict.fromkeys(spec.aliases):
-            conn.execute(delete(artifact_aliases).where(artifact_aliases.c.artifact_id == aid,
-                                                        artifact_aliases.c.alias == alias))
+            conn.execute(
+                delete(artifact_aliases).where(
+                    artifact_aliases.c.artifact_id == aid, artifact_aliases.c.alias == alias
+                )
+            )
             conn.execute(artifact_aliases.insert().values(artifact_id=aid, alias=alias, version_id=vid))
         if exp_id is not None:
             lineage.add_edge(conn, "experiment", exp_id, "artifact_version", vid, "produced")
@@ -95,21 +126,41 @@ def log_artifact_version(store: Store, workspace: str, name: str, data: Artifact
 
 def _resolve(conn: Connection, workspace: str, name: str, version_or_alias: str | None) -> int:
     ws = _workspace_id(conn, workspace, create=False)
-    art = None if ws is None else conn.execute(
-        select(artifacts.c.id).where(artifacts.c.workspace_id == ws, artifacts.c.name == name)).first()
+    art = (
+        None
+        if ws is None
+        else conn.execute(
+            select(artifacts.c.id).where(artifacts.c.workspace_id == ws, artifacts.c.name == name)
+        ).first()
+    )
     if art is None:
         raise NotFound(f"no artifact {name!r} in workspace {workspace!r}")
     live = artifact_versions.c.deleted_at.is_(None)
     if version_or_alias is None:
-        row = conn.execute(select(artifact_versions.c.id).where(artifact_versions.c.artifact_id == art.id, live)
-                           .order_by(artifact_versions.c.major.desc(), artifact_versions.c.minor.desc(),
-                                     artifact_versions.c.patch.desc()).limit(1)).first()
+        row = conn.execute(
+            select(artifact_versions.c.id)
+            .where(artifact_versions.c.artifact_id == art.id, live)
+            .order_by(
+                artifact_versions.c.major.desc(),
+                artifact_versions.c.minor.desc(),
+                artifact_versions.c.patch.desc(),
+            )
+            .limit(1)
+        ).first()
     elif SEMVER_RE.match(version_or_alias):
-        row = conn.execute(select(artifact_versions.c.id).where(
-            artifact_versions.c.artifact_id == art.id, artifact_versions.c.version == version_or_alias, live)).first()
+        row = conn.execute(
+            select(artifact_versions.c.id).where(
+                artifact_versions.c.artifact_id == art.id,
+                artifact_versions.c.version == version_or_alias,
+                live,
+            )
+        ).first()
     else:
-        row = conn.execute(select(artifact_aliases.c.version_id).where(
-            artifact_aliases.c.artifact_id == art.id, artifact_aliases.c.alias == version_or_alias)).first()
+        row = conn.execute(
+            select(artifact_aliases.c.version_id).where(
+                artifact_aliases.c.artifact_id == art.id, artifact_aliases.c.alias == version_or_alias
+            )
+        ).first()
     if row is None:
         raise NotFound(f"artifact {name!r} has no version or alias {version_or_alias!r}")
     return row[0]
@@ -119,20 +170,36 @@ def version_dict(conn: Connection, vid: int, with_files: bool = True) -> dict[st
     v = conn.execute(
         select(artifact_versions, artifacts.c.name, artifacts.c.artifact_type, artifacts.c.workspace_id)
         .join(artifacts, artifacts.c.id == artifact_versions.c.artifact_id)
-        .where(artifact_versions.c.id == vid)).one()
+        .where(artifact_versions.c.id == vid)
+    ).one()
     from tallymark.store.schema import workspaces
 
     ws = conn.execute(select(workspaces.c.name).where(workspaces.c.id == v.workspace_id)).scalar()
-    aliases = list(conn.execute(select(artifact_aliases.c.alias).where(artifact_aliases.c.version_id == vid)
-                                .order_by(artifact_aliases.c.alias)).scalars())
+    aliases = list(
+        conn.execute(
+            select(artifact_aliases.c.alias)
+            .where(artifact_aliases.c.version_id == vid)
+            .order_by(artifact_aliases.c.alias)
+        ).scalars()
+    )
     src = None
     if v.source_experiment_id is not None:
-        src = conn.execute(select(experiments.c.key).where(experiments.c.id == v.source_experiment_id)).scalar()
+        src = conn.execute(
+            select(experiments.c.key).where(experiments.c.id == v.source_experiment_id)
+        ).scalar()
     out = {
-        "id": vid, "workspace": ws, "name": v.name, "artifactType": v.artifact_type, "version": v.version,
-        "aliases": aliases, "versionTags": jsonvalue.loads(v.tags_json) if v.tags_json else [],
+        "id": vid,
+        "workspace": ws,
+        "name": v.name,
+        "artifactType": v.artifact_type,
+        "version": v.version,
+        "aliases": aliases,
+        "versionTags": jsonvalue.loads(v.tags_json) if v.tags_json else [],
         "metadata": None if v.metadata_json is None else jsonvalue.loads(v.metadata_json),
-        "sourceExperimentKey": src, "size": v.size, "createdAt": v.created_at, "createdBy": v.created_by,
+        "sourceExperimentKey": src,
+        "size": v.size,
+        "createdAt": v.created_at,
+        "createdBy": v.created_by,
         "deleted": v.deleted_at is not None,
     }
     if with_files:
@@ -140,8 +207,13 @@ def version_dict(conn: Connection, vid: int, with_files: bool = True) -> dict[st
     return out
 
 
-def get_artifact_version(store: Store, workspace: str, name: str, version_or_alias: str | None = None,
-                         consumer_key: str | None = None) -> dict[str, Any]:
+def get_artifact_version(
+    store: Store,
+    workspace: str,
+    name: str,
+    version_or_alias: str | None = None,
+    consumer_key: str | None = None,
+) -> dict[str, Any]:
     """One version (latest when none is named); with ``consumer_key``, records "consumed" lineage."""
     if consumer_key is None:
         with store.db.read() as conn:
@@ -158,24 +230,45 @@ def list_artifacts(store: Store, workspace: str) -> list[dict[str, Any]]:
         ws = _workspace_id(conn, workspace, create=False)
         if ws is None:
             raise NotFound(f"no workspace named {workspace!r}")
-        counts = (select(artifact_versions.c.artifact_id, func.count().label("n"),
-                         func.max(artifact_versions.c.created_at).label("last"))
-                  .where(artifact_versions.c.deleted_at.is_(None))
-                  .group_by(artifact_versions.c.artifact_id).subquery())
-        rows = conn.execute(select(artifacts, counts.c.n, counts.c.last)
-                            .outerjoin(counts, counts.c.artifact_id == artifacts.c.id)
-                            .where(artifacts.c.workspace_id == ws).order_by(artifacts.c.name)).all()
-    return [{"name": r.name, "artifactType": r.artifact_type, "versions": r.n or 0, "lastCreatedAt": r.last,
-             "createdBy": r.created_by} for r in rows]
+        counts = (
+            select(
+                artifact_versions.c.artifact_id,
+                func.count().label("n"),
+                func.max(artifact_versions.c.created_at).label("last"),
+            )
+            .where(artifact_versions.c.deleted_at.is_(None))
+            .group_by(artifact_versions.c.artifact_id)
+            .subquery()
+        )
+        rows = conn.execute(
+            select(artifacts, counts.c.n, counts.c.last)
+            .outerjoin(counts, counts.c.artifact_id == artifacts.c.id)
+            .where(artifacts.c.workspace_id == ws)
+            .order_by(artifacts.c.name)
+        ).all()
+    return [
+        {
+            "name": r.name,
+            "artifactType": r.artifact_type,
+            "versions": r.n or 0,
+            "lastCreatedAt": r.last,
+            "createdBy": r.created_by,
+        }
+        for r in rows
+    ]
 
 
 def list_versions(store: Store, workspace: str, name: str) -> list[dict[str, Any]]:
     with store.db.read() as conn:
         vid = _resolve(conn, workspace, name, None)
-        aid = conn.execute(select(artifact_versions.c.artifact_id).where(artifact_versions.c.id == vid)).scalar()
-        ids = conn.execute(select(artifact_versions.c.id).where(
-            artifact_versions.c.artifact_id == aid, artifact_versions.c.deleted_at.is_(None))
-            .order_by(artifact_versions.c.major, artifact_versions.c.minor, artifact_versions.c.patch)).scalars()
+        aid = conn.execute(
+            select(artifact_versions.c.artifact_id).where(artifact_versions.c.id == vid)
+        ).scalar()
+        ids = conn.execute(
+            select(artifact_versions.c.id)
+            .where(artifact_versions.c.artifact_id == aid, artifact_versions.c.deleted_at.is_(None))
+            .order_by(artifact_versions.c.major, artifact_versions.c.minor, artifact_versions.c.patch)
+        ).scalars()
         out = []
         for i in list(ids):
             d = version_dict(conn, i)
@@ -190,5 +283,7 @@ def delete_artifact_version(store: Store, workspace: str, name: str, version: st
         vid = _resolve(conn, workspace, name, version)
         conn.execute(delete(artifact_aliases).where(artifact_aliases.c.version_id == vid))
         conn.execute(delete(files).where(files.c.owner_kind == "artifact_version", files.c.owner_id == vid))
-        conn.execute(artifact_versions.update().where(artifact_versions.c.id == vid).values(deleted_at=now_ms()))
+        conn.execute(
+            artifact_versions.update().where(artifact_versions.c.id == vid).values(deleted_at=now_ms())
+        )
         return {"deleted": f"{name}:{version}"}

@@ -37,8 +37,15 @@ def check_files(store: Store, items: list[FileIn]) -> list[dict[str, Any]]:
             if size is not None and size != actual:
                 raise Invalid(f"{path!r}: size {size} does not match the stored blob ({actual} bytes)")
             size = actual
-        rows.append({"logical_path": path, "sha256": f.sha256, "size": size, "uri": f.uri,
-                     "metadata_json": None if f.metadata is None else jsonvalue.dumps(f.metadata)})
+        rows.append(
+            {
+                "logical_path": path,
+                "sha256": f.sha256,
+                "size": size,
+                "uri": f.uri,
+                "metadata_json": None if f.metadata is None else jsonvalue.dumps(f.metadata),
+            }
+        )
     return rows
 
 
@@ -48,11 +55,22 @@ def insert_files(conn: Connection, owner_kind: str, owner_id: int, rows: list[di
 
 
 def read_files(conn: Connection, owner_kind: str, owner_id: int) -> list[dict[str, Any]]:
-    rows = conn.execute(select(files).where(files.c.owner_kind == owner_kind, files.c.owner_id == owner_id)
-                        .order_by(files.c.logical_path)).all()
-    return [{"logicalPath": r.logical_path, "sha256": r.sha256, "size": r.size, "uri": r.uri,
-             "remote": r.uri is not None,
-             "metadata": None if r.metadata_json is None else jsonvalue.loads(r.metadata_json)} for r in rows]
+    rows = conn.execute(
+        select(files)
+        .where(files.c.owner_kind == owner_kind, files.c.owner_id == owner_id)
+        .order_by(files.c.logical_path)
+    ).all()
+    return [
+        {
+            "logicalPath": r.logical_path,
+            "sha256": r.sha256,
+            "size": r.size,
+            "uri": r.uri,
+            "remote": r.uri is not None,
+            "metadata": None if r.metadata_json is None else jsonvalue.loads(r.metadata_json),
+        }
+        for r in rows
+    ]
 
 
 def missing_blobs(store: Store, shas: list[str]) -> list[str]:

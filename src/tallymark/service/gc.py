@@ -36,22 +36,44 @@ def delete_experiment(store: Store, key: str) -> dict[str, Any]:
     points at it: archive the version's audit trail is what regulators ask for)."""
     with store.db.write() as conn:
         eid = experiment_row(conn, key, for_update=True).id
-        model_ids = list(conn.execute(select(experiment_models.c.id)
-                                      .where(experiment_models.c.experiment_id == eid)).scalars())
-        if model_ids and conn.execute(select(model_versions.c.id)
-                                      .where(model_versions.c.experiment_model_id.in_(model_ids))).first():
+        model_ids = list(
+            conn.execute(
+                select(experiment_models.c.id).where(experiment_models.c.experiment_id == eid)
+            ).scalars()
+        )
+        if (
+            model_ids
+            and conn.execute(
+                select(model_versions.c.id).where(model_versions.c.experiment_model_id.in_(model_ids))
+            ).first()
+        ):
             raise Conflict(f"experiment {key} has registered model versions; it is kept for their lineage")
         conn.execute(delete(files).where(files.c.owner_kind == "model", files.c.owner_id.in_(model_ids)))
-        for table in (experiment_models, assets, items, metric_chunks, metric_summaries, params, others, tags,
-                      batches):
+        for table in (
+            experiment_models,
+            assets,
+            items,
+            metric_chunks,
+            metric_summaries,
+            params,
+            others,
+            tags,
+            batches,
+        ):
             conn.execute(delete(table).where(table.c.experiment_id == eid))
-        conn.execute(delete(lineage_edges).where(
-            ((lineage_edges.c.src_kind == "experiment") & (lineage_edges.c.src_id == eid))
-            | ((lineage_edges.c.dst_kind == "experiment") & (lineage_edges.c.dst_id == eid))))
+        conn.execute(
+            delete(lineage_edges).where(
+                ((lineage_edges.c.src_kind == "experiment") & (lineage_edges.c.src_id == eid))
+                | ((lineage_edges.c.dst_kind == "experiment") & (lineage_edges.c.dst_id == eid))
+            )
+        )
         from tallymark.store.schema import artifact_versions
 
-        conn.execute(artifact_versions.update().where(artifact_versions.c.source_experiment_id == eid)
-                     .values(source_experiment_id=None))
+        conn.execute(
+            artifact_versions.update()
+            .where(artifact_versions.c.source_experiment_id == eid)
+            .values(source_experiment_id=None)
+        )
         conn.execute(delete(experiments).where(experiments.c.id == eid))
     return {"deleted": key}
 
@@ -82,8 +104,10 @@ def collect_garbage(store: Store, dry_run: bool = False, grace_seconds: float = 
         size = store.blobs.size(sha)
         # Re-check under the write lock: a blob referenced since the scan must stay.
         with store.db.write() as conn:
-            again = conn.execute(select(assets.c.id).where(assets.c.sha256 == sha).limit(1)).first() or \
-                conn.execute(select(files.c.id).where(files.c.sha256 == sha).limit(1)).first()
+            again = (
+                conn.execute(select(assets.c.id).where(assets.c.sha256 == sha).limit(1)).first()
+                or conn.execute(select(files.c.id).where(files.c.sha256 == sha).limit(1)).first()
+            )
             if again is None and not dry_run:
                 store.blobs.delete(sha)
         if again is None:

@@ -31,9 +31,22 @@ KINDS = ("experiment", "artifact_version", "model_version")
 
 
 def add_edge(conn: Connection, src_kind: str, src_id: int, dst_kind: str, dst_id: int, relation: str) -> None:
-    upsert(conn, lineage_edges, [{"src_kind": src_kind, "src_id": src_id, "dst_kind": dst_kind,
-                                  "dst_id": dst_id, "relation": relation, "created_at": now_ms()}],
-           ["src_kind", "src_id", "dst_kind", "dst_id", "relation"], None)
+    upsert(
+        conn,
+        lineage_edges,
+        [
+            {
+                "src_kind": src_kind,
+                "src_id": src_id,
+                "dst_kind": dst_kind,
+                "dst_id": dst_id,
+                "relation": relation,
+                "created_at": now_ms(),
+            }
+        ],
+        ["src_kind", "src_id", "dst_kind", "dst_id", "relation"],
+        None,
+    )
 
 
 def _edges(conn: Connection, kind: str, node_id: int, direction: str) -> list[Any]:
@@ -50,39 +63,73 @@ def _edges(conn: Connection, kind: str, node_id: int, direction: str) -> list[An
 def describe(conn: Connection, kind: str, node_id: int) -> dict[str, Any]:
     """A node as shown to people: its reference, label and the facts an auditor needs."""
     if kind == "experiment":
-        r = conn.execute(select(experiments.c.key, experiments.c.name, experiments.c.status, experiments.c.user,
-                                projects.c.name.label("project"), workspaces.c.name.label("workspace"))
-                         .join(projects, projects.c.id == experiments.c.project_id)
-                         .join(workspaces, workspaces.c.id == projects.c.workspace_id)
-                         .where(experiments.c.id == node_id)).first()
+        r = conn.execute(
+            select(
+                experiments.c.key,
+                experiments.c.name,
+                experiments.c.status,
+                experiments.c.user,
+                projects.c.name.label("project"),
+                workspaces.c.name.label("workspace"),
+            )
+            .join(projects, projects.c.id == experiments.c.project_id)
+            .join(workspaces, workspaces.c.id == projects.c.workspace_id)
+            .where(experiments.c.id == node_id)
+        ).first()
         if r is None:
             return {"kind": kind, "ref": f"experiment:#{node_id}", "label": "(deleted experiment)"}
-        return {"kind": kind, "ref": f"experiment:{r.key}", "key": r.key, "name": r.name,
-                "workspace": r.workspace, "project": r.project, "user": r.user, "status": r.status,
-                "label": f"experiment {r.name or r.key[:12]} ({r.workspace}/{r.project})"}
+        return {
+            "kind": kind,
+            "ref": f"experiment:{r.key}",
+            "key": r.key,
+            "name": r.name,
+            "workspace": r.workspace,
+            "project": r.project,
+            "user": r.user,
+            "status": r.status,
+            "label": f"experiment {r.name or r.key[:12]} ({r.workspace}/{r.project})",
+        }
     if kind == "artifact_version":
         from tallymark.service.artifacts import version_dict
 
         v = version_dict(conn, node_id)
-        return {"kind": kind, "ref": f"artifact:{v['workspace']}/{v['name']}:{v['version']}", **v,
-                "label": f"{v['artifactType']} {v['name']} {v['version']}"
-                         + (f" [{', '.join(v['aliases'])}]" if v["aliases"] else "")}
+        return {
+            "kind": kind,
+            "ref": f"artifact:{v['workspace']}/{v['name']}:{v['version']}",
+            **v,
+            "label": f"{v['artifactType']} {v['name']} {v['version']}"
+            + (f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""),
+        }
     if kind == "model_version":
-        r = conn.execute(select(model_versions.c.version, model_versions.c.status, registered_models.c.name,
-                                workspaces.c.name.label("workspace"))
-                         .join(registered_models, registered_models.c.id == model_versions.c.registered_model_id)
-                         .join(workspaces, workspaces.c.id == registered_models.c.workspace_id)
-                         .where(model_versions.c.id == node_id)).one()
-        return {"kind": kind, "ref": f"model:{r.workspace}/{r.name}:{r.version}", "name": r.name,
-                "version": r.version, "status": r.status, "workspace": r.workspace,
-                "label": f"model {r.name} {r.version} ({r.status})"}
+        r = conn.execute(
+            select(
+                model_versions.c.version,
+                model_versions.c.status,
+                registered_models.c.name,
+                workspaces.c.name.label("workspace"),
+            )
+            .join(registered_models, registered_models.c.id == model_versions.c.registered_model_id)
+            .join(workspaces, workspaces.c.id == registered_models.c.workspace_id)
+            .where(model_versions.c.id == node_id)
+        ).one()
+        return {
+            "kind": kind,
+            "ref": f"model:{r.workspace}/{r.name}:{r.version}",
+            "name": r.name,
+            "version": r.version,
+            "status": r.status,
+            "workspace": r.workspace,
+            "label": f"model {r.name} {r.version} ({r.status})",
+        }
     raise Invalid(f"unknown node kind {kind!r}")
 
 
 def neighbours(conn: Connection, kind: str, node_id: int, direction: str) -> list[dict[str, Any]]:
     out = []
     for e in _edges(conn, kind, node_id, direction):
-        other = (e.src_kind, e.src_id) if (e.dst_kind, e.dst_id) == (kind, node_id) else (e.dst_kind, e.dst_id)
+        other = (
+            (e.src_kind, e.src_id) if (e.dst_kind, e.dst_id) == (kind, node_id) else (e.dst_kind, e.dst_id)
+        )
         d = describe(conn, *other)
         out.append({"ref": d["ref"], "label": d["label"], "relation": e.relation})
     return out
@@ -92,8 +139,10 @@ def resolve(conn: Connection, ref: str) -> tuple[str, int]:
     """Turn a node reference into (kind, id)."""
     kind, _, rest = ref.partition(":")
     if not rest:
-        raise Invalid(f"{ref!r} is not a node reference: experiment:KEY, artifact:WS/NAME:VERSION or "
-                      "model:WS/NAME:VERSION")
+        raise Invalid(
+            f"{ref!r} is not a node reference: experiment:KEY, artifact:WS/NAME:VERSION or "
+            "model:WS/NAME:VERSION"
+        )
     if kind == "experiment":
         from tallymark.service.experiments import experiment_row
 
@@ -137,8 +186,13 @@ def get_lineage(store: Store, ref: str, direction: str = "both", depth: int = 10
                             if other not in nodes:
                                 nodes[other] = describe(conn, *other)
                                 nxt.append(other)
-                            edges.append({"src": nodes[(e.src_kind, e.src_id)]["ref"],
-                                          "dst": nodes[(e.dst_kind, e.dst_id)]["ref"], "relation": e.relation})
+                            edges.append(
+                                {
+                                    "src": nodes[(e.src_kind, e.src_id)]["ref"],
+                                    "dst": nodes[(e.dst_kind, e.dst_id)]["ref"],
+                                    "relation": e.relation,
+                                }
+                            )
                 frontier = nxt
                 if not frontier:
                     break

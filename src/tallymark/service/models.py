@@ -207,5 +207,7 @@ def validated(model: type[M], data: M | dict[str, Any] | None) -> M:
             loc = ".".join(str(x) for x in err.get("loc", ()))
             msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             parts.append(f"{loc}: {msg}" if loc else msg)
-        raise Invalid("; ".join(parts), [{"loc": list(e.get("loc", ())), "message": e.get("msg")}
-                                         for e in exc.errors()[:20]]) from None
+        raise Invalid(
+            "; ".join(parts),
+            [{"loc": list(e.get("loc", ())), "message": e.get("msg")} for e in exc.errors()[:20]],
+        ) from None

@@ -40,68 +40,110 @@ def log_model(store: Store, key: str, data: ModelIn | dict[str, Any]) -> dict[st
     with store.db.write() as conn:
         row = experiment_row(conn, key, for_update=True)
         require_running(row)
-        if conn.execute(select(experiment_models.c.id).where(experiment_models.c.experiment_id == row.id,
-                                                             experiment_models.c.name == spec.name)).first():
+        if conn.execute(
+            select(experiment_models.c.id).where(
+                experiment_models.c.experiment_id == row.id, experiment_models.c.name == spec.name
+            )
+        ).first():
             raise Conflict(f"experiment {key} already logged a model named {spec.name!r}")
-        mid = conn.execute(experiment_models.insert().values(
-            experiment_id=row.id, name=spec.name, remote_uri=spec.remote_uri,
-            metadata_json=None if spec.metadata is None else jsonvalue.dumps(spec.metadata),
-            created_at=now_ms())).inserted_primary_key[0]
+        mid = conn.execute(
+            experiment_models.insert().values(
+                experiment_id=row.id,
+                name=spec.name,
+                remote_uri=spec.remote_uri,
+                metadata_json=None if spec.metadata is None else jsonvalue.dumps(spec.metadata),
+                created_at=now_ms(),
+            )
+        ).inserted_primary_key[0]
         insert_files(conn, "model", mid, rows)
         return _model_dict(conn, mid)
 
 
 def _model_dict(conn: Connection, mid: int) -> dict[str, Any]:
-    m = conn.execute(select(experiment_models, experiments.c.key)
-                     .join(experiments, experiments.c.id == experiment_models.c.experiment_id)
-                     .where(experiment_models.c.id == mid)).one()
-    return {"id": mid, "name": m.name, "experimentKey": m.key, "remoteUri": m.remote_uri,
-            "metadata": None if m.metadata_json is None else jsonvalue.loads(m.metadata_json),
-            "files": read_files(conn, "model", mid), "createdAt": m.created_at}
+    m = conn.execute(
+        select(experiment_models, experiments.c.key)
+        .join(experiments, experiments.c.id == experiment_models.c.experiment_id)
+        .where(experiment_models.c.id == mid)
+    ).one()
+    return {
+        "id": mid,
+        "name": m.name,
+        "experimentKey": m.key,
+        "remoteUri": m.remote_uri,
+        "metadata": None if m.metadata_json is None else jsonvalue.loads(m.metadata_json),
+        "files": read_files(conn, "model", mid),
+        "createdAt": m.created_at,
+    }
 
 
 def list_logged_models(store: Store, key: str) -> list[dict[str, Any]]:
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
-        ids = conn.execute(select(experiment_models.c.id).where(experiment_models.c.experiment_id == eid)
-                           .order_by(experiment_models.c.id)).scalars()
+        ids = conn.execute(
+            select(experiment_models.c.id)
+            .where(experiment_models.c.experiment_id == eid)
+            .order_by(experiment_models.c.id)
+        ).scalars()
         return [_model_dict(conn, i) for i in list(ids)]
 
 
-def _registered(conn: Connection, workspace: str, name: str, create_by: str | None = None,
-                description: str | None = None) -> int:
+def _registered(
+    conn: Connection, workspace: str, name: str, create_by: str | None = None, description: str | None = None
+) -> int:
     ws = _workspace_id(conn, workspace, create=create_by is not None)
-    row = None if ws is None else conn.execute(select(registered_models.c.id).where(
-        registered_models.c.workspace_id == ws, registered_models.c.name == name)).first()
+    row = (
+        None
+        if ws is None
+        else conn.execute(
+            select(registered_models.c.id).where(
+                registered_models.c.workspace_id == ws, registered_models.c.name == name
+            )
+        ).first()
+    )
     if row is not None:
         return row.id
     if create_by is None:
         raise NotFound(f"no registered model {name!r} in workspace {workspace!r}")
-    return conn.execute(registered_models.insert().values(
-        workspace_id=ws, name=name, description=description, created_at=now_ms(),
-        created_by=create_by)).inserted_primary_key[0]
+    return conn.execute(
+        registered_models.insert().values(
+            workspace_id=ws, name=name, description=description, created_at=now_ms(), created_by=create_by
+        )
+    ).inserted_primary_key[0]
 
 
 def resolve_version(conn: Connection, workspace: str, name: str, version: str) -> int:
     rid = _registered(conn, workspace, name)
-    row = conn.execute(select(model_versions.c.id).where(model_versions.c.registered_model_id == rid,
-                                                         model_versions.c.version == version)).first()
+    row = conn.execute(
+        select(model_versions.c.id).where(
+            model_versions.c.registered_model_id == rid, model_versions.c.version == version
+        )
+    ).first()
     if row is None:
         raise NotFound(f"model {name!r} has no version {version!r}")
     return row.id
 
 
-def _transition(conn: Connection, vid: int, to: str, actor: str, comment: str | None,
-                request_id: int | None = None) -> None:
+def _transition(
+    conn: Connection, vid: int, to: str, actor: str, comment: str | None, request_id: int | None = None
+) -> None:
     cur = conn.execute(select(model_versions.c.status).where(model_versions.c.id == vid)).scalar()
     conn.execute(model_versions.update().where(model_versions.c.id == vid).values(status=to))
-    conn.execute(model_transitions.insert().values(model_version_id=vid, from_status=cur, to_status=to,
-                                                   actor=actor, at=now_ms(), comment=comment,
-                                                   request_id=request_id))
+    conn.execute(
+        model_transitions.insert().values(
+            model_version_id=vid,
+            from_status=cur,
+            to_status=to,
+            actor=actor,
+            at=now_ms(),
+            comment=comment,
+            request_id=request_id,
+        )
+    )
 
 
-def register_model(store: Store, workspace: str, model_name: str, data: RegisterIn | dict[str, Any],
-                   actor: str) -> dict[str, Any]:
+def register_model(
+    store: Store, workspace: str, model_name: str, data: RegisterIn | dict[str, Any], actor: str
+) -> dict[str, Any]:
     """Create a registry version from a model an experiment logged (lineage: registered_from)."""
     from tallymark.service.models import _scope_name
 
@@ -112,66 +154,130 @@ def register_model(store: Store, workspace: str, model_name: str, data: Register
         raise Invalid(str(exc)) from None
     spec = validated(RegisterIn, data)
     if spec.status == NEEDS_APPROVAL:
-        raise Forbidden("a new version cannot start in production: register it, then request production "
-                        "for another person to approve")
+        raise Forbidden(
+            "a new version cannot start in production: register it, then request production "
+            "for another person to approve"
+        )
     with store.db.write() as conn:
         eid = experiment_row(conn, spec.experiment_key).id
-        em = conn.execute(select(experiment_models.c.id).where(experiment_models.c.experiment_id == eid,
-                                                               experiment_models.c.name == spec.experiment_model)
-                          ).first()
+        em = conn.execute(
+            select(experiment_models.c.id).where(
+                experiment_models.c.experiment_id == eid, experiment_models.c.name == spec.experiment_model
+            )
+        ).first()
         if em is None:
-            raise NotFound(f"experiment {spec.experiment_key} logged no model named {spec.experiment_model!r}")
+            raise NotFound(
+                f"experiment {spec.experiment_key} logged no model named {spec.experiment_model!r}"
+            )
         rid = _registered(conn, workspace, model_name, create_by=actor, description=spec.description)
         if conn.dialect.name == "postgresql":
-            conn.execute(select(registered_models.c.id).where(registered_models.c.id == rid).with_for_update())
+            conn.execute(
+                select(registered_models.c.id).where(registered_models.c.id == rid).with_for_update()
+            )
         if spec.version is not None:
             m = SEMVER_RE.match(spec.version)
             major, minor, patch = int(m.group(1)), int(m.group(2)), int(m.group(3))  # type: ignore[union-attr]
-            if conn.execute(select(model_versions.c.id).where(model_versions.c.registered_model_id == rid,
-                                                              model_versions.c.version == spec.version)).first():
+            if conn.execute(
+                select(model_versions.c.id).where(
+                    model_versions.c.registered_model_id == rid, model_versions.c.version == spec.version
+                )
+            ).first():
                 raise Conflict(f"model {model_name!r} already has version {spec.version}")
         else:
-            top = conn.execute(select(func.max(model_versions.c.major))
-                               .where(model_versions.c.registered_model_id == rid)).scalar()
+            top = conn.execute(
+                select(func.max(model_versions.c.major)).where(model_versions.c.registered_model_id == rid)
+            ).scalar()
             major, minor, patch = (top or 0) + 1, 0, 0
         version = f"{major}.{minor}.{patch}"
-        vid = conn.execute(model_versions.insert().values(
-            registered_model_id=rid, version=version, major=major, minor=minor, patch=patch, status=spec.status,
-            description=spec.description, tags_json=jsonvalue.dumps(list(dict.fromkeys(spec.tags))),
-            experiment_model_id=em.id, created_at=now_ms(), created_by=actor)).inserted_primary_key[0]
-        conn.execute(model_transitions.insert().values(model_version_id=vid, from_status=None,
-                                                       to_status=spec.status, actor=actor, at=now_ms(),
-                                                       comment="registered"))
+        vid = conn.execute(
+            model_versions.insert().values(
+                registered_model_id=rid,
+                version=version,
+                major=major,
+                minor=minor,
+                patch=patch,
+                status=spec.status,
+                description=spec.description,
+                tags_json=jsonvalue.dumps(list(dict.fromkeys(spec.tags))),
+                experiment_model_id=em.id,
+                created_at=now_ms(),
+                created_by=actor,
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            model_transitions.insert().values(
+                model_version_id=vid,
+                from_status=None,
+                to_status=spec.status,
+                actor=actor,
+                at=now_ms(),
+                comment="registered",
+            )
+        )
         lineage.add_edge(conn, "experiment", eid, "model_version", vid, "registered_from")
         return _version_dict(conn, vid)
 
 
 def _version_dict(conn: Connection, vid: int) -> dict[str, Any]:
-    v = conn.execute(select(model_versions, registered_models.c.name)
-                     .join(registered_models, registered_models.c.id == model_versions.c.registered_model_id)
-                     .where(model_versions.c.id == vid)).one()
+    v = conn.execute(
+        select(model_versions, registered_models.c.name)
+        .join(registered_models, registered_models.c.id == model_versions.c.registered_model_id)
+        .where(model_versions.c.id == vid)
+    ).one()
     model = _model_dict(conn, v.experiment_model_id)
-    history = [{"from": t.from_status, "to": t.to_status, "actor": t.actor, "at": t.at, "comment": t.comment,
-                "requestId": t.request_id}
-               for t in conn.execute(select(model_transitions).where(model_transitions.c.model_version_id == vid)
-                                     .order_by(model_transitions.c.id))]
-    return {"id": vid, "name": v.name, "version": v.version, "status": v.status, "description": v.description,
-            "tags": jsonvalue.loads(v.tags_json) if v.tags_json else [], "createdAt": v.created_at,
-            "createdBy": v.created_by, "experimentKey": model["experimentKey"], "experimentModel": model["name"],
-            "remoteUri": model["remoteUri"], "files": model["files"], "metadata": model["metadata"],
-            "history": history}
+    history = [
+        {
+            "from": t.from_status,
+            "to": t.to_status,
+            "actor": t.actor,
+            "at": t.at,
+            "comment": t.comment,
+            "requestId": t.request_id,
+        }
+        for t in conn.execute(
+            select(model_transitions)
+            .where(model_transitions.c.model_version_id == vid)
+            .order_by(model_transitions.c.id)
+        )
+    ]
+    return {
+        "id": vid,
+        "name": v.name,
+        "version": v.version,
+        "status": v.status,
+        "description": v.description,
+        "tags": jsonvalue.loads(v.tags_json) if v.tags_json else [],
+        "createdAt": v.created_at,
+        "createdBy": v.created_by,
+        "experimentKey": model["experimentKey"],
+        "experimentModel": model["name"],
+        "remoteUri": model["remoteUri"],
+        "files": model["files"],
+        "metadata": model["metadata"],
+        "history": history,
+    }
 
 
 def get_model(store: Store, workspace: str, name: str) -> dict[str, Any]:
     with store.db.read() as conn:
         rid = _registered(conn, workspace, name)
         r = conn.execute(select(registered_models).where(registered_models.c.id == rid)).one()
-        ids = conn.execute(select(model_versions.c.id).where(model_versions.c.registered_model_id == rid)
-                           .order_by(model_versions.c.major, model_versions.c.minor, model_versions.c.patch))
+        ids = conn.execute(
+            select(model_versions.c.id)
+            .where(model_versions.c.registered_model_id == rid)
+            .order_by(model_versions.c.major, model_versions.c.minor, model_versions.c.patch)
+        )
         versions = [_version_dict(conn, i) for i in ids.scalars().all()]
         pending = _requests(conn, rid, "pending")
-    return {"workspace": workspace, "name": name, "description": r.description, "createdAt": r.created_at,
-            "createdBy": r.created_by, "versions": versions, "pendingRequests": pending}
+    return {
+        "workspace": workspace,
+        "name": name,
+        "description": r.description,
+        "createdAt": r.created_at,
+        "createdBy": r.created_by,
+        "versions": versions,
+        "pendingRequests": pending,
+    }
 
 
 def list_models(store: Store, workspace: str) -> list[dict[str, Any]]:
@@ -179,16 +285,27 @@ def list_models(store: Store, workspace: str) -> list[dict[str, Any]]:
         ws = _workspace_id(conn, workspace, create=False)
         if ws is None:
             raise NotFound(f"no workspace named {workspace!r}")
-        rows = conn.execute(select(registered_models).where(registered_models.c.workspace_id == ws)
-                            .order_by(registered_models.c.name)).all()
+        rows = conn.execute(
+            select(registered_models)
+            .where(registered_models.c.workspace_id == ws)
+            .order_by(registered_models.c.name)
+        ).all()
         out = []
         for r in rows:
-            vs = conn.execute(select(model_versions.c.version, model_versions.c.status)
-                              .where(model_versions.c.registered_model_id == r.id)
-                              .order_by(model_versions.c.major, model_versions.c.minor, model_versions.c.patch)).all()
-            out.append({"name": r.name, "versions": len(vs), "latest": vs[-1].version if vs else None,
-                        "production": [v.version for v in vs if v.status == "production"],
-                        "pendingRequests": len(_requests(conn, r.id, "pending"))})
+            vs = conn.execute(
+                select(model_versions.c.version, model_versions.c.status)
+                .where(model_versions.c.registered_model_id == r.id)
+                .order_by(model_versions.c.major, model_versions.c.minor, model_versions.c.patch)
+            ).all()
+            out.append(
+                {
+                    "name": r.name,
+                    "versions": len(vs),
+                    "latest": vs[-1].version if vs else None,
+                    "production": [v.version for v in vs if v.status == "production"],
+                    "pendingRequests": len(_requests(conn, r.id, "pending")),
+                }
+            )
     return out
 
 
@@ -197,27 +314,34 @@ def get_version(store: Store, workspace: str, name: str, version: str) -> dict[s
         return _version_dict(conn, resolve_version(conn, workspace, name, version))
 
 
-def find_versions(store: Store, workspace: str, name: str, status: str | None = None,
-                  tag: str | None = None) -> list[dict[str, Any]]:
+def find_versions(
+    store: Store, workspace: str, name: str, status: str | None = None, tag: str | None = None
+) -> list[dict[str, Any]]:
     versions = get_model(store, workspace, name)["versions"]
-    return [v for v in versions if (status is None or v["status"] == status) and (tag is None or tag in v["tags"])]
+    return [
+        v for v in versions if (status is None or v["status"] == status) and (tag is None or tag in v["tags"])
+    ]
 
 
-def set_status(store: Store, workspace: str, name: str, version: str, data: StatusRequestIn | dict[str, Any],
-               actor: str) -> dict[str, Any]:
+def set_status(
+    store: Store, workspace: str, name: str, version: str, data: StatusRequestIn | dict[str, Any], actor: str
+) -> dict[str, Any]:
     """Change a version's status directly — for every status but production, which needs approval."""
     spec = validated(StatusRequestIn, data)
     if spec.status == NEEDS_APPROVAL:
-        raise Forbidden("moving a version to production needs a second person's approval: use "
-                        "request_status (tallymark models request) and have someone else approve it")
+        raise Forbidden(
+            "moving a version to production needs a second person's approval: use "
+            "request_status (tallymark models request) and have someone else approve it"
+        )
     with store.db.write() as conn:
         vid = resolve_version(conn, workspace, name, version)
         _transition(conn, vid, spec.status, actor, spec.comment)
         return _version_dict(conn, vid)
 
 
-def request_status(store: Store, workspace: str, name: str, version: str,
-                   data: StatusRequestIn | dict[str, Any], actor: str) -> dict[str, Any]:
+def request_status(
+    store: Store, workspace: str, name: str, version: str, data: StatusRequestIn | dict[str, Any], actor: str
+) -> dict[str, Any]:
     """Ask for a status change; production waits for another identity's approval."""
     spec = validated(StatusRequestIn, data)
     with store.db.write() as conn:
@@ -225,21 +349,33 @@ def request_status(store: Store, workspace: str, name: str, version: str,
         cur = conn.execute(select(model_versions.c.status).where(model_versions.c.id == vid)).scalar()
         if cur == spec.status:
             raise Conflict(f"{name} {version} is already {cur}")
-        dup = conn.execute(select(status_requests.c.id).where(
-            status_requests.c.model_version_id == vid, status_requests.c.state == "pending",
-            status_requests.c.to_status == spec.status)).first()
+        dup = conn.execute(
+            select(status_requests.c.id).where(
+                status_requests.c.model_version_id == vid,
+                status_requests.c.state == "pending",
+                status_requests.c.to_status == spec.status,
+            )
+        ).first()
         if dup is not None:
             raise Conflict(f"request {dup.id} for {name} {version} → {spec.status} is already pending")
-        rid = conn.execute(status_requests.insert().values(
-            model_version_id=vid, to_status=spec.status, requested_by=actor, requested_at=now_ms(),
-            comment=spec.comment, state="pending")).inserted_primary_key[0]
+        rid = conn.execute(
+            status_requests.insert().values(
+                model_version_id=vid,
+                to_status=spec.status,
+                requested_by=actor,
+                requested_at=now_ms(),
+                comment=spec.comment,
+                state="pending",
+            )
+        ).inserted_primary_key[0]
         if spec.status != NEEDS_APPROVAL:  # no approval needed: apply at once, keep the request as record
             _decide(conn, rid, actor, "approved", spec.comment, four_eyes=False)
         return _request_dict(conn, rid)
 
 
-def _decide(conn: Connection, request_id: int, actor: str, state: str, comment: str | None,
-            four_eyes: bool = True) -> None:
+def _decide(
+    conn: Connection, request_id: int, actor: str, state: str, comment: str | None, four_eyes: bool = True
+) -> None:
     req = conn.execute(select(status_requests).where(status_requests.c.id == request_id)).first()
     if req is None:
         raise NotFound(f"no status request {request_id}")
@@ -247,24 +383,42 @@ def _decide(conn: Connection, request_id: int, actor: str, state: str, comment: 
         raise Conflict(f"request {request_id} was already {req.state} by {req.decided_by}")
     if four_eyes and req.requested_by == actor:
         verb = "approve" if state == "approved" else "reject"
-        raise Forbidden(f"{actor} requested this change and cannot also {verb} it: another person must decide "
-                        "(four eyes)")
-    conn.execute(status_requests.update().where(status_requests.c.id == request_id).values(
-        state=state, decided_by=actor, decided_at=now_ms(), decision_comment=comment))
+        raise Forbidden(
+            f"{actor} requested this change and cannot also {verb} it: another person must decide (four eyes)"
+        )
+    conn.execute(
+        status_requests.update()
+        .where(status_requests.c.id == request_id)
+        .values(state=state, decided_by=actor, decided_at=now_ms(), decision_comment=comment)
+    )
     if state == "approved":
         if req.to_status == NEEDS_APPROVAL:
-            rm = conn.execute(select(model_versions.c.registered_model_id)
-                              .where(model_versions.c.id == req.model_version_id)).scalar()
-            for old in conn.execute(select(model_versions.c.id, model_versions.c.version).where(
-                    model_versions.c.registered_model_id == rm, model_versions.c.status == NEEDS_APPROVAL,
-                    model_versions.c.id != req.model_version_id)).all():
+            rm = conn.execute(
+                select(model_versions.c.registered_model_id).where(
+                    model_versions.c.id == req.model_version_id
+                )
+            ).scalar()
+            for old in conn.execute(
+                select(model_versions.c.id, model_versions.c.version).where(
+                    model_versions.c.registered_model_id == rm,
+                    model_versions.c.status == NEEDS_APPROVAL,
+                    model_versions.c.id != req.model_version_id,
+                )
+            ).all():
                 _transition(conn, old.id, "archived", actor, "superseded in production", request_id)
-        _transition(conn, req.model_version_id, req.to_status, actor,
-                    comment or f"approved request {request_id}", request_id)
+        _transition(
+            conn,
+            req.model_version_id,
+            req.to_status,
+            actor,
+            comment or f"approved request {request_id}",
+            request_id,
+        )
 
 
-def decide(store: Store, request_id: int, approve: bool, data: DecisionIn | dict[str, Any] | None,
-           actor: str) -> dict[str, Any]:
+def decide(
+    store: Store, request_id: int, approve: bool, data: DecisionIn | dict[str, Any] | None, actor: str
+) -> dict[str, Any]:
     spec = validated(DecisionIn, data)
     with store.db.write() as conn:
         _decide(conn, request_id, actor, "approved" if approve else "rejected", spec.comment)
@@ -272,18 +426,33 @@ def decide(store: Store, request_id: int, approve: bool, data: DecisionIn | dict
 
 
 def _request_dict(conn: Connection, rid: int) -> dict[str, Any]:
-    r = conn.execute(select(status_requests, model_versions.c.version, registered_models.c.name)
-                     .join(model_versions, model_versions.c.id == status_requests.c.model_version_id)
-                     .join(registered_models, registered_models.c.id == model_versions.c.registered_model_id)
-                     .where(status_requests.c.id == rid)).one()
-    return {"id": r.id, "model": r.name, "version": r.version, "toStatus": r.to_status,
-            "requestedBy": r.requested_by, "requestedAt": r.requested_at, "comment": r.comment, "state": r.state,
-            "decidedBy": r.decided_by, "decidedAt": r.decided_at, "decisionComment": r.decision_comment}
+    r = conn.execute(
+        select(status_requests, model_versions.c.version, registered_models.c.name)
+        .join(model_versions, model_versions.c.id == status_requests.c.model_version_id)
+        .join(registered_models, registered_models.c.id == model_versions.c.registered_model_id)
+        .where(status_requests.c.id == rid)
+    ).one()
+    return {
+        "id": r.id,
+        "model": r.name,
+        "version": r.version,
+        "toStatus": r.to_status,
+        "requestedBy": r.requested_by,
+        "requestedAt": r.requested_at,
+        "comment": r.comment,
+        "state": r.state,
+        "decidedBy": r.decided_by,
+        "decidedAt": r.decided_at,
+        "decisionComment": r.decision_comment,
+    }
 
 
 def _requests(conn: Connection, registered_id: int, state: str | None) -> list[dict[str, Any]]:
-    stmt = (select(status_requests.c.id).join(model_versions, model_versions.c.id == status_requests.c.model_version_id)
-            .where(model_versions.c.registered_model_id == registered_id))
+    stmt = (
+        select(status_requests.c.id)
+        .join(model_versions, model_versions.c.id == status_requests.c.model_version_id)
+        .where(model_versions.c.registered_model_id == registered_id)
+    )
     if state is not None:
         stmt = stmt.where(status_requests.c.state == state)
     return [_request_dict(conn, i) for i in conn.execute(stmt.order_by(status_requests.c.id)).scalars().all()]
@@ -307,7 +476,9 @@ def add_tag(store: Store, workspace: str, name: str, version: str, tag: str) -> 
         tags = jsonvalue.loads(cur) if cur else []
         if tag not in tags:
             tags.append(tag)
-        conn.execute(model_versions.update().where(model_versions.c.id == vid).values(tags_json=jsonvalue.dumps(tags)))
+        conn.execute(
+            model_versions.update().where(model_versions.c.id == vid).values(tags_json=jsonvalue.dumps(tags))
+        )
         return _version_dict(conn, vid)
 
 

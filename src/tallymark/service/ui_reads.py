@@ -40,9 +40,7 @@ def project_columns(store: Store, workspace: str, project: str) -> dict[str, lis
 def experiment_counts(store: Store, key: str) -> dict[str, int]:
     """How many items of each kind, assets, metrics and system metrics an experiment has."""
     with store.db.read() as conn:
-        row = conn.execute(
-            select(experiments.c.id).where(experiments.c.key == key)
-        ).first()
+        row = conn.execute(select(experiments.c.id).where(experiments.c.key == key)).first()
         if row is None:
             raise NotFound(f"no experiment with key {key!r}")
         eid = row.id
@@ -127,7 +125,9 @@ def items_for_keys(store: Store, keys: Sequence[str], kind: str) -> dict[str, li
     return out
 
 
-def asset_preview(store: Store, key: str, asset_id: int, limit: int = 64 * 1024) -> tuple[dict[str, Any], bytes]:
+def asset_preview(
+    store: Store, key: str, asset_id: int, limit: int = 64 * 1024
+) -> tuple[dict[str, Any], bytes]:
     """An asset's record and up to ``limit`` of its first bytes (for a text preview)."""
     a = get_asset(store, key, asset_id)
     chunks: list[bytes] = []

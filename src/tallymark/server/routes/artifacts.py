@@ -79,7 +79,9 @@ def list_versions(workspace: str, name: str, store: StoreDep) -> TallyJSON:
 
 @router.get("/workspaces/{workspace}/artifacts/{name}/resolve")
 def get_version(
-    workspace: str, name: str, store: StoreDep,
+    workspace: str,
+    name: str,
+    store: StoreDep,
     version_or_alias: Annotated[str | None, Query(max_length=100)] = None,
 ) -> TallyJSON:
     """A version by number or alias (latest when neither is given). Records nothing."""
@@ -88,7 +90,9 @@ def get_version(
 
 @router.post("/workspaces/{workspace}/artifacts/{name}/consume")
 def consume(
-    workspace: str, name: str, store: StoreDep,
+    workspace: str,
+    name: str,
+    store: StoreDep,
     experiment_key: Annotated[Key, Body(embed=True)],
     version_or_alias: Annotated[str | None, Body(embed=True, max_length=100)] = None,
 ) -> TallyJSON:
@@ -109,7 +113,12 @@ def get_blob(sha256: Sha, store: StoreDep):  # noqa: ANN201 - a streaming respon
 
     if not store.blobs.has(sha256):
         raise NotFound(f"no blob {sha256}")
-    return StreamingResponse(store.blobs.iter_bytes(sha256), media_type="application/octet-stream",
-                             headers={"Content-Length": str(store.blobs.size(sha256)),
-                                      "X-Content-Type-Options": "nosniff",
-                                      "Content-Disposition": f"attachment; filename={sha256}"})
+    return StreamingResponse(
+        store.blobs.iter_bytes(sha256),
+        media_type="application/octet-stream",
+        headers={
+            "Content-Length": str(store.blobs.size(sha256)),
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f"attachment; filename={sha256}",
+        },
+    )

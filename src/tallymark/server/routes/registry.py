@@ -51,27 +51,38 @@ def training_inputs(workspace: str, name: str, version: str, store: StoreDep) ->
 
 
 @router.post("/workspaces/{workspace}/models/{name}/versions/{version}/status")
-def set_status(workspace: str, name: str, version: str, body: StatusRequestIn, store: StoreDep,
-               who: Actor) -> TallyJSON:
+def set_status(
+    workspace: str, name: str, version: str, body: StatusRequestIn, store: StoreDep, who: Actor
+) -> TallyJSON:
     """Change status directly (not to production: that is a request another person approves)."""
     return reply(registry.set_status(store, workspace, name, version, body, who))
 
 
 @router.post("/workspaces/{workspace}/models/{name}/versions/{version}/tags")
-def add_tag(workspace: str, name: str, version: str, store: StoreDep,
-            tag: Annotated[str, Query(min_length=1, max_length=500)]) -> TallyJSON:
+def add_tag(
+    workspace: str,
+    name: str,
+    version: str,
+    store: StoreDep,
+    tag: Annotated[str, Query(min_length=1, max_length=500)],
+) -> TallyJSON:
     return reply(registry.add_tag(store, workspace, name, version, tag))
 
 
 @router.post("/workspaces/{workspace}/models/{name}/versions/{version}/requests", status_code=201)
-def request_status(workspace: str, name: str, version: str, body: StatusRequestIn, store: StoreDep,
-                   who: Actor) -> TallyJSON:
+def request_status(
+    workspace: str, name: str, version: str, body: StatusRequestIn, store: StoreDep, who: Actor
+) -> TallyJSON:
     return reply(registry.request_status(store, workspace, name, version, body, who), 201)
 
 
 @router.get("/workspaces/{workspace}/models/{name}/requests")
-def list_requests(workspace: str, name: str, store: StoreDep,
-                  state: Annotated[str | None, Query(pattern="^(pending|approved|rejected)$")] = None) -> TallyJSON:
+def list_requests(
+    workspace: str,
+    name: str,
+    store: StoreDep,
+    state: Annotated[str | None, Query(pattern="^(pending|approved|rejected)$")] = None,
+) -> TallyJSON:
     return reply({"requests": registry.list_requests(store, workspace, name, state)})
 
 
@@ -88,8 +99,14 @@ def reject(request_id: int, store: StoreDep, who: Actor, body: DecisionIn | None
 @router.get("/lineage")
 def get_lineage(
     store: StoreDep,
-    node: Annotated[str, Query(min_length=3, max_length=1200, description="experiment:KEY, "
-                               "artifact:WS/NAME:VERSION or model:WS/NAME:VERSION")],
+    node: Annotated[
+        str,
+        Query(
+            min_length=3,
+            max_length=1200,
+            description="experiment:KEY, artifact:WS/NAME:VERSION or model:WS/NAME:VERSION",
+        ),
+    ],
     direction: Annotated[str, Query(pattern="^(upstream|downstream|both)$")] = "both",
     depth: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> TallyJSON:
