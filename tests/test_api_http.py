@@ -254,3 +254,37 @@ def test_no_route_answers_500_to_garbage(client):
                 headers={"content-type": "application/json"},
             )
             assert r.status_code < 500, (method, path, r.status_code, r.text)
+
+
+def test_binary_batches(client):
+    import struct
+
+    from tallymark.sdk.wire import Batch, MetricBuffer
+
+    key = _create(client)
+    buf = MetricBuffer("loss", int_aware=True)
+    for i, v in enumerate([0.5, float("nan"), 2**60 + 3]):
+        buf.s.append(i)
+        buf.v.append(v)
+        buf.e.append(-(2**63))
+        buf.iv.append(v if isinstance(v, int) else 0)
+        buf.im.append(isinstance(v, int))
+        buf.t.append(1_700_000_000.0 + i)
+    batch = Batch(batch_id="bin1", params={"lr": 0.1}, metrics=[buf.take(10)])
+    url = f"/api/v1/experiments/{key}/batch/binary"
+    r = client.post(url, content=batch.binary(), headers={"content-type": "application/x-tallymark-batch"})
+    assert r.status_code == 200 and r.json()["points"] == 3, r.text
+    m = client.get(f"/api/v1/experiments/{key}/metric", params={"name": "loss"}).json()
+    assert m["values"] == [0.5, "NaN", 2**60 + 3] and m["timestamps"][0] == 1_700_000_000_000
+    good = batch.binary()
+    hlen = struct.unpack_from("<I", good, 4)[0]
+    for bad, fragment in [
+        (b"nope", "TMB1"),
+        (good[:-5], "truncated"),
+        (good + b"xx", "unexpected bytes"),
+        (b"TMB1" + struct.pack("<I", 10**6) + b"{}", "truncated"),
+        (b"TMB1" + struct.pack("<I", 2) + b"[]", "object"),
+        (good[:8] + good[8 : 8 + hlen].replace(b'"count":3', b'"count":0') + good[8 + hlen :], "positive"),
+    ]:
+        _assert_error(client.post(url, content=bad), 422, fragment)
+    assert len(client.get(f"/api/v1/experiments/{key}/metric", params={"name": "loss"}).json()["values"]) == 3

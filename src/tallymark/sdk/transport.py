@@ -239,6 +239,11 @@ class HttpTransport:
         import httpx
 
         self.url = url.rstrip("/")
+        # Compress large bodies except on loopback, where gzip costs more time than it saves.
+        from urllib.parse import urlsplit
+
+        host = urlsplit(self.url).hostname or ""
+        self.compress = host not in ("127.0.0.1", "localhost", "::1")
         headers = {"User-Agent": "tallymark-sdk"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -263,7 +268,7 @@ class HttpTransport:
         if json_body is not None:
             raw = json.dumps(json_body, separators=(",", ":"), allow_nan=False).encode()
             hdrs["Content-Type"] = "application/json"
-            if len(raw) >= GZIP_MIN_BYTES:
+            if self.compress and len(raw) >= GZIP_MIN_BYTES:
                 raw = gzip.compress(raw, compresslevel=1)
                 hdrs["Content-Encoding"] = "gzip"
             content = raw
@@ -293,6 +298,15 @@ class HttpTransport:
         return self._request("POST", "/experiments", json_body=body)
 
     def send_batch(self, key: str, batch: Batch | dict[str, Any]) -> dict[str, Any]:
+        if isinstance(batch, Batch) and batch.metrics:
+            raw = batch.binary()
+            headers = {"Content-Type": "application/x-tallymark-batch"}
+            if self.compress and len(raw) >= GZIP_MIN_BYTES:
+                raw = gzip.compress(raw, compresslevel=1)
+                headers["Content-Encoding"] = "gzip"
+            return self._request(
+                "POST", f"/experiments/{self._k(key)}/batch/binary", content=raw, headers=headers
+            )
         body = batch.body() if isinstance(batch, Batch) else batch
         return self._request("POST", f"/experiments/{self._k(key)}/batch", json_body=body)
 

@@ -133,6 +133,24 @@ class Batch:
         # Tag NaN/inf the JSON way; the server restores them.
         return json.loads(jsonvalue.dumps(body)) if body.keys() - {"batch_id", "end"} else body
 
+    def binary(self) -> bytes:
+        """The batch in the binary framing of ``POST …/batch/binary`` (see docs/metrics.md):
+        ``b"TMB1"``, a little-endian uint32 header length, the JSON header, then each metric's columns
+        as raw little-endian arrays in the order the header lists them."""
+        import json
+        import struct
+
+        head = self.head()
+        parts: list[bytes] = []
+        specs = []
+        for m in self.metrics:
+            arrays = m.arrays()
+            specs.append({"name": m.name, "count": len(m), "columns": list(arrays)})
+            parts.extend(a.tobytes() for a in arrays.values())
+        head["metrics"] = specs
+        header = json.dumps(head, separators=(",", ":"), allow_nan=False).encode()
+        return b"".join([b"TMB1", struct.pack("<I", len(header)), header, *parts])
+
     def body(self) -> dict[str, Any]:
         """The full JSON body (metrics packed) for HTTP, journals and offline archives."""
         body = self.head()

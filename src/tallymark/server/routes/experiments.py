@@ -31,6 +31,24 @@ def apply_batch(key: KeyPath, body: BatchIn, store: StoreDep) -> TallyJSON:
     return reply(batch.apply_batch(store, key, body))
 
 
+@router.post(
+    "/experiments/{key}/batch/binary",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-tallymark-batch": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def apply_binary_batch(key: KeyPath, request: Request, store: StoreDep) -> TallyJSON:
+    """The same batch with metric columns as raw little-endian arrays (the SDK's fast path)."""
+    from tallymark.server.binary_batch import decode
+
+    body = await request.body()
+    head, series = decode(body)
+    return reply(await run_in_threadpool(batch.apply_batch, store, key, head, series))
+
+
 @router.post("/experiments/{key}/end")
 def end_experiment(key: KeyPath, store: StoreDep) -> TallyJSON:
     return reply(experiments.end_experiment(store, key))
