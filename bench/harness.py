@@ -282,7 +282,7 @@ def start_process(
     cwd: str | os.PathLike[str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``cmd`` in its own session (process group), output to ``log_path``."""
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed in stop_process
+    log = open(log_path, "ab")  # handed to the child; closed by stop_process
     proc = subprocess.Popen(
         list(cmd),
         stdout=log,
@@ -302,15 +302,13 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 15.0) -> None:
     Only the group created for ``proc`` (its own pid) is signalled: SIGTERM, then SIGKILL.
     """
     pgid = proc.pid
+    deadline = time.monotonic() + timeout
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    # Workers of the group may outlive the leader: finish them off.
-    deadline = time.monotonic() + timeout
+    # Workers of the group may outlive the leader: give them the rest of the time, then kill.
     while _group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.1)
     if _group_alive(pgid):
@@ -518,7 +516,7 @@ def verdict(value: float, unit: str, target: Target) -> tuple[bool | None, str]:
 
 
 def fmt_num(x: float | int | None) -> str:
-    """Three significant digits, thousands separators, no scientific notation."""
+    """Three significant digits (trailing zeros dropped), thousands separators, never 1e-05."""
     if x is None:
         return "—"
     if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
@@ -526,14 +524,8 @@ def fmt_num(x: float | int | None) -> str:
     ax = abs(x)
     if ax >= 100 or float(x).is_integer():
         return f"{round(x):,}"
-    if ax >= 10:
-        return f"{x:,.1f}"
-    if ax >= 1:
-        return f"{x:.2f}"
-    if ax == 0:
-        return "0"
     digits = 2 - int(math.floor(math.log10(ax)))
-    return f"{x:.{digits}f}"
+    return f"{x:,.{digits}f}".rstrip("0").rstrip(".")
 
 
 def _as_results(results: Iterable[Result | dict[str, Any]]) -> list[Result]:
@@ -547,12 +539,16 @@ def _primary(rs: list[Result]) -> Result | None:
     return rs[0] if rs else None
 
 
-def _cell(rs: list[Result], sep: str) -> str:
+def _cell(rs: list[Result], sep: str, unit: str | None) -> str:
+    """Each result as ``variant: figure unit (size)``, in ``unit`` when it converts."""
     lines = []
     for r in rs:
         label = f"{r.variant}: " if r.variant and len(rs) > 1 else ""
         approx = "≈" if r.extrapolated else ""
-        lines.append(f"{label}{approx}{fmt_num(r.value)} {r.unit} ({r.size})")
+        value, shown = r.value, r.unit
+        if unit is not None and (v := convert(r.value, r.unit, unit)) is not None:
+            value, shown = v, unit
+        lines.append(f"{label}{approx}{fmt_num(value)} {shown} ({r.size})")
     return sep.join(lines) if lines else "—"
 
 
@@ -569,6 +565,14 @@ def _comparison(ours: Result | None, theirs: Result | None, target: Target | Non
     if ratio >= 1:
         return f"{fmt_num(ratio)}× {better}"
     return f"{fmt_num(1 / ratio)}× {worse}"
+
+
+def _bench_label(bench: str, sep: str) -> str:
+    if bench not in BENCHES:
+        return bench
+    if sep == "\n":
+        return f"{bench}\n{BENCHES[bench]}"
+    return f"**{bench}** {BENCHES[bench]}"
 
 
 def table_rows(
@@ -594,9 +598,9 @@ def table_rows(
         rows.append(
             {
                 "bench": b,
-                "benchmark": f"{b} {BENCHES.get(b, '')}".strip(),
-                "tallymark": _cell(ours, sep),
-                "mlflow": _cell(theirs + others, sep),
+                "benchmark": _bench_label(b, sep),
+                "tallymark": _cell(ours, sep, t.unit if t else None),
+                "mlflow": _cell(theirs + others, sep, t.unit if t else None),
                 "target": t.label() if t is not None else "—",
                 "verdict": verdict_text,
                 "vs_mlflow": _comparison(p, _primary(theirs), t),
@@ -652,7 +656,11 @@ def print_table(
         cells = [row[k] for k, _ in _COLUMNS]
         cells[4] = f"[{style}]{v}[/{style}]" if style else v
         table.add_row(*cells)
-    (console or Console()).print(table)
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # CI logs, pipes: don't squeeze the table into 80 columns
+            console = Console(width=max(console.width, 180))
+    console.print(table)
     md = markdown_table(results, targets)
     if markdown_path is not None:
         Path(markdown_path).parent.mkdir(parents=True, exist_ok=True)

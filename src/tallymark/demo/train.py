@@ -82,7 +82,9 @@ class ExperimentLike(Protocol):
         step: int | None = None,
     ) -> Any: ...
 
-    def log_curve(self, name: str, x: Any, y: Any, overwrite: bool = False, step: int | None = None) -> Any: ...
+    def log_curve(
+        self, name: str, x: Any, y: Any, overwrite: bool = False, step: int | None = None
+    ) -> Any: ...
 
 
 @dataclass

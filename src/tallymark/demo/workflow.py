@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ def _format_value(value: Any) -> str:
 
 
 def _comparison_table(runs: list[DemoRun]) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
     best = max(runs, key=lambda run: run.metrics["test_auc_pr"])
@@ -146,8 +148,11 @@ def _comparison_table(runs: list[DemoRun]) -> Any:
         cells = [f"[bold green]{v:.4f}[/bold green]" if v == top else f"{v:.4f}" for v in values]
         table.add_row(label, *cells)
     table.add_row(
-        "confusion [[tn, fp], [fn, tp]]",
-        *(f"{m[0][0]} {m[0][1]} / {m[1][0]} {m[1][1]}" for m in (run.confusion_matrix for run in runs)),
+        escape("confusion [[tn fp] [fn tp]]"),
+        *(
+            escape(f"[[{tn} {fp}] [{fn} {tp}]]")
+            for (tn, fp), (fn, tp) in (run.confusion_matrix for run in runs)
+        ),
     )
     table.add_row("training time", *(f"{run.train_seconds:.1f} s" for run in runs))
     return table
@@ -161,19 +166,27 @@ def _print_summary(console: Console, result: DemoResult) -> None:
     console.print(_comparison_table(runs))
     if others:
         gain = best.metrics["test_auc_pr"] - max(run.metrics["test_auc_pr"] for run in others)
-        console.print(
-            f"[bold]{best.name}[/bold] is better on AUC-PR "
-            f"({best.metrics['test_auc_pr']:.4f}, {gain:+.4f}). "
-            f"Data: {result.dataset['dataset_rows']:,} transactions after dropping "
-            f"{result.dataset['dataset_duplicates_dropped']:,} duplicates, "
-            f"{result.dataset['dataset_frauds']:,} frauds."
+        verdict = (
+            f"[bold]{best.name}[/bold] is better on AUC-PR ({best.metrics['test_auc_pr']:.4f}, {gain:+.4f})."
+            if gain > 0
+            else f"Both models tie on AUC-PR ({best.metrics['test_auc_pr']:.4f})."
         )
+        console.print(verdict)
+    facts = result.dataset
+    console.print(
+        f"Data: {facts['dataset_rows']:,} transactions after dropping "
+        f"{facts['dataset_duplicates_dropped']:,} duplicates, {facts['dataset_frauds']:,} frauds; "
+        f"test set {facts['test_rows']:,} rows with {facts['test_frauds']:,} frauds."
+    )
     console.print()
     console.print("[bold]Where to look[/bold]")
     for run in runs:
-        console.print(f"  {run.name:<14} key [cyan]{run.key}[/cyan]  {run.url}")
-    console.print(f"  compare:  [green]tallymark experiments compare {' '.join(result.keys)}[/green]")
-    console.print("  browse:   [green]tallymark ui[/green]")
+        console.print(f"  {run.name}: key [cyan]{run.key}[/cyan]")
+        console.print(f"    {run.url}", soft_wrap=True)
+    console.print("  Compare them:")
+    console.print(f"    [green]tallymark experiments compare {' '.join(result.keys)}[/green]", soft_wrap=True)
+    console.print("  Browse everything:")
+    console.print("    [green]tallymark ui[/green]")
 
 
 def run_demo(
@@ -191,6 +204,7 @@ def run_demo(
     new one on stdout).
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     import tallymark
@@ -206,7 +220,7 @@ def run_demo(
     specs = (BASELINE, IMBALANCE)
 
     progress = Progress(
-        TextColumn("[progress.description]{task.description:<32}"),
+        TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -219,13 +233,13 @@ def run_demo(
     runs: list[DemoRun] = []
     with progress:
         if data is not None:
-            load_task = progress.add_task(f"Loading {data}", total=1, note="")
+            load_task = progress.add_task("Load CSV", total=1, note=escape(Path(data).name))
             t0 = time.perf_counter()
             frame = demo_data.load_csv(data)
             source = f"csv:{data}"
         else:
             size = rows if rows is not None else demo_data.FULL_ROWS
-            load_task = progress.add_task(f"Generating {size:,} transactions", total=1, note="")
+            load_task = progress.add_task("Generate data", total=1, note="")
             t0 = time.perf_counter()
             frame = demo_data.generate(size, seed=DEMO_SEED)
             source = f"synthetic(rows={size}, seed={DEMO_SEED})"
@@ -233,22 +247,18 @@ def run_demo(
         frauds_raw = int(frame["Class"].sum())
         progress.update(load_task, completed=1, note=f"{len(frame):,} rows, {frauds_raw:,} frauds")
 
-        prep_task = progress.add_task("Dedup, stratified split, scaling", total=1, note="")
+        prep_task = progress.add_task("Preprocess", total=1, note="")
         t0 = time.perf_counter()
         prepared = preprocess(frame, seed=DEMO_SEED)
         timings["preprocess"] = time.perf_counter() - t0
-        counts = prepared.split_counts()
         progress.update(
-            prep_task,
-            completed=1,
-            note=f"-{prepared.duplicates_dropped:,} dups; "
-            + ", ".join(f"{name} {c['rows']:,}/{c['frauds']}" for name, c in counts.items()),
+            prep_task, completed=1, note=f"{prepared.duplicates_dropped:,} duplicates dropped, 70/15/15 split"
         )
         dataset = {"data_source": source, "seed": DEMO_SEED, **prepared.summary()}
 
         for spec in specs:
             total = int(spec.params["num_round"])
-            task = progress.add_task(f"Training {spec.name}", total=total, note="")
+            task = progress.add_task(f"Train {spec.name}", total=total, note="")
 
             def on_round(done: int, total: int, task: Any = task) -> None:
                 progress.update(task, completed=done, total=total)

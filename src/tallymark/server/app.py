@@ -102,4 +102,9 @@ def create_app(settings: Settings, user: str = "anonymous") -> Any:
 
     for module in (health, experiments, reads, artifacts, registry):
         app.include_router(module.router, prefix="/api/v1")
+    from tallymark.server import ui
+    from tallymark.server.routes import panels
+
+    app.include_router(panels.router, prefix="/api/v1")
+    app.include_router(ui.router)  # the web UI at /, after the API so it never shadows it
     return LimitsMiddleware(app, max_body=settings.max_body_bytes, max_upload=settings.max_asset_bytes)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")  # \Z, not $: "$" also matches before a final newline
 
 
 class BlobTooLarge(ValueError):
@@ -33,6 +33,10 @@ class BlobHashMismatch(ValueError):
 
 class BlobNotFound(FileNotFoundError):
     """No blob with that sha256 is stored."""
+
+
+class BlobStoreUnavailable(RuntimeError):
+    """The store cannot be used at all (folder not writable, bucket missing, server unreachable)."""
 
 
 def check_sha256(sha256: str) -> str:
@@ -55,6 +59,15 @@ class LocalBlobStore:
     def url(self) -> str:
         """The folder, as given to ``open_blob_store``."""
         return str(self.root)
+
+    def check(self) -> None:
+        """Create the folder if needed; raise BlobStoreUnavailable unless it is a writable directory."""
+        try:
+            (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BlobStoreUnavailable(f"cannot use the blob folder {str(self.root)!r}: {exc}") from exc
+        if not os.access(self.root, os.W_OK | os.X_OK) or not os.access(self.root / "tmp", os.W_OK | os.X_OK):
+            raise BlobStoreUnavailable(f"the blob folder {str(self.root)!r} is not writable")
 
     def _path(self, sha256: str) -> Path:
         check_sha256(sha256)

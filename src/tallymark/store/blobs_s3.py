@@ -48,6 +48,7 @@ from tallymark.store.blobs import (
     SHA256_RE,
     BlobHashMismatch,
     BlobNotFound,
+    BlobStoreUnavailable,
     BlobTooLarge,
     check_sha256,
 )
@@ -60,7 +61,7 @@ MAX_PART_SIZE = 5 * 1024 * MiB
 MAX_PARTS = 10_000
 
 
-class S3BlobStoreError(RuntimeError):
+class S3BlobStoreError(BlobStoreUnavailable):
     """The bucket cannot be used (missing, no permission, server unreachable)."""
 
 
@@ -105,20 +106,39 @@ class _PartReader:
     def at_end(self) -> bool:
         return not self._pending and not self._pull()
 
-    def read(self, n: int) -> bytes:
-        """Up to ``n`` bytes (fewer only at the end of the stream)."""
-        pieces: list[bytes | memoryview] = []
-        want = n
-        while want > 0:
+    def read(self, n: int) -> bytearray:
+        """Up to ``n`` bytes (fewer only at the end of the stream).
+
+        Chunks are copied into one growing buffer and released as they are used, so a part costs
+        about its own size in memory, not twice that.
+        """
+        buf = bytearray()
+        while len(buf) < n:
             if not self._pending and not self._pull():
                 break
-            take = self._pending[:want]
-            self._pending = self._pending[want:]
-            pieces.append(take)
-            want -= len(take)
-        data = b"".join(pieces)
-        del pieces
-        return data
+            take = n - len(buf)
+            buf += self._pending[:take]
+            self._pending = self._pending[take:]
+        return buf
+
+
+def _read_into(fileobj: IO[bytes], buf: bytearray) -> int:
+    """Fill ``buf`` from ``fileobj`` (short only at the end of the file); returns the byte count."""
+    view = memoryview(buf)
+    got = 0
+    readinto = getattr(fileobj, "readinto", None)
+    while got < len(buf):
+        if readinto is not None:
+            n = readinto(view[got:])
+        else:
+            data = fileobj.read(len(buf) - got)
+            n = len(data)
+            view[got : got + n] = data
+        if not n:
+            break
+        got += n
+    view.release()
+    return got
 
 
 class _BodyRaw(io.RawIOBase):
@@ -297,6 +317,21 @@ class S3BlobStore:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(sha256))
         return True
 
+    def _iter_uploads(self) -> Iterator[dict[str, Any]]:
+        """Multipart uploads in progress under the prefix (``Key``, ``UploadId``, ``Initiated``)."""
+        from botocore.exceptions import ClientError
+
+        list_prefix = f"{self.prefix}/" if self.prefix else ""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=list_prefix):
+                yield from page.get("Uploads", ())
+        except ClientError as exc:
+            # Some S3-compatible servers (rclone serve s3) answer NoSuchUpload for a bucket that
+            # never had a multipart upload, instead of an empty list.
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise
+
     def sweep_incomplete(self, older_than: float = 24 * 3600.0) -> int:
         """Abort multipart uploads under the prefix started more than ``older_than`` seconds ago.
 
@@ -304,17 +339,12 @@ class S3BlobStore:
         Returns how many were aborted.
         """
         cutoff = time.time() - older_than
-        list_prefix = f"{self.prefix}/" if self.prefix else ""
-        aborted = 0
-        paginator = self.client.get_paginator("list_multipart_uploads")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=list_prefix):
-            for upload in page.get("Uploads", ()):
-                if upload["Initiated"].timestamp() < cutoff:
-                    self.client.abort_multipart_upload(
-                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                    )
-                    aborted += 1
-        return aborted
+        stale = [u for u in self._iter_uploads() if u["Initiated"].timestamp() <= cutoff]
+        for upload in stale:
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+        return len(stale)
 
     def _part_size_for(self, total: int) -> int:
         """A part size that fits ``total`` bytes into S3's 10,000 parts (whole MiB, at least part_size)."""
@@ -324,7 +354,9 @@ class S3BlobStore:
             raise BlobTooLarge(f"{total} bytes do not fit in one S3 multipart upload")
         return size
 
-    def _multipart(self, key: str, parts: Iterator[bytes], check: Callable[[], None]) -> None:
+    def _multipart(
+        self, key: str, parts: Iterator[bytes] | Iterator[bytearray], check: Callable[[], None]
+    ) -> None:
         """Upload ``parts`` in order to ``key``; complete only if ``check()`` passes, else abort."""
         client = self.client
         upload_id = client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
@@ -360,9 +392,12 @@ class S3BlobStore:
             if not self.has(sha):
                 self.client.put_object(Bucket=self.bucket, Key=self._key(sha), Body=first)
             return sha, reader.size
+        # Hand the first part over in a list the callee empties: no frame keeps it alive afterwards.
+        head = [first]
+        del first
         if expected_sha256 is not None:
-            return self._put_streaming(reader, first, max_bytes, expected_sha256)
-        return self._put_spooled(reader, first)
+            return self._put_streaming(reader, head, max_bytes, expected_sha256)
+        return self._put_spooled(reader, head)
 
     @staticmethod
     def _check_expected(sha: str, expected: str | None) -> None:
@@ -370,7 +405,7 @@ class S3BlobStore:
             raise BlobHashMismatch(f"the upload's sha256 is {sha}, not the announced {expected}")
 
     def _put_streaming(
-        self, reader: _PartReader, first: bytes, max_bytes: int, expected: str
+        self, reader: _PartReader, head: list[bytearray], max_bytes: int, expected: str
     ) -> tuple[str, int]:
         """Multipart upload straight to the announced key, completed only if the hash matches."""
         if self.has(expected):  # already stored: check the stream, upload nothing
@@ -380,21 +415,21 @@ class S3BlobStore:
             return expected, reader.size
         part_size = self._part_size_for(max_bytes)
 
-        def parts() -> Iterator[bytes]:
-            yield first
+        def parts() -> Iterator[bytearray]:
+            yield head.pop()
             while data := reader.read(part_size):
                 yield data
+                del data  # before reading the next part: one part in memory at a time
 
         self._multipart(
             self._key(expected), parts(), lambda: self._check_expected(reader.digest.hexdigest(), expected)
         )
         return expected, reader.size
 
-    def _put_spooled(self, reader: _PartReader, first: bytes) -> tuple[str, int]:
+    def _put_spooled(self, reader: _PartReader, head: list[bytearray]) -> tuple[str, int]:
         """No announced hash: spool to local disk while hashing, then upload under the known hash."""
         with tempfile.TemporaryFile(dir=self.spool_dir, prefix="tallymark-upload-") as spool:
-            spool.write(first)
-            del first
+            spool.write(head.pop())
             while data := reader.read(self.part_size):
                 spool.write(data)
             sha, size = reader.digest.hexdigest(), reader.size
@@ -411,7 +446,9 @@ class S3BlobStore:
 
         def verify() -> None:
             if read != size or digest.hexdigest() != sha:
-                raise BlobHashMismatch(f"the file changed while it was being uploaded (expected sha256 {sha})")
+                raise BlobHashMismatch(
+                    f"the file changed while it was being uploaded (expected sha256 {sha})"
+                )
 
         if size <= self.part_size:
             data = fileobj.read(size)
@@ -425,12 +462,16 @@ class S3BlobStore:
         def parts() -> Iterator[bytes]:
             nonlocal read
             while read < size:
-                data = fileobj.read(min(part_size, size - read))
-                if not data:
+                # A bytearray body is sent as is; a bytes body would be copied once more by botocore.
+                data = bytearray(min(part_size, size - read))
+                got = _read_into(fileobj, data)
+                if not got:
                     return
+                del data[got:]
                 digest.update(data)
-                read += len(data)
+                read += got
                 yield data
+                del data  # before reading the next part: one part in memory at a time
 
         self._multipart(self._key(sha), parts(), verify)
 
