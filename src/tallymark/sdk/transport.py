@@ -134,6 +134,7 @@ class LocalTransport:
             "tags": reads.get_tags,
             "metrics_summary": reads.metrics_summary,
             "metric": reads.metric_history,
+            "metric_many": reads.metric_histories,
             "items": reads.get_items,
             "assets": assets.list_assets,
         }
@@ -358,6 +359,8 @@ class HttpTransport:
             if kw.get("points") is not None:
                 params["points"] = kw["points"]
             return self._request("GET", f"/experiments/{k}/metric", params=params)
+        if op == "metric_many":
+            return self._request("POST", "/metrics/series", json_body=kw)
         if op == "items":
             params = {"kind": kw["kind"]}
             if kw.get("name") is not None:

@@ -217,14 +217,43 @@ def read_series(conn: Connection, experiment_id: int, name: str) -> Series:
 
 
 def series_json(s: Series, total: int | None = None) -> dict[str, Any]:
+    finite = bool(np.isfinite(s.values).all())
+    if s.int_mask is None and finite:
+        values: list[Any] = s.values.tolist()  # the common case, at C speed
+    else:
+        values = [jsonvalue.metric_json(v) for v in s.python_values()]
+    if s.epochs is None or not bool((s.epochs != NO_EPOCH).any()):
+        epochs: list[Any] = [None] * len(s)
+    else:
+        epochs = s.python_epochs()
     return {
         "name": s.name,
         "count": len(s) if total is None else total,
         "steps": s.steps.tolist(),
-        "values": [jsonvalue.metric_json(v) for v in s.python_values()],
+        "values": values,
         "timestamps": s.timestamps.tolist(),
-        "epochs": s.python_epochs(),
+        "epochs": epochs,
+        "nonfinite": not finite,  # readers need to turn "NaN"/"Infinity" strings back into floats
     }
+
+
+def read_many(conn: Connection, experiment_ids: list[int], name: str) -> dict[int, Series]:
+    """One metric of many experiments in one query (experiments without it are left out)."""
+    rows = conn.execute(
+        select(metric_chunks)
+        .where(metric_chunks.c.experiment_id.in_(experiment_ids), metric_chunks.c.name == name)
+        .order_by(metric_chunks.c.experiment_id, metric_chunks.c.seq)
+    ).all()
+    parts: dict[int, list[Series]] = {}
+    for r in rows:
+        parts.setdefault(r.experiment_id, []).append(ch.from_row(name, r))
+    out = {}
+    for eid, ps in parts.items():
+        s = ch.concat(name, ps)
+        if len(s) > 1 and bool(np.any(s.steps[1:] < s.steps[:-1])):
+            s = s.take(np.argsort(s.steps, kind="stable"))
+        out[eid] = s
+    return out
 
 
 def downsample(s: Series, points: int) -> tuple[Series, int]:

@@ -80,6 +80,37 @@ def metric_history(store: Store, key: str, name: str, points: int | None = None)
     return metrics.series_json(s, total)
 
 
+def metric_histories(store: Store, keys: list[str], name: str, points: int | None = None) -> dict[str, Any]:
+    """One metric for many experiments at once (compare views, notebooks): ``{key: series}``."""
+    from tallymark.service.models import KEY_RE
+
+    if not 1 <= len(keys) <= 1000:
+        raise Invalid("give between 1 and 1000 experiment keys")
+    bad = [k for k in keys if not KEY_RE.match(k)]
+    if bad:
+        raise Invalid(f"{bad[0]!r} is not an experiment key")
+    if points is not None and not 3 <= points <= 100_000:
+        raise Invalid("points must be between 3 and 100000")
+    with store.db.read() as conn:
+        ids = dict(
+            conn.execute(select(experiments.c.key, experiments.c.id).where(experiments.c.key.in_(keys))).all()
+        )
+        missing = [k for k in keys if k not in ids]
+        if missing:
+            raise NotFound(f"no experiment with key {missing[0]!r}")
+        series = metrics.read_many(conn, list(ids.values()), name)
+    out: dict[str, Any] = {}
+    for key in keys:
+        s = series.get(ids[key])
+        if s is None:
+            continue
+        total = len(s)
+        if points is not None:
+            s, total = metrics.downsample(s, points)
+        out[key] = metrics.series_json(s, total)
+    return {"name": name, "series": out}
+
+
 def metric_names(store: Store, key: str) -> list[str]:
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
 from tallymark.server.routes.deps import KeyPath, StoreDep, TallyJSON, reply
 from tallymark.service import assets, experiments, reads
@@ -73,6 +74,18 @@ def get_metric(
 ) -> TallyJSON:
     """One metric's points ordered by step; non-finite values are the strings NaN/Infinity/-Infinity."""
     return reply(reads.metric_history(store, key, name, points))
+
+
+class ManySeries(BaseModel):
+    keys: list[str] = Field(min_length=1, max_length=1000)
+    name: str = Field(min_length=1, max_length=500)
+    points: int | None = Field(default=None, ge=3, le=100_000)
+
+
+@router.post("/metrics/series")
+def many_series(body: ManySeries, store: StoreDep) -> TallyJSON:
+    """One metric for many experiments in one call (compare views), optionally downsampled."""
+    return reply(reads.metric_histories(store, body.keys, body.name, body.points))
 
 
 @router.get("/experiments/{key}/items")
