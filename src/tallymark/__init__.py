@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["API", "Artifact", "Experiment", "OfflineExperiment", "__version__"]
+__all__ = ["API", "Artifact", "Experiment", "OfflineExperiment", "__version__", "panel"]
 
 if TYPE_CHECKING:
+    from tallymark.panels import panel
     from tallymark.sdk.api import API
     from tallymark.sdk.artifact import Artifact
     from tallymark.sdk.experiment import Experiment, OfflineExperiment
@@ -25,6 +26,7 @@ _LAZY = {
     "OfflineExperiment": "tallymark.sdk.experiment",
     "API": "tallymark.sdk.api",
     "Artifact": "tallymark.sdk.artifact",
+    "panel": "tallymark.panels",
 }
 
 

@@ -362,12 +362,16 @@ class S3BlobStore:
         upload_id = client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         try:
             done: list[dict[str, Any]] = []
-            for number, data in enumerate(parts, start=1):
+            # No enumerate(): its reused result tuple would keep the previous part alive while the
+            # next one is read, doubling the memory held.
+            number = 0
+            for data in parts:
+                number += 1
                 response = client.upload_part(
                     Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
                 )
                 done.append({"ETag": response["ETag"], "PartNumber": number})
-                del data
+                del data, response
             check()
             client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
@@ -409,7 +413,7 @@ class S3BlobStore:
     ) -> tuple[str, int]:
         """Multipart upload straight to the announced key, completed only if the hash matches."""
         if self.has(expected):  # already stored: check the stream, upload nothing
-            while reader.read(self.part_size):
+            while reader.read(MiB):
                 pass
             self._check_expected(reader.digest.hexdigest(), expected)
             return expected, reader.size
@@ -430,8 +434,9 @@ class S3BlobStore:
         """No announced hash: spool to local disk while hashing, then upload under the known hash."""
         with tempfile.TemporaryFile(dir=self.spool_dir, prefix="tallymark-upload-") as spool:
             spool.write(head.pop())
-            while data := reader.read(self.part_size):
+            while data := reader.read(MiB):
                 spool.write(data)
+                del data
             sha, size = reader.digest.hexdigest(), reader.size
             spool.seek(0)
             self._upload_known(spool, sha, size)
