@@ -97,6 +97,30 @@ def server(
         _fail(f"cannot listen on {host}:{port}: {exc}")
 
 
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5118,
+    home: HomeOpt = None,
+) -> None:
+    """Serve the web UI (and the REST API) over the embedded home, on this machine only."""
+    from tallymark.server.run import is_loopback, serve
+    from tallymark.service.store import open_store
+
+    if not is_loopback(host):
+        _fail(f"tallymark ui serves your home without login: bind 127.0.0.1, ::1 or localhost, not {host}")
+    settings = _settings(home, public_url=f"http://{host}:{port}")
+    try:
+        open_store(settings).close()
+    except Exception as exc:
+        _fail(f"cannot open the store {settings.database_url}: {exc}")
+    err.print(f"tallymark UI on [bold]http://{host}:{port}/[/] (home {settings.home_path}); Ctrl-C stops it")
+    try:
+        serve(settings, host, port, 1)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc}")
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     db: Annotated[str | None, typer.Option(help="Database URL (default: the embedded home's).")] = None,

@@ -152,7 +152,7 @@ def _amounts(rng: np.random.Generator, v: np.ndarray, fraud: bool) -> np.ndarray
         tiny = rng.random(n) < 0.35
         log_amount = rng.normal(4.2, 1.5, n)
         amount = np.exp(log_amount)
-        # "Card tests": 0.00, 1.00 or a few cents/units.
+        # "Card tests": tiny amounts, mostly 1.00, else 0.00 or 2.00.
         test_amount = np.where(rng.random(n) < 0.5, 1.0, np.round(rng.uniform(0.0, 2.0, n), 0))
         amount = np.where(tiny, test_amount, amount)
     else:

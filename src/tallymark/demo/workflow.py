@@ -221,7 +221,7 @@ def run_demo(
 
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=16),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TextColumn("{task.fields[note]}"),
@@ -251,9 +251,7 @@ def run_demo(
         t0 = time.perf_counter()
         prepared = preprocess(frame, seed=DEMO_SEED)
         timings["preprocess"] = time.perf_counter() - t0
-        progress.update(
-            prep_task, completed=1, note=f"{prepared.duplicates_dropped:,} duplicates dropped, 70/15/15 split"
-        )
+        progress.update(prep_task, completed=1, note=f"{prepared.duplicates_dropped:,} duplicates dropped")
         dataset = {"data_source": source, "seed": DEMO_SEED, **prepared.summary()}
 
         for spec in specs:

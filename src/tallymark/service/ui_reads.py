@@ -108,11 +108,12 @@ def experiments_by_keys(store: Store, keys: Sequence[str]) -> list[dict[str, Any
 def items_for_keys(store: Store, keys: Sequence[str], kind: str) -> dict[str, list[dict[str, Any]]]:
     """Items of one kind (e.g. every confusion matrix) for several experiments, by key."""
     with store.db.read() as conn:
-        ids = dict(
-            conn.execute(select(experiments.c.id, experiments.c.key).where(experiments.c.key.in_(list(keys))))
-            .tuples()
-            .all()
-        )
+        ids = {
+            r.id: r.key
+            for r in conn.execute(
+                select(experiments.c.id, experiments.c.key).where(experiments.c.key.in_(list(keys)))
+            )
+        }
         out: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
         if not ids:
             return out

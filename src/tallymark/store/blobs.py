@@ -80,6 +80,8 @@ class LocalBlobStore:
         self, chunks: Iterable[bytes], max_bytes: int, expected_sha256: str | None = None
     ) -> tuple[str, int]:
         """Store the streamed bytes; returns (sha256, size). Nothing is kept if anything fails."""
+        if expected_sha256 is not None:
+            check_sha256(expected_sha256)
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
@@ -127,6 +129,13 @@ class LocalBlobStore:
     def size(self, sha256: str) -> int:
         try:
             return self._path(sha256).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(f"no blob {sha256}") from None
+
+    def modified_at(self, sha256: str) -> float:
+        """When the blob was last stored (POSIX seconds); gc spares young blobs not yet referenced."""
+        try:
+            return self._path(sha256).stat().st_mtime
         except FileNotFoundError:
             raise BlobNotFound(f"no blob {sha256}") from None
 
@@ -185,11 +194,3 @@ class LocalBlobStore:
             except FileNotFoundError:
                 continue
         return removed
-
-
-def _modified_at(self: LocalBlobStore, sha256: str) -> float:
-    """When the blob was stored (seconds since the epoch): gc keeps young unreferenced blobs."""
-    return self._path(sha256).stat().st_mtime
-
-
-LocalBlobStore.modified_at = _modified_at  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""Content-addressed blob store on S3 or any S3-compatible server (boto3, imported lazily).
+"""Content-addressed blob store on S3 or any S3-compatible server (boto3's botocore, imported lazily).
 
 Keys: ``<prefix>/ab/cd/<sha256>`` (``ab/cd/<sha256>`` with no prefix) in one bucket. The interface is
 that of :class:`tallymark.store.blobs.LocalBlobStore` (see :class:`tallymark.store.blobfactory.BlobStore`).
@@ -72,6 +72,29 @@ def _is_not_found(exc: BaseException) -> bool:
     code = str(response.get("Error", {}).get("Code", ""))
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return code in ("404", "NoSuchKey", "NotFound") or status == 404
+
+
+_loader_lock = threading.Lock()
+_shared_loader: Any = None
+
+
+def _new_botocore_session() -> Any:
+    """A fresh botocore session (credentials resolved anew) sharing one loader of the API models.
+
+    boto3's clients are botocore's; creating one parses megabytes of JSON models unless the loader,
+    which caches them, is shared. Credentials, region and profile are still read per session.
+    """
+    global _shared_loader
+    import botocore.loaders
+    import botocore.session
+
+    with _loader_lock:
+        if _shared_loader is None:
+            _shared_loader = botocore.loaders.create_loader()
+        loader = _shared_loader
+    session = botocore.session.get_session()
+    session.register_component("data_loader", loader)
+    return session
 
 
 class _PartReader:
@@ -203,7 +226,7 @@ class S3BlobStore:
 
     @property
     def client(self) -> Any:
-        """The boto3 S3 client, created on first use (boto3 is imported only then)."""
+        """The boto3/botocore S3 client, created on first use (botocore is imported only then)."""
         if self._client is None:
             with self._lock:
                 if self._client is None:
@@ -211,10 +234,9 @@ class S3BlobStore:
         return self._client
 
     def _make_client(self) -> Any:
-        import boto3
         from botocore.config import Config
 
-        session = boto3.session.Session()
+        session = _new_botocore_session()
         options: dict[str, Any] = {"retries": {"max_attempts": 5, "mode": "standard"}}
         if self.endpoint_url:
             # S3-compatible servers: path-style addressing (no per-bucket DNS names), and checksums
@@ -222,10 +244,10 @@ class S3BlobStore:
             options["s3"] = {"addressing_style": "path"}
             options["request_checksum_calculation"] = "when_required"
             options["response_checksum_validation"] = "when_required"
-        return session.client(
+        return session.create_client(
             "s3",
             endpoint_url=self.endpoint_url,
-            region_name=self.region_name or session.region_name or "us-east-1",
+            region_name=self.region_name or session.get_config_variable("region") or "us-east-1",
             config=Config(**options),
         )
 
@@ -261,6 +283,13 @@ class S3BlobStore:
         if head is None:
             raise BlobNotFound(f"no blob {sha256}")
         return int(head["ContentLength"])
+
+    def modified_at(self, sha256: str) -> float:
+        """When the object was last written (POSIX seconds); gc spares young blobs not yet referenced."""
+        head = self._head(sha256)
+        if head is None:
+            raise BlobNotFound(f"no blob {sha256}")
+        return float(head["LastModified"].timestamp())
 
     def _get_body(self, sha256: str) -> Any:
         from botocore.exceptions import ClientError

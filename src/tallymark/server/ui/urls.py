@@ -19,7 +19,7 @@ def _q(name: str) -> str:
 
 def _query(params: dict[str, Any]) -> str:
     kept = {k: v for k, v in params.items() if v is not None and v != ""}
-    return ("?" + urlencode(kept)) if kept else ""
+    return ("?" + urlencode(kept, safe=",")) if kept else ""
 
 
 def home() -> str:
@@ -40,6 +40,11 @@ def experiment(ws: str, proj: str, key: str, tab: str | None = None, **params: A
 
 def compare(ws: str, proj: str, keys: Iterable[str], **params: Any) -> str:
     return f"/{_q(ws)}/{_q(proj)}/compare{_query({'keys': ','.join(keys), **params})}"
+
+
+def columns(ws: str, proj: str) -> str:
+    """JSON: every parameter, metric and other name of a project (the column picker)."""
+    return f"/-/columns/{_q(ws)}/{_q(proj)}"
 
 
 def asset(key: str, asset_id: int) -> str:

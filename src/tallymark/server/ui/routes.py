@@ -1,0 +1,164 @@
+"""The UI's routes: pages at the DESIGN §4 URLs and its static files under ``/-/static/``.
+
+Included after the API, so ``/api/v1/…``, ``/docs`` and the OpenAPI document always win; a page
+path whose first segment is ``api`` answers the API's JSON 404 rather than a page.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.convertors import CONVERTOR_TYPES, Convertor, register_url_convertor
+
+from tallymark.server.ui import assets, urls
+from tallymark.server.ui.layout import SECURITY_HEADERS, error_page
+from tallymark.service.errors import ServiceError
+from tallymark.service.models import KEY_RE
+from tallymark.service.store import Store
+
+
+
+class _KeyConvertor(Convertor[str]):
+    """A 32-hex experiment key; other third segments fall through to the API's 404."""
+
+    regex = "[0-9a-f]{32}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+if "tmkey" not in CONVERTOR_TYPES:
+    register_url_convertor("tmkey", _KeyConvertor())
+
+router = APIRouter(include_in_schema=False)
+RESERVED = ("api", "-")
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _guard(workspace: str) -> None:
+    if workspace in RESERVED:
+        raise HTTPException(404, "Not Found")
+
+
+@router.get("/-/static/{path:path}")
+def static_file(path: str, request: Request) -> Response:
+    f = assets.get(path)
+    if f is None:
+        raise HTTPException(404, "Not Found")
+    headers = {
+        "ETag": f.etag,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "public, max-age=31536000, immutable" if request.query_params.get("v") else "no-cache",
+        "Vary": "Accept-Encoding",
+    }
+    if request.headers.get("if-none-match") == f.etag:
+        return Response(status_code=304, headers=headers)
+    body = f.body
+    if f.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+        body = f.gzipped
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type=f.content_type, headers=headers)
+
+
+@router.get("/-/columns/{workspace}/{project}")
+def project_columns(workspace: str, project: str, request: Request) -> Response:
+    """Every parameter, metric and other name of a project, for the column picker."""
+    from tallymark.server.routes.deps import reply
+    from tallymark.service import ui_reads
+
+    return reply(ui_reads.project_columns(_store(request), workspace, project))
+
+
+@router.get("/")
+def workspaces(request: Request) -> HTMLResponse:
+    from tallymark.server.ui.pages_home import workspaces_page
+
+    return workspaces_page(_store(request))
+
+
+@router.get("/{workspace}")
+def projects(workspace: str, request: Request) -> HTMLResponse:
+    from tallymark.server.ui.pages_home import projects_page
+
+    _guard(workspace)
+    try:
+        return projects_page(_store(request), workspace)
+    except ServiceError as exc:
+        return error_page(exc.status, exc.message)
+
+
+@router.get("/{workspace}/{project}", response_model=None)
+def experiment_table(
+    workspace: str,
+    project: str,
+    request: Request,
+    q: Annotated[str, Query(max_length=4096)] = "",
+    sort: Annotated[str, Query(max_length=600)] = "",
+    page: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cols: Annotated[str, Query(max_length=20_000)] = "",
+    picker: str = "",
+    col: Annotated[list[str] | None, Query()] = None,
+) -> Response:
+    from tallymark.server.ui.pages_table import TableState, canonical_cols, table_page
+
+    _guard(workspace)
+    state = TableState(workspace, project, q, sort, page, per_page, cols)
+    if picker:  # the column picker's form: redirect to the canonical ?cols= URL
+        return RedirectResponse(state.url(cols=canonical_cols(col or []), page=1), status_code=303)
+    try:
+        return table_page(_store(request), state)
+    except ServiceError as exc:
+        return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
+
+
+@router.get("/{workspace}/{project}/compare", response_model=None)
+def compare(
+    workspace: str,
+    project: str,
+    request: Request,
+    keys: Annotated[list[str] | None, Query()] = None,
+) -> Response:
+    from tallymark.server.ui.pages_compare import compare_page
+
+    _guard(workspace)
+    raw = keys or []
+    flat = [k.strip() for part in raw for k in part.split(",") if k.strip()]
+    flat = list(dict.fromkeys(flat))
+    if len(raw) > 1:  # the table's form sends keys=a&keys=b: redirect to the shareable keys=a,b
+        return RedirectResponse(urls.compare(workspace, project, flat), status_code=303)
+    bad = [k for k in flat if not KEY_RE.match(k)]
+    if bad:
+        return error_page(404, f"{bad[0]!r} is not an experiment key", [(workspace, urls.workspace(workspace))])
+    try:
+        return compare_page(_store(request), workspace, project, flat, dict(request.query_params))
+    except ServiceError as exc:
+        return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
+
+
+@router.get("/{workspace}/{project}/{key:tmkey}", response_model=None)
+def experiment(
+    workspace: str,
+    project: str,
+    key: str,
+    request: Request,
+    tab: str = "overview",
+) -> Response:
+    from tallymark.server.ui.pages_experiment import experiment_page
+
+    _guard(workspace)
+    try:
+        return experiment_page(_store(request), workspace, project, key, tab, dict(request.query_params))
+    except ServiceError as exc:
+        return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
+
+
+__all__ = ["router", "SECURITY_HEADERS"]

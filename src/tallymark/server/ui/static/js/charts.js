@@ -1,0 +1,227 @@
+// Metric and curve charts. Metric series come from the server already downsampled (LTTB):
+// GET /api/v1/experiments/{key}/metric?name=&points=N, fetched when a chart scrolls into view.
+// Controls (smoothing, log scale, x axis, chart filter) redraw from cached series and keep their
+// state in the URL (?smooth=&log=&x=&metric=).
+import { readJSON, setURLParams } from "./common.js";
+import { color, makePlot, autoSize } from "./plot.js";
+import { ema, join, num, xColumn } from "./series.js";
+
+const cache = new Map(); // "key\u0000metric\u0000points" -> Promise<series|null>
+const charts = []; // {card, metric, plot, loaded}
+let state = null;
+let experiments = [];
+let firstDrawn = false;
+
+function fetchSeries(key, metric, points) {
+  const id = `${key}\u0000${metric}\u0000${points}`;
+  if (!cache.has(id)) {
+    const url = `/api/v1/experiments/${key}/metric?name=${encodeURIComponent(metric)}&points=${points}`;
+    cache.set(
+      id,
+      fetch(url, { headers: { Accept: "application/json" } }).then((r) => (r.ok ? r.json() : null)),
+    );
+  }
+  return cache.get(id);
+}
+
+// For the benchmark and the tests: when the first metric chart (series fetched from the server)
+// was drawn, in ms since navigation start.
+function markFirst() {
+  if (firstDrawn) return;
+  firstDrawn = true;
+  performance.mark("tm-first-chart");
+  window.__tmFirstChart = performance.now();
+}
+
+function setStatus(box, text, cls) {
+  box.textContent = "";
+  const p = document.createElement("p");
+  p.className = cls || "muted";
+  p.textContent = text;
+  box.appendChild(p);
+}
+
+async function drawMetric(chart) {
+  const box = chart.card.querySelector(".chart");
+  const points = Math.max(200, Math.min(state.points, Math.round((box.clientWidth || 600) * 1.5)));
+  chart.points = points;
+  box.dataset.state = "loading";
+  const results = await Promise.all(experiments.map((e) => fetchSeries(e.key, chart.metric, points)));
+  render(chart, results);
+}
+
+function render(chart, results) {
+  const box = chart.card.querySelector(".chart");
+  const parts = [];
+  const series = [];
+  results.forEach((s, i) => {
+    if (!s || !s.steps || s.steps.length === 0) return;
+    let x = xColumn(s, state.x);
+    let y = s.values.map(num);
+    if (state.log) y = y.map((v) => (v !== null && v > 0 ? v : null));
+    const label = experiments[i].name;
+    if (state.smooth > 0) {
+      parts.push({ x, y });
+      series.push({ label: `${label} (raw)`, color: color(i, 0.22), width: 1, legend: false });
+      parts.push({ x, y: ema(y, state.smooth) });
+      series.push({ label, color: color(i), width: 1.8 });
+    } else {
+      parts.push({ x, y });
+      series.push({ label, color: color(i) });
+    }
+  });
+  if (chart.plot) {
+    chart.plot.destroy();
+    chart.plot = null;
+  }
+  box.textContent = "";
+  if (!parts.length) {
+    setStatus(box, "no points");
+    box.dataset.state = "empty";
+    return;
+  }
+  if (state.x === "epoch" && parts.every((p) => p.x.every((v) => v === null))) {
+    setStatus(box, "no epochs logged for this metric; choose step or time");
+    box.dataset.state = "empty";
+    return;
+  }
+  const xName = { step: "step", epoch: "epoch", time: "time", relative: "seconds" }[state.x];
+  chart.plot = makePlot(box, {
+    data: join(parts),
+    series,
+    log: state.log,
+    time: state.x === "time",
+    xName,
+    xLabel: state.x === "time" ? "" : xName,
+  });
+  autoSize(chart.plot, box);
+  const counts = results.filter((s) => s && s.steps && s.steps.length).map((s) => s.count);
+  box.dataset.state = "drawn";
+  box.dataset.series = String(counts.length);
+  box.dataset.points = String(counts.reduce((a, b) => a + b, 0));
+  markFirst();
+}
+
+function redrawAll() {
+  for (const chart of charts) {
+    if (!chart.loaded) continue;
+    Promise.all(experiments.map((e) => fetchSeries(e.key, chart.metric, chart.points))).then((r) => render(chart, r));
+  }
+}
+
+function initControls() {
+  const smooth = document.getElementById("smooth");
+  const out = document.getElementById("smooth-value");
+  const logY = document.getElementById("log-y");
+  const xAxis = document.getElementById("x-axis");
+  const filter = document.getElementById("metric-filter");
+  let timer = null;
+  if (smooth) {
+    smooth.addEventListener("input", () => {
+      state.smooth = parseFloat(smooth.value);
+      out.textContent = state.smooth.toFixed(2);
+      setURLParams({ smooth: state.smooth > 0 ? state.smooth : null });
+      clearTimeout(timer);
+      timer = setTimeout(redrawAll, 60);
+    });
+  }
+  if (logY) {
+    logY.addEventListener("change", () => {
+      state.log = logY.checked;
+      setURLParams({ log: state.log ? 1 : null });
+      redrawAll();
+    });
+  }
+  if (xAxis) {
+    xAxis.addEventListener("change", () => {
+      state.x = xAxis.value;
+      setURLParams({ x: state.x });
+      redrawAll();
+    });
+  }
+  if (filter) {
+    const apply = () => {
+      const needle = filter.value.trim().toLowerCase();
+      for (const c of charts) c.card.hidden = needle !== "" && !c.metric.toLowerCase().includes(needle);
+      setURLParams({ metric: filter.value.trim() || null });
+    };
+    filter.addEventListener("input", apply);
+    apply();
+  }
+}
+
+function initMetricCharts() {
+  const data = readJSON("tm-charts");
+  if (!data) return;
+  state = data.state;
+  experiments = data.experiments;
+  for (const card of document.querySelectorAll(".chart-card[data-metric]")) {
+    charts.push({ card, metric: card.dataset.metric, plot: null, loaded: false, points: state.points });
+  }
+  initControls();
+  const load = (chart) => {
+    if (chart.loaded) return;
+    chart.loaded = true;
+    drawMetric(chart).catch((err) => setStatus(chart.card.querySelector(".chart"), `could not load: ${err}`, "error-text"));
+  };
+  if ("IntersectionObserver" in window) {
+    const io = new IntersectionObserver(
+      (entries) => {
+        for (const en of entries) {
+          if (!en.isIntersecting) continue;
+          const chart = charts.find((c) => c.card === en.target);
+          io.unobserve(en.target);
+          if (chart) load(chart);
+        }
+      },
+      { rootMargin: "400px 0px" },
+    );
+    for (const c of charts) io.observe(c.card);
+  } else {
+    charts.forEach(load);
+  }
+}
+
+const CURVE_AXES = [
+  [/roc/i, "false positive rate", "true positive rate", true],
+  [/(^|_)pr(_|$)|precision|recall/i, "recall", "precision", false],
+];
+
+function initCurves() {
+  const data = readJSON("tm-curves");
+  if (!data) return;
+  for (const card of document.querySelectorAll(".chart-card[data-curve]")) {
+    const curve = data.curves.find((c) => c.name === card.dataset.curve);
+    const box = card.querySelector(".chart");
+    if (!curve) continue;
+    const axes = CURVE_AXES.find(([re]) => re.test(curve.name));
+    const parts = curve.series.map((s) => ({ x: s.x.map(num), y: s.y.map(num) }));
+    const series = curve.series.map((s) => ({ label: s.name, color: color(s.exp), width: 2 }));
+    let unit = true;
+    for (const p of parts) for (const v of [...p.x, ...p.y]) if (v !== null && (v < 0 || v > 1)) unit = false;
+    if (axes && axes[3]) {
+      parts.push({ x: [0, 1], y: [0, 1] });
+      series.push({ label: "chance", color: "#9aa3b2", width: 1, dash: [4, 4] });
+    }
+    box.textContent = "";
+    const plot = makePlot(box, {
+      data: join(parts),
+      series,
+      xLabel: axes ? axes[1] : "x",
+      yLabel: axes ? axes[2] : "y",
+      xName: axes ? axes[1] : "x",
+      xRange: unit ? [0, 1] : undefined,
+      yRange: unit ? [0, 1.02] : undefined,
+      height: 300,
+    });
+    autoSize(plot, box);
+    box.dataset.state = "drawn";
+    box.dataset.series = String(curve.series.length);
+  }
+}
+
+export function initCharts() {
+  if (typeof uPlot === "undefined") return;
+  initMetricCharts();
+  initCurves();
+}

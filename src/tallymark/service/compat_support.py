@@ -1,0 +1,241 @@
+"""Operations the wire-protocol adapters need that tallymark's own clients do not.
+
+Comet's SDK (``tallymark.server.compat.comet``) logs in several small steps where tallymark's SDK sends
+one request: an artifact version is created first and its files arrive one by one afterwards, a model's
+files are uploaded one at a time, git metadata and the git patch arrive separately, an ended experiment
+can be resumed, and an offline upload reports the original start and end times last. Each function
+here is one such step, validated and applied in one transaction like every other service call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from tallymark import jsonvalue
+from tallymark.service.errors import Conflict, Invalid, NotFound, TooLarge
+from tallymark.service.experiments import experiment_dict, experiment_row, require_running
+from tallymark.service.files import check_files, insert_files
+from tallymark.service.models import FileIn, validated
+from tallymark.service.store import Store, now_ms
+from tallymark.service.values import validate_item
+from tallymark.store.schema import (
+    artifact_versions,
+    experiment_models,
+    experiments,
+    files,
+    items,
+)
+
+# Earliest and latest plausible experiment times (2000-01-01 and 2200-01-01, in ms).
+_MIN_MS, _MAX_MS = 946_684_800_000, 7_258_118_400_000
+
+
+def reopen_experiment(store: Store, key: str) -> dict[str, Any]:
+    """Mark an ended experiment running again (Comet's ``ExistingExperiment`` resumes ended runs)."""
+    with store.db.write() as conn:
+        row = experiment_row(conn, key, for_update=True)
+        if row.status != "running":
+            conn.execute(
+                experiments.update().where(experiments.c.id == row.id).values(status="running", ended_at=None)
+            )
+        return experiment_dict(experiment_row(conn, key), store.settings)
+
+
+def set_experiment_times(
+    store: Store, key: str, started_ms: int | None, ended_ms: int | None
+) -> dict[str, Any]:
+    """Record when an experiment really started and ended (an offline run uploaded later).
+
+    The end time is kept only for an ended experiment; a running one stays open-ended.
+    """
+    for what, value in (("start", started_ms), ("end", ended_ms)):
+        if value is not None and (isinstance(value, bool) or not _MIN_MS <= value <= _MAX_MS):
+            raise Invalid(f"the {what} time {value!r} is not a time in milliseconds since 1970")
+    if started_ms is not None and ended_ms is not None and ended_ms < started_ms:
+        raise Invalid("the end time is before the start time")
+    with store.db.write() as conn:
+        row = experiment_row(conn, key, for_update=True)
+        values: dict[str, Any] = {}
+        if started_ms is not None:
+            values["created_at"] = started_ms
+        if ended_ms is not None and row.status == "ended":
+            values["ended_at"] = ended_ms
+        if values:
+            conn.execute(experiments.update().where(experiments.c.id == row.id).values(**values))
+        return experiment_dict(experiment_row(conn, key), store.settings)
+
+
+def merge_item(store: Store, key: str, kind: str, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``fields`` into the experiment's item ``(kind, name)`` (created when missing).
+
+    For facts that arrive in parts (git metadata, then the patch; system details, then the package
+    lists): the read, merge and write happen in one transaction, so parts arriving at the same time
+    from different threads never overwrite each other.
+    """
+    if not isinstance(fields, dict):
+        raise Invalid(f"{kind} {name!r}: the fields to merge must be an object")
+    with store.db.write() as conn:
+        row = experiment_row(conn, key, for_update=True)
+        require_running(row)
+        old = conn.execute(
+            select(items.c.data_json)
+            .where(items.c.experiment_id == row.id, items.c.kind == kind, items.c.name == name)
+            .order_by(items.c.id.desc())
+            .limit(1)
+        ).scalar()
+        data = jsonvalue.loads(old) if old is not None else {}
+        if not isinstance(data, dict):
+            data = {}
+        data.update(jsonvalue.decode_tagged(fields))
+        norm = validate_item(kind, name, data)
+        text = jsonvalue.dumps(norm)
+        if len(text) > store.settings.max_item_bytes:
+            raise TooLarge(
+                f"{kind} {name!r} is {len(text):,} bytes; the limit is {store.settings.max_item_bytes:,}"
+            )
+        conn.execute(
+            delete(items).where(items.c.experiment_id == row.id, items.c.kind == kind, items.c.name == name)
+        )
+        conn.execute(
+            items.insert().values(
+                experiment_id=row.id, kind=kind, name=name, step=None, data_json=text, created_at=now_ms()
+            )
+        )
+        return {"kind": kind, "name": name, "data": norm}
+
+
+def _new_rows(conn: Any, owner_kind: str, owner_id: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows not stored yet; the same path again with the same content is a retry and is skipped."""
+    existing = {
+        r.logical_path: (r.sha256, r.uri)
+        for r in conn.execute(
+            select(files.c.logical_path, files.c.sha256, files.c.uri).where(
+                files.c.owner_kind == owner_kind, files.c.owner_id == owner_id
+            )
+        )
+    }
+    fresh = []
+    for r in rows:
+        old = existing.get(r["logical_path"])
+        if old is None:
+            fresh.append(r)
+        elif old != (r["sha256"], r["uri"]):
+            raise Conflict(f"{r['logical_path']!r} is already a different file of this {owner_kind}")
+    return fresh
+
+
+def append_artifact_files(
+    store: Store,
+    workspace: str,
+    name: str,
+    version: str,
+    data: list[FileIn] | list[dict[str, Any]],
+    experiment_key: str,
+) -> dict[str, Any]:
+    """Add files to an artifact version while the experiment that produced it is still running.
+
+    Comet creates a version first and uploads its files afterwards; only the producing experiment
+    may add them, and only until it ends. A path already stored with the same content is a retry.
+    """
+    from tallymark.service.artifacts import _resolve, version_dict
+
+    specs = [validated(FileIn, f) for f in data]
+    if not specs:
+        raise Invalid("no files to add")
+    rows = check_files(store, specs)
+    with store.db.write() as conn:
+        vid = _resolve(conn, workspace, name, version)
+        v = conn.execute(select(artifact_versions).where(artifact_versions.c.id == vid)).one()
+        exp = experiment_row(conn, experiment_key, for_update=True)
+        if v.source_experiment_id != exp.id:
+            raise Conflict(
+                f"artifact {name!r} {version} was not created by experiment {experiment_key}; "
+                "its files are fixed"
+            )
+        if exp.status != "running":
+            raise Conflict(f"artifact {name!r} {version} is complete: experiment {experiment_key} has ended")
+        fresh = _new_rows(conn, "artifact_version", vid, rows)
+        insert_files(conn, "artifact_version", vid, fresh)
+        added = sum(r["size"] or 0 for r in fresh)
+        if added:
+            conn.execute(
+                artifact_versions.update()
+                .where(artifact_versions.c.id == vid)
+                .values(size=artifact_versions.c.size + added)
+            )
+        return version_dict(conn, vid)
+
+
+def add_model_files(
+    store: Store,
+    key: str,
+    model_name: str,
+    data: list[FileIn] | list[dict[str, Any]],
+    remote_uri: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Create the experiment's model ``model_name`` or add files to it (Comet uploads them one by one)."""
+    from tallymark.service.models import ModelIn
+    from tallymark.service.registry import _model_dict
+
+    specs = [validated(FileIn, f) for f in data]
+    spec = validated(
+        ModelIn, {"name": model_name, "files": [], "remote_uri": remote_uri, "metadata": metadata}
+    )
+    if not specs and remote_uri is None:
+        raise Invalid(f"model {model_name!r} needs files or a remote URI")
+    rows = check_files(store, specs)
+    meta = None if spec.metadata is None else jsonvalue.dumps(spec.metadata)
+    if meta is not None and len(meta) > store.settings.max_value_bytes:
+        raise TooLarge("the model's metadata is larger than the value limit")
+    with store.db.write() as conn:
+        row = experiment_row(conn, key, for_update=True)
+        require_running(row)
+        existing = conn.execute(
+            select(experiment_models).where(
+                experiment_models.c.experiment_id == row.id, experiment_models.c.name == spec.name
+            )
+        ).first()
+        if existing is None:
+            mid = conn.execute(
+                experiment_models.insert().values(
+                    experiment_id=row.id,
+                    name=spec.name,
+                    remote_uri=spec.remote_uri,
+                    metadata_json=meta,
+                    created_at=now_ms(),
+                )
+            ).inserted_primary_key[0]
+        else:
+            mid = existing.id
+            update: dict[str, Any] = {}
+            if spec.remote_uri is not None and existing.remote_uri not in (None, spec.remote_uri):
+                raise Conflict(f"model {spec.name!r} already points to {existing.remote_uri}")
+            if spec.remote_uri is not None and existing.remote_uri is None:
+                update["remote_uri"] = spec.remote_uri
+            if meta is not None and existing.metadata_json is None:
+                update["metadata_json"] = meta
+            if update:
+                conn.execute(experiment_models.update().where(experiment_models.c.id == mid).values(**update))
+        insert_files(conn, "model", mid, _new_rows(conn, "model", mid, rows))
+        return _model_dict(conn, mid)
+
+
+def experiment_model_names(store: Store, key: str) -> list[str]:
+    """Names of the models an experiment logged (cheap: no files)."""
+    with store.db.read() as conn:
+        eid = experiment_row(conn, key).id
+        return list(
+            conn.execute(
+                select(experiment_models.c.name)
+                .where(experiment_models.c.experiment_id == eid)
+                .order_by(experiment_models.c.id)
+            ).scalars()
+        )
+
+
+def require_model(store: Store, key: str, model_name: str) -> None:
+    if model_name not in experiment_model_names(store, key):
+        raise NotFound(f"experiment {key} logged no model named {model_name!r}")

@@ -1,0 +1,221 @@
+"""The UI without a browser: escaping, columns, figures, panels and the pages over an in-process app."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tallymark import panels
+from tallymark.server.app import create_app
+from tallymark.server.ui import columns, figures
+from tallymark.server.ui.html import Markup, el, escape, json_script
+from tallymark.service import batch, experiments
+from tallymark.settings import Settings
+
+XSS = "<script>alert(1)</script>"
+
+
+def test_el_escapes_text_and_attributes():
+    html = el("a", {"href": '/x?a=1&b="2"', "title": XSS}, XSS, el("b", None, "ok"), None, [1, "<i>"])
+    assert html == (
+        '<a href="/x?a=1&amp;b=&quot;2&quot;" title="&lt;script&gt;alert(1)&lt;/script&gt;">'
+        "&lt;script&gt;alert(1)&lt;/script&gt;<b>ok</b>1&lt;i&gt;</a>"
+    )
+    assert escape(Markup("<b>")) == "<b>"
+    with pytest.raises(ValueError):
+        el("a", {"onclick": "x()"})
+    with pytest.raises(ValueError):
+        el("div", {"style": "color: red"})
+
+
+def test_json_script_cannot_be_closed_by_data():
+    block = json_script("d", {"name": "</script><script>alert(1)</script>", "nan": float("nan")})
+    inner = block.split(">", 1)[1].rsplit("</script>", 1)[0]
+    assert "<" not in inner and ">" not in inner
+    assert json.loads(inner) == {"name": "</script><script>alert(1)</script>", "nan": "NaN"}
+
+
+def test_columns_round_trip_through_the_url():
+    cols = [
+        columns.Column("params", "learning_rate"),
+        columns.Column("metrics", "loss (total), val"),
+        columns.Column("tags", "tags"),
+        columns.Column("attribute", "created_at"),
+    ]
+    text = columns.format_columns(cols)
+    parsed, bad = columns.parse_columns(columns.split_fields(text))
+    assert parsed == cols and bad == []
+    parsed, bad = columns.parse_columns(["metric.auc", "params.x"])
+    assert bad == ["metric.auc"] and parsed == [columns.Column("params", "x")]
+
+
+def test_figures_from_plotly_vega_lite_native_png_and_tables():
+    fig = figures.to_figure({"data": [{"type": "bar", "x": ["a", "b"], "y": [1, 2], "name": "n"}], "layout": {"title": "t"}})
+    assert fig["type"] == "chart" and fig["categories"] == ["a", "b"] and fig["series"][0]["x"] == [0.0, 1.0]
+    assert fig["title"] == "t"
+    vl = figures.to_figure(
+        {
+            "mark": {"type": "line"},
+            "data": {"values": [{"s": 1, "v": 0.5, "r": "a"}, {"s": 2, "v": 0.6, "r": "a"}, {"s": 1, "v": 0.4, "r": "b"}]},
+            "encoding": {"x": {"field": "s"}, "y": {"field": "v"}, "color": {"field": "r"}},
+        }
+    )
+    assert [s["name"] for s in vl["series"]] == ["a", "b"] and vl["series"][0]["y"] == [0.5, 0.6]
+    native = figures.to_figure({"type": "line", "series": [{"name": "x", "y": [1, float("nan"), 3]}]})
+    assert native["series"][0]["x"] == [0.0, 1.0, 2.0] and native["series"][0]["y"] == [1.0, None, 3.0]
+    png = figures.to_figure(b"\x89PNG\r\n\x1a\n" + b"\x00" * 8)
+    assert png["type"] == "image" and png["mime"] == "image/png"
+
+    class Fig:
+        def savefig(self, buf, **kw):
+            buf.write(b"\x89PNG\r\n\x1a\nfake")
+
+    assert figures.to_figure(Fig())["type"] == "image"
+    assert figures.to_figure({"columns": ["a"], "rows": [[1]]})["type"] == "table"
+    for bad in (None, 42, {"data": [{"type": "heatmap", "z": [[1]]}]}, b"GIF89a", {"mark": "arc", "data": {"values": []}}):
+        with pytest.raises(figures.FigureError):
+            figures.to_figure(bad)
+
+
+def test_panel_registry_and_folder_discovery(tmp_path: Path):
+    @panels.panel("unit test panel")
+    def p(experiments):
+        """A docstring becomes the description."""
+        return "hi"
+
+    try:
+        assert panels.get("unit test panel").description == "A docstring becomes the description."
+        folder = tmp_path / "panels"
+        folder.mkdir()
+        (folder / "good.py").write_text("import tallymark\n@tallymark.panel('from a file')\ndef f(e):\n    return 'x'\n")
+        (folder / "bad.py").write_text("raise ImportError('nope')\n")
+        errors = panels.discover([folder])
+        assert panels.get("from a file").source == str(folder / "good.py")
+        assert any("nope" in e.message for e in errors)
+        (folder / "good.py").write_text("import tallymark\n@tallymark.panel('renamed')\ndef f(e):\n    return 'x'\n")
+        import os
+
+        os.utime(folder / "good.py", (1, 1))  # a different mtime: imported again
+        panels.discover([folder])
+        assert panels.get("from a file") is None and panels.get("renamed") is not None
+    finally:
+        for name in ("unit test panel", "renamed", "from a file"):
+            panels.unregister(name)
+
+
+@pytest.fixture
+def ui_client(tmp_path: Path):
+    settings = Settings(home=tmp_path / "home")
+    app = create_app(settings)
+    with TestClient(app) as c:
+        store = c.app.app.state.store if hasattr(c.app, "app") else None
+        yield c, store
+
+
+def _make(client_store, name: str, ws: str = "w", project: str = "p", **values) -> str:
+    key = uuid.uuid4().hex
+    experiments.create_experiment(client_store, {"key": key, "workspace": ws, "project": project, "name": name}, "u")
+    batch.apply_batch(client_store, key, {"batch_id": "b", **values})
+    return key
+
+
+def _store_of(client: TestClient):
+    app = client.app
+    while not hasattr(app, "state") or not hasattr(app.state, "store"):
+        app = app.app
+    return app.state.store
+
+
+def test_pages_render_and_escape(ui_client):
+    client, _ = ui_client
+    store = _store_of(client)
+    key = _make(
+        store,
+        XSS,
+        params={"lr": 0.1, "payload": XSS},
+        tags=[XSS],
+        metrics=[{"name": "loss", "steps": [1, 2], "values": [1.0, "NaN"]}],
+    )
+    other = _make(store, "b", params={"lr": 0.2})
+    for url in ("/", "/w", "/w/p", f"/w/p/{key}", f"/w/p/compare?keys={key},{other}"):
+        r = client.get(url)
+        assert r.status_code == 200, url
+        assert XSS not in r.text, url
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert not re.search(r"<script(?![^>]*(src=|type=\"application/json\"))", r.text), url
+    for tab in ("parameters", "metrics", "system", "confusion", "curves", "assets", "code", "environment", "git", "stdout", "artifacts", "lineage", "nonsense"):
+        assert client.get(f"/w/p/{key}?tab={tab}").status_code == 200, tab
+    assert "&lt;script&gt;" in client.get("/w/p?cols=params.payload,tags").text
+
+
+def test_table_query_error_sort_error_and_picker_redirect(ui_client):
+    client, _ = ui_client
+    store = _store_of(client)
+    _make(store, "a", params={"lr": 0.1})
+    r = client.get("/w/p", params={"q": "metrics.auc > "})
+    assert 'id="query-error"' in r.text and "at column" in r.text
+    r = client.get("/w/p", params={"sort": "tags"})
+    assert r.status_code == 200 and "cannot sort" in r.text
+    r = client.get("/w/p", params={"picker": "1", "col": ["params.lr", "status"], "q": "x"}, follow_redirects=False)
+    assert r.status_code == 303 and "cols=params.lr,status" in r.headers["location"]
+    r = client.get("/w/p", params={"page": 99})
+    assert r.status_code == 200 and "1–1 of 1" in r.text
+    r = client.get("/w/p/compare", params=[("keys", "a" * 32), ("keys", "b" * 32)], follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("keys=" + "a" * 32 + "," + "b" * 32)
+
+
+def test_ui_never_shadows_the_api(ui_client):
+    client, _ = ui_client
+    assert client.get("/docs").status_code == 200
+    assert client.get("/api/v1/openapi.json").json()["info"]["title"] == "tallymark"
+    r = client.get("/api/v1/nothing")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert client.get("/api").headers["content-type"].startswith("application/json")
+    assert client.get("/w/p/" + "0" * 32).status_code == 404  # an unknown experiment: an HTML 404
+    assert client.get("/nope").status_code == 404
+
+
+def test_static_files_are_only_ours(ui_client):
+    client, _ = ui_client
+    r = client.get("/-/static/js/main.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/-/static/vendor/uplot/uPlot.iife.min.js").status_code == 200
+    assert client.get("/-/static/vendor/uplot/LICENSE").status_code == 404  # not a served type
+    for bad in ("/-/static/../routes.py", "/-/static/%2e%2e/routes.py", "/-/static/html.py"):
+        assert client.get(bad).status_code == 404, bad
+    etag = r.headers["etag"]
+    assert client.get("/-/static/js/main.js", headers={"If-None-Match": etag}).status_code == 304
+
+
+def test_panels_api(ui_client):
+    client, _ = ui_client
+    store = _store_of(client)
+    a = _make(store, "a", metrics=[{"name": "auc", "steps": [1], "values": [0.9]}])
+
+    @panels.panel("api test panel")
+    def p(exps):
+        return {"type": "bar", "x": [e.name for e in exps], "series": [{"name": "auc", "y": [e.get_metrics_summary()[0]["valueCurrent"] for e in exps]}]}
+
+    @panels.panel("api failing panel")
+    def f(exps):
+        raise RuntimeError("nope")
+
+    try:
+        listed = client.get("/api/v1/panels").json()
+        assert "api test panel" in [x["name"] for x in listed["panels"]]
+        ok = client.get("/api/v1/panels/render", params={"name": "api test panel", "keys": a}).json()
+        assert ok["ok"] and ok["figure"]["series"][0]["y"] == [0.9] and ok["figure"]["categories"] == ["a"]
+        bad = client.get("/api/v1/panels/render", params={"name": "api failing panel", "keys": a}).json()
+        assert bad["ok"] is False and bad["error"] == "RuntimeError: nope" and "raise RuntimeError" in bad["traceback"]
+        assert "panel_render.py" not in bad["traceback"]
+        r = client.get("/api/v1/panels/render", params={"name": "api test panel", "keys": "zz"})
+        assert r.status_code == 422
+    finally:
+        panels.unregister("api test panel")
+        panels.unregister("api failing panel")
