@@ -344,3 +344,27 @@ def test_run_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         params = {row["name"]: row["valueCurrent"] for row in experiment.get_parameters_summary()}
         assert str(params["learning_rate"]) == str(run.params["learning_rate"])
         assert str(params["num_round"]) == str(run.params["num_round"])
+
+    # Issue 3: datasets versioned, both models registered, the best one in production after a second
+    # identity approved it, and its lineage reaching both dataset versions with their hashes.
+    assert result.datasets == {"raw": "1.0.0", "preprocessed": "2.0.0"}
+    model = api.get_model("demo", "fraud-xgb")
+    assert model.find_versions() == [run.model_version for run in result.runs]
+    assert model.find_versions(status="production") == [result.best.model_version]
+    history = model.get_details(result.production)["history"]
+    assert history[-1]["to"] == "production" and history[-1]["actor"] == "risk-officer"
+    requests = model.get_requests()
+    assert requests[0]["requestedBy"] != requests[0]["decidedBy"]
+    inputs = {node["version"]: node for node in model.get_training_inputs(result.production)}
+    assert set(inputs) == {"1.0.0", "2.0.0"}
+    for node in inputs.values():
+        local = [f for f in node["files"] if not f["remote"]]
+        assert local and all(re.fullmatch(r"[0-9a-f]{64}", f["sha256"]) for f in local)
+    assert "Lineage of the production model" in text and "fraud-dataset 1.0.0" in text
+    # Files are content-addressed: a second run logs new versions but stores no new bytes.
+    blobs_before = sorted(p.name for p in (tmp_path / "home" / "blobs").rglob("*") if p.is_file())
+    second = run_demo(rows=SMALL, console=Console(file=io.StringIO(), width=200, color_system=None))
+    assert second.datasets == {"raw": "3.0.0", "preprocessed": "4.0.0"}
+    blobs_after = sorted(p.name for p in (tmp_path / "home" / "blobs").rglob("*") if p.is_file())
+    # Training is deterministic too, so even the model files are the same bytes: nothing new is stored.
+    assert blobs_after == blobs_before

@@ -95,6 +95,7 @@ class DemoRun:
     confusion_matrix: list[list[int]]
     num_rounds: int
     train_seconds: float
+    model_version: str = ""
 
 
 @dataclass
@@ -105,6 +106,10 @@ class DemoResult:
     dataset: dict[str, Any]
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    prep_key: str = ""
+    datasets: dict[str, str] = field(default_factory=dict)
+    production: str = ""
+    workspace: str = "demo"
 
     @property
     def keys(self) -> list[str]:
@@ -185,8 +190,22 @@ def _print_summary(console: Console, result: DemoResult) -> None:
         console.print(f"    {run.url}", soft_wrap=True)
     console.print("  Compare them:")
     console.print(f"    [green]tallymark experiments compare {' '.join(result.keys)}[/green]", soft_wrap=True)
-    console.print("  Browse everything:")
-    console.print("    [green]tallymark ui[/green]")
+    if result.production:
+        from tallymark import API
+        from tallymark.cli_registry import render_lineage
+
+        node = f"model:{result.workspace}/fraud-xgb:{result.production}"
+        console.print()
+        console.print(f"[bold]Lineage of the production model[/bold] ({node}): which data trained it")
+        api = API()
+        console.print(render_lineage(api.get_lineage(node, "upstream"), "upstream"))
+        api.close()
+        console.print(
+            f"  Registry and approvals: [green]tallymark models show {result.workspace} fraud-xgb[/green]"
+        )
+        console.print(f"  Lineage: [green]tallymark lineage {node}[/green]")
+    console.print("  Browse everything in the browser:")
+    console.print("    [green]tallymark ui[/green]  (then open http://127.0.0.1:5118)")
 
 
 def run_demo(
@@ -210,6 +229,7 @@ def run_demo(
     import tallymark
     from tallymark.demo import data as demo_data
     from tallymark.demo.preprocess import preprocess
+    from tallymark.demo.lineage import APPROVER, DATASET, MODEL, log_and_register, promote, version_datasets
     from tallymark.demo.train import train_xgboost
 
     if rows is not None and data is not None:
@@ -254,6 +274,24 @@ def run_demo(
         progress.update(prep_task, completed=1, note=f"{prepared.duplicates_dropped:,} duplicates dropped")
         dataset = {"data_source": source, "seed": DEMO_SEED, **prepared.summary()}
 
+        version_task = progress.add_task("Version datasets", total=1, note="")
+        with tallymark.Experiment(
+            project_name=project,
+            workspace=workspace,
+            name="fraud-data-prep",
+            tags=[*_COMMON_TAGS, "data-prep"],
+            capture_stdout=False,
+        ) as prep_exp:
+            prep_exp.log_others(dataset)
+            logged = version_datasets(prep_exp, frame, prepared, source, data)
+            prep_key = prep_exp.get_key()
+        datasets = {alias: art.version for alias, art in logged.items()}
+        progress.update(
+            version_task,
+            completed=1,
+            note=f"{DATASET} raw={datasets['raw']} preprocessed={datasets['preprocessed']}",
+        )
+
         for spec in specs:
             total = int(spec.params["num_round"])
             task = progress.add_task(f"Train {spec.name}", total=total, note="")
@@ -271,6 +309,7 @@ def run_demo(
                 exp.log_others(dataset)
                 exp.log_other("model_description", spec.description)
                 result = train_xgboost(prepared, spec.params, exp=exp, on_round=on_round)
+                registered = log_and_register(exp, result.booster, spec.name, datasets["preprocessed"])
                 key, url = exp.get_key(), exp.url
             timings[spec.name] = result.train_seconds
             progress.update(task, note=f"AUC-PR {result.metrics['test_auc_pr']:.4f}")
@@ -284,9 +323,32 @@ def run_demo(
                     confusion_matrix=result.confusion_matrix,
                     num_rounds=result.num_rounds,
                     train_seconds=result.train_seconds,
+                    model_version=registered["version"],
                 )
             )
 
-    outcome = DemoResult(runs=runs, dataset=dataset, seconds=time.perf_counter() - started, timings=timings)
+        promote_task = progress.add_task("Promote best model", total=1, note="")
+        best = max(runs, key=lambda run: run.metrics["test_auc_pr"])
+        promote(
+            workspace,
+            best.model_version,
+            comment=f"{best.name}: best test AUC-PR {best.metrics['test_auc_pr']:.4f}",
+        )
+        progress.update(
+            promote_task,
+            completed=1,
+            note=f"{MODEL} {best.model_version} → production (approved by {APPROVER})",
+        )
+
+    outcome = DemoResult(
+        runs=runs,
+        dataset=dataset,
+        seconds=time.perf_counter() - started,
+        timings=timings,
+        prep_key=prep_key,
+        datasets=datasets,
+        production=best.model_version,
+        workspace=workspace,
+    )
     _print_summary(console, outcome)
     return outcome
