@@ -55,6 +55,7 @@ NOMINAL_P3 = (100, 10_000)  # runs x steps of the tallymark workload
 LR_VALUES = ["0.01", "0.02", "0.05", "0.08", "0.1", "0.15", "0.2", "0.3", "0.5", "1.0"]
 BUFFERING_ENV = "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"
 SETTLE_TIMEOUT = 90.0  # s to wait for a started server to go idle before reading its RSS
+HUEY_ENV = "_MLFLOW_HUEY_STORAGE_PATH"  # where `mlflow server` keeps its job queues
 STOP_TIMEOUT = 8.0  # s of SIGTERM grace for a server before SIGKILL
 P4_FILTER = "params.learning_rate = '0.15' and metrics.auc > 0.9"
 
@@ -353,9 +354,31 @@ def _start_server(d: Path, uri: str, args: list[str], env: dict[str, str]) -> tu
     try:
         first = H.wait_http(f"{base}/health", timeout=300, proc=proc, t0=t0)
     except BaseException:
-        H.stop_process(proc, timeout=STOP_TIMEOUT)
+        _stop_server(proc)
         raise
     return proc, base, first
+
+
+def _huey_dirs(pid: int) -> set[Path]:
+    """The job runner's storage dirs (``mkdtemp`` in /dev/shm, which MLflow never removes)."""
+    found = set()
+    for p in H.tree_pids(pid):
+        try:
+            environ = Path(f"/proc/{p}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for item in environ:
+            if item.startswith(HUEY_ENV.encode() + b"="):
+                found.add(Path(item.split(b"=", 1)[1].decode()))
+    return found
+
+
+def _stop_server(proc: Any) -> None:
+    leftovers = _huey_dirs(proc.pid)
+    H.stop_process(proc, timeout=STOP_TIMEOUT)
+    for d in leftovers:
+        if d.is_dir() and d.name.startswith("tmp"):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _p5_results(variant: str, primary: bool, first: float, settle: float, mem: dict[str, Any], note: str):
@@ -425,7 +448,7 @@ def bench_server(stores: Stores, p2_steps: int | None, p5: bool, default_server:
                 )
             )
     finally:
-        H.stop_process(proc, timeout=STOP_TIMEOUT)
+        _stop_server(proc)
 
     if p5 and default_server:
         d, uri = stores.new("server-default")
@@ -437,7 +460,7 @@ def bench_server(stores: Stores, p2_steps: int | None, p5: bool, default_server:
             note = "defaults: 4 uvicorn workers + job runner (huey consumers); existing sqlite store"
             out += _p5_results("default", False, first, settle, mem, note)
         finally:
-            H.stop_process(proc, timeout=STOP_TIMEOUT)
+            _stop_server(proc)
     return out
 
 

@@ -167,7 +167,7 @@ def browser_runs(base: str, compare_url: str, table_url: str, runs: int) -> dict
                 page.goto(compare_url, wait_until="commit")
                 page.wait_for_function("() => window.__tmFirstChart !== undefined", timeout=30_000)
                 page.wait_for_function(
-                    "() => document.querySelectorAll('#metric-charts .chart[data-state=drawn]').length === "
+                    "() => document.querySelectorAll('#metric-charts .chart[data-resolution=full]').length === "
                     f"{len(COMPARE_METRICS)}",
                     timeout=60_000,
                 )
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         ("one metric 100k -> 1000 points (HTTP)", "metric_100k_to_1000", None),
         ("compare page HTML, 20 experiments (HTTP)", "compare_page_html", None),
         ("compare 20 x 100k: first chart drawn", "compare_first_chart", 1000),
-        ("compare 20 x 100k: all charts drawn", "compare_all_charts", None),
+        ("compare 20 x 100k: all charts, full resolution", "compare_all_charts", None),
     ]
     print(f"\nweb UI on {args.experiments:,} experiments; compare {COMPARE_RUNS} x {COMPARE_POINTS:,} points per metric")
     print(f"load average before {results['load_before']}, after {results['load_after']} (2 cores)\n")

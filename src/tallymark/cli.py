@@ -53,11 +53,17 @@ def _transport(url: str | None, home: Path | None) -> Any:
 
 
 def _settings(
-    home: Path | None, db: str | None = None, blobs: str | None = None, public_url: str | None = None
+    home: Path | None,
+    db: str | None = None,
+    blobs: str | None = None,
+    public_url: str | None = None,
+    s3_endpoint_url: str | None = None,
 ) -> Any:
     from tallymark.settings import Settings
 
-    return Settings.from_env(home=home, db_url=db, blobs=blobs, public_url=public_url)
+    return Settings.from_env(
+        home=home, db_url=db, blobs=blobs, public_url=public_url, s3_endpoint_url=s3_endpoint_url
+    )
 
 
 @app.command()
@@ -65,7 +71,10 @@ def server(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5118,
     db: Annotated[str | None, typer.Option(help="Database URL: sqlite:///PATH or postgresql://…")] = None,
-    blobs: Annotated[str | None, typer.Option(help="Blob store folder.")] = None,
+    blobs: Annotated[str | None, typer.Option(help="Blob store: a folder or s3://bucket/prefix.")] = None,
+    s3_endpoint_url: Annotated[
+        str | None, typer.Option(help="S3-compatible endpoint for s3:// blobs.")
+    ] = None,
     home: HomeOpt = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     no_auth: Annotated[
@@ -80,7 +89,7 @@ def server(
         _fail("authentication is not available yet: start with --no-auth (loopback addresses only)")
     if not is_loopback(host):
         _fail(f"--no-auth refuses to listen on {host}: bind 127.0.0.1, ::1 or localhost")
-    settings = _settings(home, db, blobs, public_url or f"http://{host}:{port}")
+    settings = _settings(home, db, blobs, public_url or f"http://{host}:{port}", s3_endpoint_url)
     from tallymark.service.store import open_store
 
     try:

@@ -23,7 +23,8 @@ def _setting(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best 
 class Settings:
     home: Path = _setting(Path("~/.tallymark"), "Embedded home: tallymark.db and blobs/ live here.")
     db_url: str | None = _setting(None, "Metadata database URL; default sqlite:///HOME/tallymark.db.")
-    blobs: str | None = _setting(None, "Blob store folder; default HOME/blobs.")
+    blobs: str | None = _setting(None, "Blob store: a folder or s3://bucket/prefix; default HOME/blobs.")
+    s3_endpoint_url: str | None = _setting(None, "Endpoint of an S3-compatible server for s3:// blobs.")
     public_url: str = _setting("http://127.0.0.1:5118", "Base URL of the UI, used in experiment URLs.")
     max_body_bytes: int = _setting(64 * MiB, "Largest JSON request body, after decompression (413).")
     max_asset_bytes: int = _setting(20 * 1024 * MiB, "Largest single asset upload (413).")
@@ -39,6 +40,9 @@ class Settings:
         base = cls(
             home=Path(env.get("TALLYMARK_HOME", "~/.tallymark")),
             public_url=env.get("TALLYMARK_PUBLIC_URL", cls.public_url),
+            db_url=env.get("TALLYMARK_DB") or None,
+            blobs=env.get("TALLYMARK_BLOBS") or None,
+            s3_endpoint_url=env.get("TALLYMARK_S3_ENDPOINT_URL") or None,
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -51,8 +55,8 @@ class Settings:
         return self.db_url or f"sqlite:///{self.home_path / 'tallymark.db'}"
 
     @property
-    def blobs_path(self) -> Path:
-        return Path(self.blobs).expanduser() if self.blobs else self.home_path / "blobs"
+    def blobs_url(self) -> str:
+        return self.blobs or str(self.home_path / "blobs")
 
 
 def documented() -> dict[str, str]:

@@ -228,8 +228,8 @@ def run_demo(
 
     import tallymark
     from tallymark.demo import data as demo_data
-    from tallymark.demo.preprocess import preprocess
     from tallymark.demo.lineage import APPROVER, DATASET, MODEL, log_and_register, promote, version_datasets
+    from tallymark.demo.preprocess import preprocess
     from tallymark.demo.train import train_xgboost
 
     if rows is not None and data is not None:

@@ -69,13 +69,12 @@ class Artifact:
         """Add a file, or every file under a folder (logical paths keep the folder's layout)."""
         path = Path(local_path)
         if path.is_dir():
+            from tallymark.store.paths import safe_walk
+
             base = logical_path or path.name
-            root = path.resolve()
-            for p in sorted(path.rglob("*")):
-                if p.is_symlink() and not p.resolve().is_relative_to(root):
-                    raise ValueError(f"{p} is a symlink pointing outside {path}; refusing to follow it")
-                if p.is_file():
-                    self._items.append(_Local(p, f"{base}/{p.relative_to(path).as_posix()}", metadata))
+            # Refuses the whole folder if a symlink points outside it (or anything else is unsafe).
+            for entry in safe_walk(path):
+                self._items.append(_Local(entry.path, f"{base}/{entry.logical_path}", metadata))
         elif path.is_file():
             self._items.append(_Local(path, logical_path or path.name, metadata))
         else:

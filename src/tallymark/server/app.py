@@ -106,5 +106,11 @@ def create_app(settings: Settings, user: str = "anonymous") -> Any:
     from tallymark.server.routes import panels
 
     app.include_router(panels.router, prefix="/api/v1")
+    from tallymark.server.compat import comet  # the comet_ml SDK's protocol (docs/comet.md)
+
+    comet.mount(app)  # /clientlib, /api/rest/v2, /clientlib/rest/v2
     app.include_router(ui.router)  # the web UI at /, after the API so it never shadows it
-    return LimitsMiddleware(app, max_body=settings.max_body_bytes, max_upload=settings.max_asset_bytes)
+    uploads = ("/assets", *comet.UPLOAD_SUFFIXES)
+    return LimitsMiddleware(
+        app, max_body=settings.max_body_bytes, max_upload=settings.max_asset_bytes, upload_suffix=uploads
+    )

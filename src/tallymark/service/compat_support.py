@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from tallymark import jsonvalue
-from tallymark.service.errors import Conflict, Invalid, NotFound, TooLarge
+from tallymark.service.errors import Conflict, Invalid, TooLarge
 from tallymark.service.experiments import experiment_dict, experiment_row, require_running
 from tallymark.service.files import check_files, insert_files
 from tallymark.service.models import FileIn, validated
@@ -223,19 +223,37 @@ def add_model_files(
         return _model_dict(conn, mid)
 
 
-def experiment_model_names(store: Store, key: str) -> list[str]:
-    """Names of the models an experiment logged (cheap: no files)."""
-    with store.db.read() as conn:
-        eid = experiment_row(conn, key).id
-        return list(
-            conn.execute(
-                select(experiment_models.c.name)
-                .where(experiment_models.c.experiment_id == eid)
-                .order_by(experiment_models.c.id)
-            ).scalars()
+def set_artifact_aliases(
+    store: Store, workspace: str, name: str, version: str, aliases: list[str]
+) -> dict[str, Any]:
+    """Make ``aliases`` exactly the aliases of one version (Comet's ``update_aliases``).
+
+    An alias names one version of an artifact: one that named another version moves here, and an
+    alias of this version that is not in the list is removed.
+    """
+    from tallymark.service.artifacts import _resolve, version_dict
+    from tallymark.service.models import _alias
+    from tallymark.store.schema import artifact_aliases
+
+    try:
+        wanted = list(dict.fromkeys(_alias(a) for a in aliases))
+    except (ValueError, TypeError) as exc:
+        raise Invalid(str(exc)) from None
+    with store.db.write() as conn:
+        vid = _resolve(conn, workspace, name, version)
+        aid = conn.execute(
+            select(artifact_versions.c.artifact_id).where(artifact_versions.c.id == vid)
+        ).scalar()
+        conn.execute(
+            delete(artifact_aliases).where(
+                artifact_aliases.c.version_id == vid, artifact_aliases.c.alias.not_in(wanted)
+            )
         )
-
-
-def require_model(store: Store, key: str, model_name: str) -> None:
-    if model_name not in experiment_model_names(store, key):
-        raise NotFound(f"experiment {key} logged no model named {model_name!r}")
+        for alias in wanted:
+            conn.execute(
+                delete(artifact_aliases).where(
+                    artifact_aliases.c.artifact_id == aid, artifact_aliases.c.alias == alias
+                )
+            )
+            conn.execute(artifact_aliases.insert().values(artifact_id=aid, alias=alias, version_id=vid))
+        return version_dict(conn, vid)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from tallymark.settings import Settings
 from tallymark.store import migrate
-from tallymark.store.blobs import LocalBlobStore
+from tallymark.store.blobfactory import BlobStore, open_blob_store
 from tallymark.store.db import Database
 
 
@@ -23,7 +23,7 @@ def now_ms() -> int:
 class Store:
     settings: Settings
     db: Database
-    blobs: LocalBlobStore
+    blobs: BlobStore
 
     def close(self) -> None:
         self.db.dispose()
@@ -42,5 +42,10 @@ def open_store(settings: Settings, upgrade: bool = True) -> Store:
     except BaseException:
         db.dispose()
         raise
-    blobs = LocalBlobStore(settings.blobs_path)
+    try:
+        blobs = open_blob_store(settings.blobs_url, settings.s3_endpoint_url)
+        blobs.check()  # a wrong bucket or credentials fail now, not at the first upload
+    except BaseException:
+        db.dispose()
+        raise
     return Store(settings=settings, db=db, blobs=blobs)

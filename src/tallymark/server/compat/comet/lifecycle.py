@@ -54,7 +54,8 @@ def _handshake(request: Request, exp: dict[str, Any]) -> dict[str, Any]:
     return {
         "runId": exp["key"],
         "project_id": tr.project_id(exp["workspace"], exp["project"]),
-        "focusUrl": exp.get("url"),
+        # The SDK prints focusUrl followed by the key: give the project's URL, ending in "/".
+        "focusUrl": (exp.get("url") or "").removesuffix(exp["key"]),
         "name": exp.get("name"),
         "featureToggles": [],
         "s3DirectAccessEnabled": False,
@@ -189,9 +190,7 @@ async def create_experiment(request: Request) -> Any:
     data: dict[str, Any] = {"key": uuid.uuid4().hex, "workspace": workspace, "project": project}
     if body.get("experimentName"):
         data["name"] = body["experimentName"]
-    exp = await run_in_threadpool(
-        experiments.create_experiment, store_of(request), data, actor_of(request)
-    )
+    exp = await run_in_threadpool(experiments.create_experiment, store_of(request), data, actor_of(request))
     return ok(tr.experiment_metadata(exp) | {"link": exp.get("url")})
 
 

@@ -183,8 +183,8 @@ def metric_series(
     """Comet metric points → tallymark metric columns, one series per name (in arrival order).
 
     A point without a step gets the metric's own count (tallymark's rule for ``log_metric`` without
-    ``step``: 0, 1, 2, … per name); ``counts`` holds how many points each metric has already. Returns the series and a
-    description of every point refused (a value that is no number).
+    ``step``: 0, 1, 2, … per name); ``counts`` holds how many points each metric has already.
+    Returns the series and a description of every point refused (a value that is no number).
     """
     now = int(time.time() * 1000) if now_ms is None else now_ms
     series: dict[str, dict[str, list[Any]]] = {}

@@ -6,20 +6,32 @@ import { readJSON, setURLParams } from "./common.js";
 import { color, makePlot, autoSize } from "./plot.js";
 import { ema, join, num, xColumn } from "./series.js";
 
-const cache = new Map(); // "key\u0000metric\u0000points" -> Promise<series|null>
+const cache = new Map(); // "metric\u0000points" -> Promise<[series | null, …]>
 const charts = []; // {card, metric, plot, loaded}
 let state = null;
 let experiments = [];
 let firstDrawn = false;
 
-function fetchSeries(key, metric, points) {
-  const id = `${key}\u0000${metric}\u0000${points}`;
+// One metric of every experiment on the page: one request (POST /api/v1/metrics/series) for
+// several experiments, GET …/metric for one. Resolves to an array aligned with `experiments`
+// (null where an experiment lacks the metric).
+function fetchSeries(metric, points) {
+  const id = `${metric}\u0000${points}`;
   if (!cache.has(id)) {
-    const url = `/api/v1/experiments/${key}/metric?name=${encodeURIComponent(metric)}&points=${points}`;
-    cache.set(
-      id,
-      fetch(url, { headers: { Accept: "application/json" } }).then((r) => (r.ok ? r.json() : null)),
-    );
+    let request;
+    if (experiments.length === 1) {
+      const url = `/api/v1/experiments/${experiments[0].key}/metric?name=${encodeURIComponent(metric)}&points=${points}`;
+      request = fetch(url, { headers: { Accept: "application/json" } }).then((r) => (r.ok ? r.json() : null)).then((s) => [s]);
+    } else {
+      request = fetch("/api/v1/metrics/series", {
+        method: "POST",
+        headers: { Accept: "application/json", "Content-Type": "application/json" },
+        body: JSON.stringify({ keys: experiments.map((e) => e.key), name: metric, points }),
+      })
+        .then((r) => (r.ok ? r.json() : { series: {} }))
+        .then((body) => experiments.map((e) => body.series[e.key] || null));
+    }
+    cache.set(id, request);
   }
   return cache.get(id);
 }
@@ -41,13 +53,50 @@ function setStatus(box, text, cls) {
   box.appendChild(p);
 }
 
-async function drawMetric(chart) {
+// Points asked of the server: about one per horizontal pixel (LTTB keeps peaks and dips).
+function fullPoints(box) {
+  const px = (box.clientWidth || 600) * Math.min(window.devicePixelRatio || 1, 2);
+  return Math.max(COARSE, Math.min(state.points, Math.round(px)));
+}
+
+// Charts load one at a time, each with all its experiments' series at once, so the first chart
+// is not slowed down by the others. With many long series a chart is first drawn from a coarse
+// series (COARSE points each), then every chart is refined to full resolution.
+const COARSE = 200;
+const queue = [];
+let busy = false;
+
+function enqueue(chart, points) {
+  queue.push([chart, points]);
+  if (!busy) pump();
+}
+
+async function pump() {
+  busy = true;
+  while (queue.length) {
+    const [chart, points] = queue.shift();
+    const box = chart.card.querySelector(".chart");
+    try {
+      if (!chart.plot) box.dataset.state = "loading";
+      const results = await fetchSeries(chart.metric, points);
+      chart.points = points;
+      render(chart, results);
+      const total = results.reduce((n, s) => n + (s && s.count ? s.count : 0), 0);
+      const shown = results.reduce((n, s) => n + (s && s.steps ? s.steps.length : 0), 0);
+      const want = fullPoints(box);
+      if (points < want && shown < total) queue.push([chart, want]);
+      else box.dataset.resolution = "full";
+    } catch (err) {
+      setStatus(box, `could not load: ${err}`, "error-text");
+    }
+  }
+  busy = false;
+}
+
+function drawMetric(chart) {
   const box = chart.card.querySelector(".chart");
-  const points = Math.max(200, Math.min(state.points, Math.round((box.clientWidth || 600) * 1.5)));
-  chart.points = points;
-  box.dataset.state = "loading";
-  const results = await Promise.all(experiments.map((e) => fetchSeries(e.key, chart.metric, points)));
-  render(chart, results);
+  // A few experiments: go straight to full resolution; many: coarse first.
+  enqueue(chart, experiments.length > 4 ? COARSE : fullPoints(box));
 }
 
 function render(chart, results) {
@@ -105,7 +154,7 @@ function render(chart, results) {
 function redrawAll() {
   for (const chart of charts) {
     if (!chart.loaded) continue;
-    Promise.all(experiments.map((e) => fetchSeries(e.key, chart.metric, chart.points))).then((r) => render(chart, r));
+    fetchSeries(chart.metric, chart.points).then((r) => render(chart, r));
   }
 }
 
@@ -162,7 +211,7 @@ function initMetricCharts() {
   const load = (chart) => {
     if (chart.loaded) return;
     chart.loaded = true;
-    drawMetric(chart).catch((err) => setStatus(chart.card.querySelector(".chart"), `could not load: ${err}`, "error-text"));
+    drawMetric(chart);
   };
   if ("IntersectionObserver" in window) {
     const io = new IntersectionObserver(

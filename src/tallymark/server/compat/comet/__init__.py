@@ -1,0 +1,53 @@
+"""The ``comet_ml`` SDK's wire protocol, so notebooks written for Comet log into tallymark unchanged.
+
+Point a notebook at the server with ``COMET_URL_OVERRIDE=http://HOST:PORT/clientlib/`` and
+``COMET_API_KEY``; see docs/comet.md for what is supported. The SDK calls three roots, all taken from
+that host: ``/clientlib/…``, ``/api/rest/v2/…`` and ``/clientlib/rest/v2/…``.
+
+Modules, one per resource: :mod:`.lifecycle` (create, resume, heartbeat, end), :mod:`.log` (metrics,
+parameters, others, tags, output, system details, git), :mod:`.uploads` (files), :mod:`.artifacts`,
+:mod:`.registry`, :mod:`.reads` (the ``API`` read side); :mod:`.translate` holds the pure translation
+both the routes and :mod:`.offline` (``tallymark upload`` of a Comet offline archive) use.
+
+Importing this package starts nothing and imports no web framework; :func:`mount` does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROOTS = ("/clientlib", "/api/rest/v2", "/clientlib/rest/v2")
+REST_ROOTS = ("/api/rest/v2", "/clientlib/rest/v2")
+
+# Paths whose bodies are file uploads (the server applies the asset size limit, not the JSON one).
+UPLOAD_SUFFIXES = (
+    "/clientlib/asset/upload",
+    "/clientlib/visualizations/upload",
+    "/clientlib/git-patch/upload",
+    "/write/experiment/upload-asset",
+    "/write/experiment/git/patch",
+)
+
+
+def mount(app: Any) -> None:
+    """Include the adapter's routes in ``app`` under its three roots (before any catch-all route)."""
+    from tallymark.server.compat.comet import artifacts, lifecycle, log, reads, registry, uploads
+    from tallymark.server.compat.comet.http import CometError, router
+
+    modules = (lifecycle, log, uploads, artifacts, registry, reads)
+    for prefix in REST_ROOTS:
+        for m in modules:
+            app.include_router(m.rest, prefix=prefix)
+    for m in modules:
+        app.include_router(m.clientlib, prefix="/clientlib")
+
+    fallback = router()
+
+    @fallback.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def not_implemented(path: str) -> Any:
+        raise CometError(
+            404, f"the Comet endpoint {path!r} is not supported by tallymark (see docs/comet.md)"
+        )
+
+    for prefix in (*REST_ROOTS, "/clientlib"):
+        app.include_router(fallback, prefix=prefix)
