@@ -469,8 +469,14 @@ _BYTES = {"B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 1024, "MiB"
 _COUNT = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9}
 
 
+def _thing(word: str) -> str:
+    """``points`` and ``point`` name the same thing."""
+    w = word.strip()
+    return w[:-1] if len(w) > 1 and w.endswith("s") else w
+
+
 def _parse_unit(unit: str) -> tuple[str, float, str] | None:
-    """-> (kind, scale to base, qualifier); same kind + qualifier means convertible."""
+    """-> (kind, scale to base, thing); same kind and thing means convertible."""
     u = unit.strip()
     if u in _TIME:
         return ("time", _TIME[u], "")
@@ -479,20 +485,27 @@ def _parse_unit(unit: str) -> tuple[str, float, str] | None:
     if "/" in u:
         num, den = (x.strip() for x in u.split("/", 1))
         if num in _TIME:
-            return ("time", _TIME[num], den)
+            return ("time", _TIME[num], _thing(den))
         if den == "s":
             prefix, _, what = num.partition(" ")
             if what and prefix in _COUNT:
-                return ("rate", _COUNT[prefix], what)
-            return ("rate", 1.0, num)
+                return ("rate", _COUNT[prefix], _thing(what))
+            return ("rate", 1.0, _thing(num))
     return None
 
 
 def convert(value: float, unit: str, to_unit: str) -> float | None:
-    """``value`` from ``unit`` to ``to_unit``; None if they are not the same kind of quantity."""
+    """``value`` from ``unit`` to ``to_unit``; None if they are not the same kind of quantity.
+
+    Besides scaling (``s`` -> ``ms``, ``M points/s`` -> ``points/s``) it inverts a rate into
+    a time per thing and back (``points/s`` <-> ``µs/point``).
+    """
     a, b = _parse_unit(unit), _parse_unit(to_unit)
     if a is None or b is None:
         return value if unit == to_unit else None
+    if {a[0], b[0]} == {"rate", "time"} and a[2] and a[2] == b[2]:
+        base = value * a[1]
+        return math.inf if base == 0 else 1.0 / base / b[1]
     if a[0] != b[0] or (a[2] != b[2] and a[2] and b[2]):
         return None
     return value * a[1] / b[1]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from harness import free_port, loadavg, progress, start_process, stop_process, wait_http
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,7 +64,13 @@ def make_table(home: Path, n: int) -> None:
             key = uuid.uuid4().hex
             experiments.create_experiment(
                 store,
-                {"key": key, "workspace": WORKSPACE, "project": TABLE_PROJECT, "name": f"run-{i}", "tags": [f"t{i % 5}"]},
+                {
+                    "key": key,
+                    "workspace": WORKSPACE,
+                    "project": TABLE_PROJECT,
+                    "name": f"run-{i}",
+                    "tags": [f"t{i % 5}"],
+                },
                 "bench",
             )
             batch.apply_batch(
@@ -105,10 +112,15 @@ def make_compare(home: Path) -> list[str]:
             rate = 3.0 + r / 4
             for step in range(COMPARE_POINTS):
                 t = step / COMPARE_POINTS
-                exp.log_metric("validation_auc", 0.9 + 0.08 * (1 - 2.718 ** (-rate * t)) + rng.gauss(0, 0.003), step=step)
-                exp.log_metric("train_loss", 0.7 * 2.718 ** (-rate * t) + 0.02 + abs(rng.gauss(0, 0.01)), step=step)
+                exp.log_metric(
+                    "validation_auc", 0.9 + 0.08 * (1 - 2.718 ** (-rate * t)) + rng.gauss(0, 0.003), step=step
+                )
+                exp.log_metric(
+                    "train_loss", 0.7 * 2.718 ** (-rate * t) + 0.02 + abs(rng.gauss(0, 0.01)), step=step
+                )
             keys.append(exp.get_key())
-        progress(f"compare: {r + 1}/{COMPARE_RUNS} experiments x {len(COMPARE_METRICS)} x {COMPARE_POINTS:,} points")
+        done = f"{r + 1}/{COMPARE_RUNS}"
+        progress(f"compare: {done} experiments x {len(COMPARE_METRICS)} x {COMPARE_POINTS:,} points")
     return keys
 
 
@@ -167,8 +179,8 @@ def browser_runs(base: str, compare_url: str, table_url: str, runs: int) -> dict
                 page.goto(compare_url, wait_until="commit")
                 page.wait_for_function("() => window.__tmFirstChart !== undefined", timeout=30_000)
                 page.wait_for_function(
-                    "() => document.querySelectorAll('#metric-charts .chart[data-resolution=full]').length === "
-                    f"{len(COMPARE_METRICS)}",
+                    "() => document.querySelectorAll("
+                    f"'#metric-charts .chart[data-resolution=full]').length === {len(COMPARE_METRICS)}",
                     timeout=60_000,
                 )
                 t_first = page.evaluate("window.__tmFirstChart")
@@ -228,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
             results["table_filtered_sorted"] = time_http(
                 c, table + "?q=params.p1+%3E+0.5+and+metrics.m1+%3E+0.2&sort=-metrics.m3", http_runs
             )
-            results["table_api_json"] = time_http(c, f"/api/v1/experiments?workspace={WORKSPACE}&project={TABLE_PROJECT}", http_runs)
+            results["table_api_json"] = time_http(
+                c, f"/api/v1/experiments?workspace={WORKSPACE}&project={TABLE_PROJECT}", http_runs
+            )
             results["metric_100k_to_1000"] = time_http(
                 c, f"/api/v1/experiments/{keys[0]}/metric?name=validation_auc&points=1000", http_runs
             )
@@ -250,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         ("compare 20 x 100k: first chart drawn", "compare_first_chart", 1000),
         ("compare 20 x 100k: all charts, full resolution", "compare_all_charts", None),
     ]
-    print(f"\nweb UI on {args.experiments:,} experiments; compare {COMPARE_RUNS} x {COMPARE_POINTS:,} points per metric")
+    size = f"compare {COMPARE_RUNS} x {COMPARE_POINTS:,} points per metric"
+    print(f"\nweb UI on {args.experiments:,} experiments; {size}")
     print(f"load average before {results['load_before']}, after {results['load_after']} (2 cores)\n")
     print(f"{'measure':<44} {'median':>9} {'p90':>9} {'best':>9} {'target':>8}  ok")
     for label, key, target in rows:

@@ -125,7 +125,11 @@ def _load_entry_points() -> None:
         _loading.append(source)
         try:
             obj = ep.load()
-            if callable(obj) and not isinstance(obj, type) and not any(p.func is obj for p in _registry.values()):
+            if (
+                callable(obj)
+                and not isinstance(obj, type)
+                and not any(p.func is obj for p in _registry.values())
+            ):
                 _registry[ep.name] = Panel(ep.name, obj, (obj.__doc__ or "").strip().split("\n")[0], source)
             _errors.pop(source, None)
         except Exception as exc:  # a broken plugin must not break the UI

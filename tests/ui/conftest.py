@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from demo_data import PROJECT, WORKSPACE, log_demo_like
+
 from servers import ServerProcess
 
 CHROMIUM = "/usr/bin/chromium"
@@ -123,7 +123,9 @@ def ui_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIData]:
     panels = home / "panels"
     panels.mkdir()
     shutil.copy(PANELS_SOURCE, panels / "my_panels.py")
-    (panels / "broken_panels.py").write_text("import tallymark\nraise RuntimeError('this panels file is broken')\n")
+    (panels / "broken_panels.py").write_text(
+        "import tallymark\nraise RuntimeError('this panels file is broken')\n"
+    )
     yield UIData(home=home, keys=keys, xss_key=xss_key, xss_other_key=other)
 
 

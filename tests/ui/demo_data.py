@@ -65,7 +65,9 @@ def _curves(power: float, n: int = 60) -> dict[str, tuple[list[float], list[floa
     return {"roc_curve": (fpr, tpr), "pr_curve": (recall, precision)}
 
 
-def log_run(run: dict[str, Any], rounds: int = 100, workspace: str = WORKSPACE, project: str = PROJECT) -> str:
+def log_run(
+    run: dict[str, Any], rounds: int = 100, workspace: str = WORKSPACE, project: str = PROJECT
+) -> str:
     """Log one demo-like run through the SDK; returns its key."""
     from tallymark import Experiment
 
@@ -93,10 +95,14 @@ def log_run(run: dict[str, Any], rounds: int = 100, workspace: str = WORKSPACE, 
             exp.log_metric("sys.cpu.percent", 40 + 20 * math.sin(step / 7.0), step=step)
         print(f"[{rounds}] validation_auc: {run['ceiling']:.4f}")
         exp.log_metrics({**run["test"], "test_auc_pr": run["auc_pr"]})
-        exp.log_confusion_matrix(matrix=run["matrix"], labels=["Normal", "Fraud"], title="Test confusion matrix")
+        exp.log_confusion_matrix(
+            matrix=run["matrix"], labels=["Normal", "Fraud"], title="Test confusion matrix"
+        )
         for name, (x, y) in _curves(run["roc_power"]).items():
             exp.log_curve(name, x=x, y=y)
-        exp.log_table("feature_importance.csv", [["feature", "gain"], ["V14", 41.2], ["V4", 17.9], ["V12", 11.3]])
+        exp.log_table(
+            "feature_importance.csv", [["feature", "gain"], ["V14", 41.2], ["V4", 17.9], ["V12", 11.3]]
+        )
         print("done")
         return exp.get_key()
 

@@ -23,7 +23,13 @@ def precision_at_k(experiments):
     for e in experiments:
         p = _metric(e, "test_precision") or 0.5
         series.append({"name": e.name, "x": ks, "y": [min(1.0, p * (1.15 - k / 1000)) for k in ks]})
-    return {"type": "line", "title": "precision at k", "x_label": "k", "y_label": "precision", "series": series}
+    return {
+        "type": "line",
+        "title": "precision at k",
+        "x_label": "k",
+        "y_label": "precision",
+        "series": series,
+    }
 
 
 @tallymark.panel("final AUC (Plotly)")
@@ -66,7 +72,12 @@ def _png(width: int = 8, height: int = 4) -> bytes:
 
     rows = b"".join(b"\x00" + bytes([40, 105, 208]) * width for _ in range(height))
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 @tallymark.panel("a PNG image")

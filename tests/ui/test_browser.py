@@ -6,9 +6,10 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-from conftest import XSS, XSS_IMG, project_path
 
 from tallymark.query import QueryError, parse
+
+from conftest import XSS, XSS_IMG, project_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -79,9 +80,12 @@ def test_filter_with_a_good_and_a_bad_query(page):
 
 def test_table_state_is_restored_from_the_url(page):
     pg, _ = page
-    pg.goto(project_path() + "?q=tags+%3D+%27xgboost%27&sort=-metrics.test_auc_pr&cols=params.max_depth,metrics.test_auc_pr,tags&per_page=25")
+    cols = "params.max_depth,metrics.test_auc_pr,tags"
+    pg.goto(project_path() + f"?q=tags+%3D+%27xgboost%27&sort=-metrics.test_auc_pr&cols={cols}&per_page=25")
     assert pg.locator("#q").input_value() == "tags = 'xgboost'"
-    fields = pg.locator("#experiments thead th[data-field]").evaluate_all("els => els.map(e => e.dataset.field)")
+    fields = pg.locator("#experiments thead th[data-field]").evaluate_all(
+        "els => els.map(e => e.dataset.field)"
+    )
     assert fields == ["params.max_depth", "metrics.test_auc_pr", "tags"]
     assert _names(pg) == ["xgb-deeper-slower", "xgb-baseline"]  # 0.846 before 0.812
     assert pg.locator("select[name=per_page]").input_value() == "25"
@@ -121,7 +125,9 @@ def test_compare_page(page, ui_server):
     assert cms.count() == 2
     counts = cms.locator("td.cell").evaluate_all("tds => tds.map(t => t.dataset.count)")
     assert counts[:4] in (["56840", "24", "19", "79"], ["56829", "35", "12", "86"])
-    assert sorted([counts[:4], counts[4:]]) == sorted([["56840", "24", "19", "79"], ["56829", "35", "12", "86"]])
+    assert sorted([counts[:4], counts[4:]]) == sorted(
+        [["56840", "24", "19", "79"], ["56829", "35", "12", "86"]]
+    )
     assert "80.6%" in pg.locator("#confusion").inner_text()  # row percentage of 79 / 98
 
     roc = pg.locator('.chart-card[data-curve="roc_curve"] .chart')

@@ -55,13 +55,21 @@ def test_columns_round_trip_through_the_url():
 
 
 def test_figures_from_plotly_vega_lite_native_png_and_tables():
-    fig = figures.to_figure({"data": [{"type": "bar", "x": ["a", "b"], "y": [1, 2], "name": "n"}], "layout": {"title": "t"}})
+    fig = figures.to_figure(
+        {"data": [{"type": "bar", "x": ["a", "b"], "y": [1, 2], "name": "n"}], "layout": {"title": "t"}}
+    )
     assert fig["type"] == "chart" and fig["categories"] == ["a", "b"] and fig["series"][0]["x"] == [0.0, 1.0]
     assert fig["title"] == "t"
     vl = figures.to_figure(
         {
             "mark": {"type": "line"},
-            "data": {"values": [{"s": 1, "v": 0.5, "r": "a"}, {"s": 2, "v": 0.6, "r": "a"}, {"s": 1, "v": 0.4, "r": "b"}]},
+            "data": {
+                "values": [
+                    {"s": 1, "v": 0.5, "r": "a"},
+                    {"s": 2, "v": 0.6, "r": "a"},
+                    {"s": 1, "v": 0.4, "r": "b"},
+                ]
+            },
             "encoding": {"x": {"field": "s"}, "y": {"field": "v"}, "color": {"field": "r"}},
         }
     )
@@ -77,7 +85,13 @@ def test_figures_from_plotly_vega_lite_native_png_and_tables():
 
     assert figures.to_figure(Fig())["type"] == "image"
     assert figures.to_figure({"columns": ["a"], "rows": [[1]]})["type"] == "table"
-    for bad in (None, 42, {"data": [{"type": "heatmap", "z": [[1]]}]}, b"GIF89a", {"mark": "arc", "data": {"values": []}}):
+    for bad in (
+        None,
+        42,
+        {"data": [{"type": "heatmap", "z": [[1]]}]},
+        b"GIF89a",
+        {"mark": "arc", "data": {"values": []}},
+    ):
         with pytest.raises(figures.FigureError):
             figures.to_figure(bad)
 
@@ -92,12 +106,16 @@ def test_panel_registry_and_folder_discovery(tmp_path: Path):
         assert panels.get("unit test panel").description == "A docstring becomes the description."
         folder = tmp_path / "panels"
         folder.mkdir()
-        (folder / "good.py").write_text("import tallymark\n@tallymark.panel('from a file')\ndef f(e):\n    return 'x'\n")
+        (folder / "good.py").write_text(
+            "import tallymark\n@tallymark.panel('from a file')\ndef f(e):\n    return 'x'\n"
+        )
         (folder / "bad.py").write_text("raise ImportError('nope')\n")
         errors = panels.discover([folder])
         assert panels.get("from a file").source == str(folder / "good.py")
         assert any("nope" in e.message for e in errors)
-        (folder / "good.py").write_text("import tallymark\n@tallymark.panel('renamed')\ndef f(e):\n    return 'x'\n")
+        (folder / "good.py").write_text(
+            "import tallymark\n@tallymark.panel('renamed')\ndef f(e):\n    return 'x'\n"
+        )
         import os
 
         os.utime(folder / "good.py", (1, 1))  # a different mtime: imported again
@@ -119,7 +137,9 @@ def ui_client(tmp_path: Path):
 
 def _make(client_store, name: str, ws: str = "w", project: str = "p", **values) -> str:
     key = uuid.uuid4().hex
-    experiments.create_experiment(client_store, {"key": key, "workspace": ws, "project": project, "name": name}, "u")
+    experiments.create_experiment(
+        client_store, {"key": key, "workspace": ws, "project": project, "name": name}, "u"
+    )
     batch.apply_batch(client_store, key, {"batch_id": "b", **values})
     return key
 
@@ -148,7 +168,21 @@ def test_pages_render_and_escape(ui_client):
         assert XSS not in r.text, url
         assert "script-src 'self'" in r.headers["content-security-policy"]
         assert not re.search(r"<script(?![^>]*(src=|type=\"application/json\"))", r.text), url
-    for tab in ("parameters", "metrics", "system", "confusion", "curves", "assets", "code", "environment", "git", "stdout", "artifacts", "lineage", "nonsense"):
+    for tab in (
+        "parameters",
+        "metrics",
+        "system",
+        "confusion",
+        "curves",
+        "assets",
+        "code",
+        "environment",
+        "git",
+        "stdout",
+        "artifacts",
+        "lineage",
+        "nonsense",
+    ):
         assert client.get(f"/w/p/{key}?tab={tab}").status_code == 200, tab
     assert "&lt;script&gt;" in client.get("/w/p?cols=params.payload,tags").text
 
@@ -161,7 +195,9 @@ def test_table_query_error_sort_error_and_picker_redirect(ui_client):
     assert 'id="query-error"' in r.text and "at column" in r.text
     r = client.get("/w/p", params={"sort": "tags"})
     assert r.status_code == 200 and "cannot sort" in r.text
-    r = client.get("/w/p", params={"picker": "1", "col": ["params.lr", "status"], "q": "x"}, follow_redirects=False)
+    r = client.get(
+        "/w/p", params={"picker": "1", "col": ["params.lr", "status"], "q": "x"}, follow_redirects=False
+    )
     assert r.status_code == 303 and "cols=params.lr,status" in r.headers["location"]
     r = client.get("/w/p", params={"page": 99})
     assert r.status_code == 200 and "1–1 of 1" in r.text
@@ -189,6 +225,14 @@ def test_static_files_are_only_ours(ui_client):
     assert client.get("/-/static/vendor/uplot/LICENSE").status_code == 404  # not a served type
     for bad in ("/-/static/../routes.py", "/-/static/%2e%2e/routes.py", "/-/static/html.py"):
         assert client.get(bad).status_code == 404, bad
+    assert r.headers["cache-control"] == "no-cache"
+    from tallymark.server.ui import assets
+
+    versioned = client.get(f"/-/static/v/{assets.version()}/js/main.js")
+    assert versioned.status_code == 200 and "immutable" in versioned.headers["cache-control"]
+    assert "immutable" not in client.get("/-/static/v/0ld/js/main.js").headers["cache-control"]
+    page = client.get("/").text
+    assert f'href="/-/static/v/{assets.version()}/js/charts.js"' in page  # modulepreload
     etag = r.headers["etag"]
     assert client.get("/-/static/js/main.js", headers={"If-None-Match": etag}).status_code == 304
 
@@ -200,7 +244,11 @@ def test_panels_api(ui_client):
 
     @panels.panel("api test panel")
     def p(exps):
-        return {"type": "bar", "x": [e.name for e in exps], "series": [{"name": "auc", "y": [e.get_metrics_summary()[0]["valueCurrent"] for e in exps]}]}
+        return {
+            "type": "bar",
+            "x": [e.name for e in exps],
+            "series": [{"name": "auc", "y": [e.get_metrics_summary()[0]["valueCurrent"] for e in exps]}],
+        }
 
     @panels.panel("api failing panel")
     def f(exps):
@@ -212,10 +260,54 @@ def test_panels_api(ui_client):
         ok = client.get("/api/v1/panels/render", params={"name": "api test panel", "keys": a}).json()
         assert ok["ok"] and ok["figure"]["series"][0]["y"] == [0.9] and ok["figure"]["categories"] == ["a"]
         bad = client.get("/api/v1/panels/render", params={"name": "api failing panel", "keys": a}).json()
-        assert bad["ok"] is False and bad["error"] == "RuntimeError: nope" and "raise RuntimeError" in bad["traceback"]
+        assert (
+            bad["ok"] is False
+            and bad["error"] == "RuntimeError: nope"
+            and "raise RuntimeError" in bad["traceback"]
+        )
         assert "panel_render.py" not in bad["traceback"]
         r = client.get("/api/v1/panels/render", params={"name": "api test panel", "keys": "zz"})
         assert r.status_code == 422
     finally:
         panels.unregister("api test panel")
         panels.unregister("api failing panel")
+
+
+def test_compare_preloads_its_first_chart_and_series_endpoint_answers(ui_client):
+    client, _ = ui_client
+    store = _store_of(client)
+    keys = [
+        _make(store, f"r{i}", metrics=[{"name": "auc", "steps": list(range(300)), "values": [i / 10] * 300}])
+        for i in range(5)
+    ]
+    page = client.get(f"/w/p/compare?keys={','.join(keys)}").text
+    m = re.search(r'<link rel="preload" as="fetch" href="([^"]+)" crossorigin="anonymous">', page)
+    assert m is not None
+    url = m.group(1).replace("&amp;", "&")
+    assert url == f"/-/series?name=auc&points=100&keys={','.join(keys)}"
+    body = client.get(url).json()
+    assert set(body["series"]) == set(keys)
+    assert all(len(s["steps"]) == 100 and s["count"] == 300 for s in body["series"].values())
+    cols = client.get("/-/columns/w/p").json()
+    assert cols["metrics"] == ["auc"] and cols["params"] == [] and cols["others"] == []
+    assert client.get("/-/columns/w/nope").status_code == 404
+
+
+def test_artifacts_and_lineage_tabs_show_what_an_experiment_consumed_and_produced(home, tmp_path):
+    from tallymark import Artifact, Experiment
+
+    quiet = {"log_code": False, "log_git": False, "log_env": False, "log_system_metrics": False}
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n")
+    with Experiment(project_name="p", workspace="w", capture_stdout=False, **quiet) as maker:
+        art = Artifact(name="fraud-dataset", artifact_type="dataset", aliases=["raw"])
+        art.add(str(data))
+        maker.log_artifact(art)
+    with Experiment(project_name="p", workspace="w", capture_stdout=False, **quiet) as user:
+        user.get_artifact("fraud-dataset", "raw")
+    with TestClient(create_app(Settings(home=home))) as client:
+        made = client.get(f"/w/p/{maker.get_key()}?tab=artifacts").text
+        assert "Produced" in made and "fraud-dataset" in made and "1.0.0" in made
+        used = client.get(f"/w/p/{user.get_key()}?tab=lineage").text
+        inputs = used[used.index("inputs") : used.index("this experiment")]
+        assert "fraud-dataset" in inputs

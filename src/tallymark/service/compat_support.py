@@ -88,7 +88,7 @@ def merge_item(store: Store, key: str, kind: str, name: str, fields: dict[str, A
         data = jsonvalue.loads(old) if old is not None else {}
         if not isinstance(data, dict):
             data = {}
-        data.update(jsonvalue.decode_tagged(fields))
+        _deep_update(data, jsonvalue.decode_tagged(fields))
         norm = validate_item(kind, name, data)
         text = jsonvalue.dumps(norm)
         if len(text) > store.settings.max_item_bytes:
@@ -104,6 +104,14 @@ def merge_item(store: Store, key: str, kind: str, name: str, fields: dict[str, A
             )
         )
         return {"kind": kind, "name": name, "data": norm}
+
+
+def _deep_update(target: dict[str, Any], fields: dict[str, Any]) -> None:
+    for k, v in fields.items():
+        if isinstance(v, dict) and isinstance(target.get(k), dict):
+            _deep_update(target[k], v)
+        else:
+            target[k] = v
 
 
 def _new_rows(conn: Any, owner_kind: str, owner_id: int, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -29,7 +29,9 @@ def list_panels(store: StoreDep) -> TallyJSON:
 def render_panel(
     store: StoreDep,
     name: Annotated[str, Query(min_length=1, max_length=500)],
-    keys: Annotated[str, Query(min_length=32, max_length=33 * 200, description="experiment keys, comma-separated")],
+    keys: Annotated[
+        str, Query(min_length=32, max_length=33 * 200, description="experiment keys, comma-separated")
+    ],
 ) -> TallyJSON:
     from tallymark.server.ui.panel_render import render
 

@@ -40,7 +40,11 @@ def _files() -> dict[str, StaticFile]:
         if ctype is None or not path.is_file():
             continue
         body = path.read_bytes()
-        packed = gzip.compress(body, 6, mtime=0) if len(body) > 1024 and not ctype.startswith("image/png") else None
+        packed = (
+            gzip.compress(body, 6, mtime=0)
+            if len(body) > 1024 and not ctype.startswith("image/png")
+            else None
+        )
         etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
         out[path.relative_to(STATIC_DIR).as_posix()] = StaticFile(body, packed, ctype, etag)
     return out
@@ -59,3 +63,8 @@ def version() -> str:
         h.update(name.encode())
         h.update(f.etag.encode())
     return h.hexdigest()[:12]
+
+
+def modules() -> list[str]:
+    """Our JS modules (``js/*.js``), for ``<link rel="modulepreload">``."""
+    return [name for name in _files() if name.startswith("js/") and name.endswith(".js")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tallymark.server.ui import urls
 from tallymark.server.ui.html import Markup, el
 
 X_AXES = {"step": "step", "epoch": "epoch", "time": "wall time", "relative": "relative time"}
@@ -43,11 +44,23 @@ def controls(state: dict[str, Any], n_charts: int) -> Markup:
             "smoothing ",
             el(
                 "input",
-                {"type": "range", "id": "smooth", "min": 0, "max": 0.99, "step": 0.01, "value": state["smooth"]},
+                {
+                    "type": "range",
+                    "id": "smooth",
+                    "min": 0,
+                    "max": 0.99,
+                    "step": 0.01,
+                    "value": state["smooth"],
+                },
             ),
             el("output", {"id": "smooth-value", "for": "smooth"}, f"{state['smooth']:.2f}"),
         ),
-        el("label", None, el("input", {"type": "checkbox", "id": "log-y", "checked": state["log"]}), " log scale"),
+        el(
+            "label",
+            None,
+            el("input", {"type": "checkbox", "id": "log-y", "checked": state["log"]}),
+            " log scale",
+        ),
         el(
             "label",
             None,
@@ -88,11 +101,37 @@ def grid(metrics: Sequence[str]) -> Markup:
     )
 
 
-def page_data(exps: Sequence[dict[str, Any]], metrics: Sequence[str], state: dict[str, Any]) -> dict[str, Any]:
-    return {"experiments": list(exps), "metrics": list(metrics), "state": state}
+COARSE_POINTS = 100
+COARSE_FROM = 5  # experiments: with this many, charts are first drawn coarse, then refined
+PRELOADED_CHARTS = 1  # more would compete with the first for the server
 
 
-def curve_data(items_by_key: dict[str, list[dict[str, Any]]], exps: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def page_data(
+    exps: Sequence[dict[str, Any]], metrics: Sequence[str], state: dict[str, Any]
+) -> dict[str, Any]:
+    """What ``charts.js`` needs; with several experiments also the URLs of the first charts' series
+    (the page preloads them, see :func:`preload_urls`)."""
+    coarse = COARSE_POINTS if len(exps) >= COARSE_FROM else 0
+    data: dict[str, Any] = {
+        "experiments": list(exps),
+        "metrics": list(metrics),
+        "state": {**state, "coarse": coarse},
+    }
+    data["preload"] = dict(zip(metrics, preload_urls(exps, metrics), strict=False))
+    return data
+
+
+def preload_urls(exps: Sequence[dict[str, Any]], metrics: Sequence[str]) -> list[str]:
+    """``/-/series`` URLs of the first charts' first request (coarse with many experiments)."""
+    if len(exps) < 2:
+        return []
+    points = COARSE_POINTS if len(exps) >= COARSE_FROM else DEFAULT_POINTS
+    return [urls.series([e["key"] for e in exps], m, points) for m in metrics[:PRELOADED_CHARTS]]
+
+
+def curve_data(
+    items_by_key: dict[str, list[dict[str, Any]]], exps: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
     """Curves grouped by name, one series per (experiment, step), in experiment order."""
     by_name: dict[str, list[dict[str, Any]]] = {}
     for idx, e in enumerate(exps):

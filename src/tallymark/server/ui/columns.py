@@ -102,7 +102,8 @@ def format_columns(cols: Sequence[Column]) -> str:
 
 def default_columns(rows: Sequence[dict[str, Any]], metric_names: Sequence[str]) -> list[Column]:
     """Columns when the URL names none: when, status, parameters that differ across the rows shown
-    (at most 4) and up to 6 metrics (evaluation metrics before ``train*``, ``sys.*`` left out)."""
+    (at most 4) and up to 6 metrics (evaluation metrics before ``train*``, ``sys.*`` left out).
+    Tags are shown under the name unless chosen as a column."""
     cols = [Column("attribute", "created_at"), Column("attribute", "status")]
     names = sorted({p for r in rows for p in r.get("params", {})})
     differ = [n for n in names if len({_hashable(r.get("params", {}).get(n)) for r in rows}) > 1]
@@ -110,7 +111,6 @@ def default_columns(rows: Sequence[dict[str, Any]], metric_names: Sequence[str])
     metrics = [m for m in metric_names if not m.startswith("sys.")]
     metrics.sort(key=lambda m: (m.lower().startswith("train"), m))
     cols += [Column("metrics", m) for m in metrics[:6]]
-    cols.append(Column("tags", "tags"))
     return cols
 
 

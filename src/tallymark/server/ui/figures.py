@@ -103,7 +103,9 @@ def _title(t: Any) -> str:
     return "" if t is None else str(t)
 
 
-def _chart(series: list[dict[str, Any]], title: Any, x_label: Any, y_label: Any, log_y: bool) -> dict[str, Any]:
+def _chart(
+    series: list[dict[str, Any]], title: Any, x_label: Any, y_label: Any, log_y: bool
+) -> dict[str, Any]:
     """Common checks: x either all numbers or all text (categories), lengths equal, size bounded."""
     if not series:
         raise FigureError("the figure has no series")
@@ -142,8 +144,12 @@ def _native(spec: dict[str, Any]) -> dict[str, Any]:
     for i, s in enumerate(spec["series"]):
         y = list(s.get("y", []))
         x = list(s.get("x", shared_x if shared_x is not None else range(len(y))))
-        series.append({"name": str(s.get("name", f"series {i + 1}")), "kind": s.get("kind", kind), "x": x, "y": y})
-    return _chart(series, spec.get("title"), spec.get("x_label"), spec.get("y_label"), spec.get("log_y", False))
+        series.append(
+            {"name": str(s.get("name", f"series {i + 1}")), "kind": s.get("kind", kind), "x": x, "y": y}
+        )
+    return _chart(
+        series, spec.get("title"), spec.get("x_label"), spec.get("y_label"), spec.get("log_y", False)
+    )
 
 
 def _plotly(fig: dict[str, Any]) -> dict[str, Any]:
@@ -158,13 +164,17 @@ def _plotly(fig: dict[str, Any]) -> dict[str, Any]:
         elif ttype == "bar":
             kind = "bar"
         else:
-            raise FigureError(f"Plotly trace type {ttype!r} is not drawn here; use scatter or bar, or return PNG")
+            raise FigureError(
+                f"Plotly trace type {ttype!r} is not drawn here; use scatter or bar, or return PNG"
+            )
         y = list(tr.get("y", []))
         x = list(tr.get("x", range(len(y))))
         series.append({"name": str(tr.get("name", f"trace {i}")), "kind": kind, "x": x, "y": y})
     layout = fig.get("layout") or {}
     x_axis, y_axis = layout.get("xaxis") or {}, layout.get("yaxis") or {}
-    return _chart(series, layout.get("title"), x_axis.get("title"), y_axis.get("title"), y_axis.get("type") == "log")
+    return _chart(
+        series, layout.get("title"), x_axis.get("title"), y_axis.get("title"), y_axis.get("type") == "log"
+    )
 
 
 def _vega_lite(spec: dict[str, Any]) -> dict[str, Any]:

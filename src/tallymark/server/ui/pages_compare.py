@@ -82,7 +82,8 @@ def compare_page(
         json_script("tm-curves", curves),
         json_script("tm-panels", {"keys": keys, "panels": [p["name"] for p in panel_list["panels"]]}),
     ]
-    return page(f"Compare {len(exps)}", crumbs, body, page_id="compare", charts=True)
+    preload = charts.preload_urls([{"key": e["key"]} for e in exps], series_metrics)
+    return page(f"Compare {len(exps)}", crumbs, body, page_id="compare", charts=True, preload=preload)
 
 
 def _metric_order(name: str) -> tuple[int, str]:
@@ -104,7 +105,15 @@ def _legend(exps: list[dict[str, Any]], workspace: str, project: str, query: dic
                 el("code", {"class": "key"}, e["key"][:8]),
                 el("span", {"class": f"status status-{e['status']}"}, e["status"]),
                 widgets.tags(e["tags"]) if e["tags"] else None,
-                el("a", {"class": "remove", "href": urls.compare(workspace, project, rest), "title": "remove from comparison"}, "×")
+                el(
+                    "a",
+                    {
+                        "class": "remove",
+                        "href": urls.compare(workspace, project, rest),
+                        "title": "remove from comparison",
+                    },
+                    "×",
+                )
                 if len(rest) >= 1
                 else None,
             )
@@ -136,15 +145,28 @@ def _params_section(
                 {"class": "differs" if differs else None, "data-param": name},
                 el("th", {"scope": "row"}, name),
                 [
-                    el("td", {"class": "missing"}, "—") if v is missing else el("td", {"class": "value"}, fmt.param(v))
+                    el("td", {"class": "missing"}, "—")
+                    if v is missing
+                    else el("td", {"class": "value"}, fmt.param(v))
                     for v in values
                 ],
             )
         )
     toggle = (
-        el("a", {"href": urls.compare(workspace, project, keys) + "#parameters", "class": "button small"}, "show all")
+        el(
+            "a",
+            {"href": urls.compare(workspace, project, keys) + "#parameters", "class": "button small"},
+            "show all",
+        )
         if only_diff
-        else el("a", {"href": urls.compare(workspace, project, keys, params="diff") + "#parameters", "class": "button small"}, "only differences")
+        else el(
+            "a",
+            {
+                "href": urls.compare(workspace, project, keys, params="diff") + "#parameters",
+                "class": "button small",
+            },
+            "only differences",
+        )
     )
     head = el(
         "tr",
@@ -165,7 +187,12 @@ def _params_section(
         el(
             "div",
             {"class": "table-wrap"},
-            el("table", {"class": "grid compact compare", "id": "param-diff"}, el("thead", None, head), el("tbody", None, rows)),
+            el(
+                "table",
+                {"class": "grid compact compare", "id": "param-diff"},
+                el("thead", None, head),
+                el("tbody", None, rows),
+            ),
         )
         if names
         else widgets.empty("No parameters logged."),
@@ -194,7 +221,10 @@ def _metrics_section(exps: list[dict[str, Any]], series_metrics: list[str], stat
                 [
                     el(
                         "td",
-                        {"class": "num" + (" best" if best is not None and v == best else ""), "title": "" if v is None else fmt.exact(v)},
+                        {
+                            "class": "num" + (" best" if best is not None and v == best else ""),
+                            "title": "" if v is None else fmt.exact(v),
+                        },
                         "—" if v is None else fmt.metric(v),
                     )
                     for v in values
@@ -205,7 +235,10 @@ def _metrics_section(exps: list[dict[str, Any]], series_metrics: list[str], stat
         "tr",
         None,
         el("th", None, "metric (last value)"),
-        [el("th", {"class": "num"}, el("span", {"class": f"swatch c{e['color']}"}), e["label"]) for e in exps],
+        [
+            el("th", {"class": "num"}, el("span", {"class": f"swatch c{e['color']}"}), e["label"])
+            for e in exps
+        ],
     )
     return el(
         "section",
@@ -214,7 +247,12 @@ def _metrics_section(exps: list[dict[str, Any]], series_metrics: list[str], stat
         el(
             "div",
             {"class": "table-wrap"},
-            el("table", {"class": "grid compact compare", "id": "metric-compare"}, el("thead", None, head), el("tbody", None, rows)),
+            el(
+                "table",
+                {"class": "grid compact compare", "id": "metric-compare"},
+                el("thead", None, head),
+                el("tbody", None, rows),
+            ),
         )
         if rows
         else widgets.empty("No metrics logged."),
@@ -236,8 +274,16 @@ def _cm_section(exps: list[dict[str, Any]], cms: dict[str, list[dict[str, Any]]]
             if mine:
                 cm = mine[-1]  # the last logged (e.g. the final step)
                 caption = e["label"] + (f" · step {cm['step']}" if cm["step"] is not None else "")
-                figures.append(el("div", {"class": "cm-wrap", "data-key": e["key"]}, el("span", {"class": f"swatch c{e['color']}"}), widgets.confusion_matrix(cm["data"], caption)))
-        groups.append(el("div", {"class": "cm-group"}, el("h3", None, title), el("div", {"class": "cm-row"}, figures)))
+                figures.append(
+                    el(
+                        "div",
+                        {"class": "cm-wrap", "data-key": e["key"]},
+                        widgets.confusion_matrix(cm["data"], caption, e["color"]),
+                    )
+                )
+        groups.append(
+            el("div", {"class": "cm-group"}, el("h3", None, title), el("div", {"class": "cm-row"}, figures))
+        )
     return el(
         "section",
         {"id": "confusion", "class": "block"},
@@ -251,13 +297,27 @@ def _panels_section(panel_list: dict[str, Any]) -> Markup:
         el(
             "figure",
             {"class": "panel-card", "data-panel": p["name"]},
-            el("figcaption", None, p["name"], el("span", {"class": "muted"}, " · " + p["description"]) if p["description"] else None),
-            el("div", {"class": "panel-body", "data-state": "waiting"}, el("p", {"class": "muted"}, "rendering…")),
+            el(
+                "figcaption",
+                None,
+                p["name"],
+                el("span", {"class": "muted"}, " · " + p["description"]) if p["description"] else None,
+            ),
+            el(
+                "div",
+                {"class": "panel-body", "data-state": "waiting"},
+                el("p", {"class": "muted"}, "rendering…"),
+            ),
         )
         for p in panel_list["panels"]
     ]
     errors = [
-        el("div", {"class": "panel-error"}, el("strong", None, f"could not load {e['source']}"), el("pre", None, e["message"]))
+        el(
+            "div",
+            {"class": "panel-error"},
+            el("strong", None, f"could not load {e['source']}"),
+            el("pre", None, e["message"]),
+        )
         for e in panel_list["errors"]
     ]
     hint = el(

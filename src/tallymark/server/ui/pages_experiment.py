@@ -43,7 +43,9 @@ def experiment_page(
 ) -> HTMLResponse:
     info = experiments.get_experiment(store, key)
     if (info["workspace"], info["project"]) != (workspace, project):
-        raise NotFound(f"experiment {key} is in {info['workspace']}/{info['project']}, not {workspace}/{project}")
+        raise NotFound(
+            f"experiment {key} is in {info['workspace']}/{info['project']}, not {workspace}/{project}"
+        )
     if tab not in {t[0] for t in TABS}:
         tab = "overview"
     counts = ui_reads.experiment_counts(store, key)
@@ -70,7 +72,10 @@ def _header(info: dict[str, Any], store: Store) -> Markup:
         ("key", el("code", {"class": "copy", "title": "experiment key"}, info["key"])),
         ("status", el("span", {"class": f"status status-{info['status']}"}, info["status"])),
         ("user", info["user"]),
-        ("started", el("time", {"datetime": fmt.iso(info["created_at"])}, fmt.when(info["created_at"]) + " UTC")),
+        (
+            "started",
+            el("time", {"datetime": fmt.iso(info["created_at"])}, fmt.when(info["created_at"]) + " UTC"),
+        ),
         ("duration", fmt.duration(info["created_at"], info["ended_at"]) or "running"),
     ]
     return el(
@@ -94,7 +99,12 @@ def _tabs(info: dict[str, Any], current: str, counts: dict[str, int]) -> Markup:
             el(
                 "a",
                 {
-                    "href": urls.experiment(info["workspace"], info["project"], info["key"], tab_id if tab_id != "overview" else None),
+                    "href": urls.experiment(
+                        info["workspace"],
+                        info["project"],
+                        info["key"],
+                        tab_id if tab_id != "overview" else None,
+                    ),
                     "class": "tab" + (" current" if tab_id == current else "") + (" dim" if n == 0 else ""),
                     "aria-current": "page" if tab_id == current else None,
                     "data-tab": tab_id,
@@ -146,7 +156,12 @@ def _overview(ctx: Ctx) -> Rendered:
                 el("h2", None, "Others") if others else None,
                 widgets.kv_table((o["name"], o["valueCurrent"]) for o in others) if others else None,
             ),
-            el("div", {"class": "panel"}, el("h2", None, "Confusion matrix"), widgets.confusion_matrix(cms[-1]["data"]))
+            el(
+                "div",
+                {"class": "panel panel-wide"},
+                el("h2", None, "Confusion matrix"),
+                widgets.confusion_matrix(cms[-1]["data"]),
+            )
             if cms
             else None,
         ),
@@ -154,7 +169,14 @@ def _overview(ctx: Ctx) -> Rendered:
     )
 
 
-_SUMMARY_HEAD = [("metric", ""), ("last", "num"), ("min", "num"), ("max", "num"), ("last step", "num"), ("points", "num")]
+_SUMMARY_HEAD = [
+    ("metric", ""),
+    ("last", "num"),
+    ("min", "num"),
+    ("max", "num"),
+    ("last step", "num"),
+    ("points", "num"),
+]
 
 
 def _summary_row(m: dict[str, Any]) -> Markup:
@@ -176,11 +198,29 @@ def _parameters(ctx: Ctx) -> Rendered:
         return widgets.empty("No parameters logged."), False
     return (
         [
-            el("input", {"type": "search", "class": "row-filter", "data-target": "params-table", "placeholder": "filter parameters…"}),
+            el(
+                "input",
+                {
+                    "type": "search",
+                    "class": "row-filter",
+                    "data-target": "params-table",
+                    "placeholder": "filter parameters…",
+                },
+            ),
             el(
                 "table",
                 {"class": "grid compact", "id": "params-table"},
-                el("thead", None, el("tr", None, el("th", None, "parameter"), el("th", None, "value"), el("th", None, "updated (UTC)"))),
+                el(
+                    "thead",
+                    None,
+                    el(
+                        "tr",
+                        None,
+                        el("th", None, "parameter"),
+                        el("th", None, "value"),
+                        el("th", None, "updated (UTC)"),
+                    ),
+                ),
                 el(
                     "tbody",
                     None,
@@ -204,7 +244,11 @@ def _parameters(ctx: Ctx) -> Rendered:
 def _metric_tab(system: bool) -> Callable[[Ctx], Rendered]:
     def render(ctx: Ctx) -> Rendered:
         info = ctx["info"]
-        summary = [m for m in reads.metrics_summary(ctx["store"], ctx["key"]) if m["name"].startswith("sys.") == system]
+        summary = [
+            m
+            for m in reads.metrics_summary(ctx["store"], ctx["key"])
+            if m["name"].startswith("sys.") == system
+        ]
         if not summary:
             what = "system metrics (CPU, memory, disk, network, GPU)" if system else "metrics"
             return widgets.empty(f"No {what} logged."), False
@@ -220,7 +264,7 @@ def _metric_tab(system: bool) -> Callable[[Ctx], Rendered]:
             parts.append(
                 el(
                     "table",
-                    {"class": "grid compact"},
+                    {"class": "grid compact metric-single"},
                     el("thead", None, el("tr", None, [el("th", {"class": c}, t) for t, c in _SUMMARY_HEAD])),
                     el("tbody", None, [_summary_row(m) for m in single]),
                 )
@@ -276,13 +320,45 @@ def _assets(ctx: Ctx) -> Rendered:
                         el(
                             "tr",
                             None,
-                            el("td", None, el("a", {"href": urls.experiment(info["workspace"], info["project"], key, "assets", asset=a["assetId"])}, a["fileName"])),
+                            el(
+                                "td",
+                                None,
+                                el(
+                                    "a",
+                                    {
+                                        "href": urls.experiment(
+                                            info["workspace"],
+                                            info["project"],
+                                            key,
+                                            "assets",
+                                            asset=a["assetId"],
+                                        )
+                                    },
+                                    a["fileName"],
+                                ),
+                            ),
                             el("td", {"class": "num"}, fmt.size(a["fileSize"])),
                             el("td", None, a["contentType"] or ""),
                             el("td", {"class": "num"}, "" if a["step"] is None else str(a["step"])),
                             el("td", None, fmt.when(a["createdAt"])),
-                            el("td", {"class": "meta"}, "" if a["metadata"] is None else fmt.param(a["metadata"])),
-                            el("td", None, el("a", {"href": urls.asset(key, a["assetId"]), "download": a["fileName"].rsplit("/", 1)[-1], "class": "button small"}, "download")),
+                            el(
+                                "td",
+                                {"class": "meta"},
+                                "" if a["metadata"] is None else fmt.param(a["metadata"]),
+                            ),
+                            el(
+                                "td",
+                                None,
+                                el(
+                                    "a",
+                                    {
+                                        "href": urls.asset(key, a["assetId"]),
+                                        "download": a["fileName"].rsplit("/", 1)[-1],
+                                        "class": "button small",
+                                    },
+                                    "download",
+                                ),
+                            ),
                         )
                         for a in rows
                     ],
@@ -309,13 +385,34 @@ def _preview(store: Store, key: str, asset_id: int) -> Markup:
     elif ctype in TEXT_PREVIEW or ctype.startswith("text/"):
         text = head.decode("utf-8", errors="replace")
         more = a["fileSize"] > len(head)
-        body = el("div", None, el("pre", {"class": "console preview-text"}, text), el("p", {"class": "muted"}, f"first {fmt.size(len(head))} of {fmt.size(a['fileSize'])}") if more else None)
+        body = el(
+            "div",
+            None,
+            el("pre", {"class": "console preview-text"}, text),
+            el("p", {"class": "muted"}, f"first {fmt.size(len(head))} of {fmt.size(a['fileSize'])}")
+            if more
+            else None,
+        )
     else:
         body = el("p", {"class": "muted"}, f"No preview for {ctype or 'this type'}; download it instead.")
     return el(
         "div",
         {"class": "preview", "id": "asset-preview"},
-        el("h2", None, a["fileName"], " ", el("a", {"href": urls.asset(key, asset_id), "download": a["fileName"].rsplit("/", 1)[-1], "class": "button small"}, "download")),
+        el(
+            "h2",
+            None,
+            a["fileName"],
+            " ",
+            el(
+                "a",
+                {
+                    "href": urls.asset(key, asset_id),
+                    "download": a["fileName"].rsplit("/", 1)[-1],
+                    "class": "button small",
+                },
+                "download",
+            ),
+        ),
         body,
     )
 
@@ -325,7 +422,12 @@ def _code(ctx: Ctx) -> Rendered:
     if not items:
         return widgets.empty("No code logged."), False
     return [
-        el("div", {"class": "file"}, el("h2", {"class": "file-name"}, i["data"].get("file_name") or i["name"]), widgets.code_block(i["data"].get("source", "")))
+        el(
+            "div",
+            {"class": "file"},
+            el("h2", {"class": "file-name"}, i["data"].get("file_name") or i["name"]),
+            widgets.code_block(i["data"].get("source", "")),
+        )
         for i in items
     ], False
 
@@ -337,19 +439,42 @@ def _environment(ctx: Ctx) -> Rendered:
     pkgs = reads.get_items(store, key, "packages")
     parts: list[Any] = []
     if env:
-        parts += [el("h2", None, "Environment"), widgets.kv_table(widgets.flatten(env[-1]["data"]), "environment")]
+        parts += [
+            el("h2", None, "Environment"),
+            widgets.kv_table(widgets.flatten(env[-1]["data"]), "environment"),
+        ]
     if cmd:
         parts += [el("h2", None, "Command"), widgets.kv_table(widgets.flatten(cmd[-1]["data"]))]
     if pkgs:
         packages = pkgs[-1]["data"].get("packages", [])
         parts += [
             el("h2", None, f"Installed packages ({len(packages)})"),
-            el("input", {"type": "search", "class": "row-filter", "data-target": "packages", "placeholder": "filter packages…"}),
+            el(
+                "input",
+                {
+                    "type": "search",
+                    "class": "row-filter",
+                    "data-target": "packages",
+                    "placeholder": "filter packages…",
+                },
+            ),
             el(
                 "table",
                 {"class": "grid compact", "id": "packages"},
                 el("thead", None, el("tr", None, el("th", None, "package"), el("th", None, "version"))),
-                el("tbody", None, [el("tr", None, el("td", None, p.get("name", "")), el("td", None, p.get("version", ""))) for p in packages]),
+                el(
+                    "tbody",
+                    None,
+                    [
+                        el(
+                            "tr",
+                            None,
+                            el("td", None, p.get("name", "")),
+                            el("td", None, p.get("version", "")),
+                        )
+                        for p in packages
+                    ],
+                ),
             ),
         ]
     if not parts:
@@ -376,7 +501,9 @@ def _stdout(ctx: Ctx) -> Rendered:
     spans = []
     for i in items:
         stream = i["data"].get("stream", "stdout")
-        spans.append(el("span", {"class": f"stream-{stream}"}, widgets._ANSI.sub("", i["data"].get("text", ""))))
+        spans.append(
+            el("span", {"class": f"stream-{stream}"}, widgets._ANSI.sub("", i["data"].get("text", "")))
+        )
     return el("pre", {"class": "console", "id": "stdout"}, spans), False
 
 
@@ -435,14 +562,17 @@ def _lineage(ctx: Ctx) -> Rendered:
     ups = [nodes[e["src"]] for e in data["edges"] if e["dst"] == me]
     downs = [nodes[e["dst"]] for e in data["edges"] if e["src"] == me]
     if not ups and not downs:
-        return widgets.empty("No lineage yet: this experiment consumed and produced nothing registered."), False
+        return widgets.empty(
+            "No lineage yet: this experiment consumed and produced nothing registered."
+        ), False
 
     def column(title: str, items: list[dict[str, Any]]) -> Markup:
         return el(
             "div",
             {"class": "lineage-col"},
             el("h3", None, title),
-            [el("div", {"class": f"node node-{n['kind']}"}, n["label"]) for n in items] or el("p", {"class": "muted"}, "none"),
+            [el("div", {"class": f"node node-{n['kind']}"}, n["label"]) for n in items]
+            or el("p", {"class": "muted"}, "none"),
         )
 
     return (

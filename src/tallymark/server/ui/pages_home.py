@@ -17,7 +17,11 @@ def workspaces_page(store: Store) -> HTMLResponse:
         table = el(
             "table",
             {"class": "grid", "id": "workspaces"},
-            el("thead", None, el("tr", None, el("th", None, "workspace"), el("th", {"class": "num"}, "projects"))),
+            el(
+                "thead",
+                None,
+                el("tr", None, el("th", None, "workspace"), el("th", {"class": "num"}, "projects")),
+            ),
             el(
                 "tbody",
                 None,
@@ -71,7 +75,12 @@ def projects_page(store: Store, workspace: str) -> HTMLResponse:
     ]
     body = [
         el("h1", None, workspace),
-        el("table", {"class": "grid", "id": "projects"}, el("thead", None, head), el("tbody", None, body_rows)),
+        el(
+            "table",
+            {"class": "grid", "id": "projects"},
+            el("thead", None, head),
+            el("tbody", None, body_rows),
+        ),
     ]
     crumbs = [("workspaces", urls.home()), (workspace, None)]
     return page(workspace, crumbs, body, page_id="projects")

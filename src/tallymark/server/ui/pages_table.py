@@ -76,7 +76,7 @@ def table_page(store: Store, state: TableState) -> HTMLResponse:
                 store, state.workspace, state.project, state.q, sort, state.page, state.per_page
             )
         except Invalid as exc:
-            if (exc.detail or {}).get("column") is not None:  # pragma: no cover - parse() caught it
+            if not exc.message.startswith("cannot sort"):  # pragma: no cover - parse() caught it
                 raise
             sort_error, sort = exc.message, "-created_at"
             result = reads.query_experiments(
@@ -199,7 +199,10 @@ def _query_help() -> Markup:
             el(
                 "table",
                 {"class": "plain"},
-                [el("tr", None, el("td", None, el("code", None, q)), el("td", None, what)) for q, what in examples],
+                [
+                    el("tr", None, el("td", None, el("code", None, q)), el("td", None, what))
+                    for q, what in examples
+                ],
             ),
             el(
                 "p",
@@ -243,7 +246,11 @@ def _picker(state: TableState, cols: list[Column], columns_all: dict[str, list[s
         if c.kind in columns_all and c.name not in columns_all[c.kind]:
             columns_all[c.kind] = sorted([*columns_all[c.kind], c.name])
     groups = [
-        ("Attributes", "attributes", [box("tags" if a == "tags" else "attribute", a) for a in ATTRIBUTE_COLUMNS]),
+        (
+            "Attributes",
+            "attributes",
+            [box("tags" if a == "tags" else "attribute", a) for a in ATTRIBUTE_COLUMNS],
+        ),
         ("Parameters", "params", [box("params", n) for n in columns_all["params"]]),
         ("Metrics", "metrics", [box("metrics", n) for n in columns_all["metrics"]]),
         ("Others", "others", [box("others", n) for n in columns_all["others"]]),
@@ -268,7 +275,12 @@ def _picker(state: TableState, cols: list[Column], columns_all: dict[str, list[s
                 "div",
                 {"class": "pick-groups"},
                 [
-                    el("fieldset", {"data-group": group, "hidden": not items}, el("legend", None, title), items)
+                    el(
+                        "fieldset",
+                        {"data-group": group, "hidden": not items},
+                        el("legend", None, title),
+                        items,
+                    )
                     for title, group, items in groups
                 ],
             ),
@@ -295,7 +307,11 @@ def _sort_link(state: TableState, col: Column, sort: str) -> Markup:
         arrow = ""
     return el(
         "a",
-        {"href": state.url(sort=new, page=1), "class": "sort" + (" active" if arrow else ""), "title": f"sort by {text}"},
+        {
+            "href": state.url(sort=new, page=1),
+            "class": "sort" + (" active" if arrow else ""),
+            "title": f"sort by {text}",
+        },
         col.label,
         el("span", {"class": "arrow"}, arrow) if arrow else None,
     )
@@ -326,18 +342,26 @@ def _table(state: TableState, rows: list[dict[str, Any]], cols: list[Column], so
         ],
     )
     if not rows:
-        empty = "No experiment matches this query." if state.q.strip() else "No experiments in this project yet."
+        empty = (
+            "No experiment matches this query." if state.q.strip() else "No experiments in this project yet."
+        )
         body = [el("tr", None, el("td", {"colspan": len(cols) + 2, "class": "empty-row"}, empty))]
     else:
-        body = [_row(state, r, cols) for r in rows]
+        tags_inline = not any(c.kind == "tags" for c in cols)
+        body = [_row(state, r, cols, tags_inline) for r in rows]
     return el(
         "div",
         {"class": "table-wrap"},
-        el("table", {"class": "grid experiments", "id": "experiments"}, el("thead", None, head), el("tbody", None, body)),
+        el(
+            "table",
+            {"class": "grid experiments", "id": "experiments"},
+            el("thead", None, head),
+            el("tbody", None, body),
+        ),
     )
 
 
-def _row(state: TableState, r: dict[str, Any], cols: list[Column]) -> Markup:
+def _row(state: TableState, r: dict[str, Any], cols: list[Column], tags_inline: bool) -> Markup:
     key = r["key"]
     link = urls.experiment(state.workspace, state.project, key)
     cells = [
@@ -346,7 +370,13 @@ def _row(state: TableState, r: dict[str, Any], cols: list[Column]) -> Markup:
             {"class": "check"},
             el(
                 "input",
-                {"type": "checkbox", "name": "keys", "value": key, "form": "compare-form", "class": "row-check"},
+                {
+                    "type": "checkbox",
+                    "name": "keys",
+                    "value": key,
+                    "form": "compare-form",
+                    "class": "row-check",
+                },
             ),
         ),
         el(
@@ -354,6 +384,9 @@ def _row(state: TableState, r: dict[str, Any], cols: list[Column]) -> Markup:
             {"class": "name-col"},
             el("a", {"href": link, "class": "exp-name"}, r.get("name") or key[:12]),
             el("span", {"class": "key"}, key[:8]),
+            el("span", {"class": "tags"}, [el("span", {"class": "tag"}, t) for t in r.get("tags", [])])
+            if tags_inline and r.get("tags")
+            else None,
         ),
     ]
     for c in cols:
@@ -420,13 +453,22 @@ def _pager(state: TableState, total: int) -> Markup:
         _hidden("sort", state.sort),
         _hidden("cols", state.cols),
         _hidden("per_page", state.per_page if state.per_page != 50 else None),
-        el("label", None, "page ", el("input", {"type": "number", "name": "page", "min": 1, "max": last, "value": state.page})),
+        el(
+            "label",
+            None,
+            "page ",
+            el("input", {"type": "number", "name": "page", "min": 1, "max": last, "value": state.page}),
+        ),
         f" of {fmt.number(last)}",
     )
     return el(
         "nav",
         {"class": "pager", "aria-label": "pages"},
-        el("span", {"class": "muted"}, f"{fmt.number(first_row)}–{fmt.number(last_row)} of {fmt.number(total)}"),
+        el(
+            "span",
+            {"class": "muted"},
+            f"{fmt.number(first_row)}–{fmt.number(last_row)} of {fmt.number(total)}",
+        ),
         nav("« first", 1, state.page > 1),
         nav("‹ previous", state.page - 1, state.page > 1),
         jump,

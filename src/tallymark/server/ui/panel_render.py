@@ -52,7 +52,9 @@ def discover(store: Store) -> list[panels.LoadError]:
 def listing(store: Store) -> dict[str, Any]:
     errors = discover(store)
     return {
-        "panels": [{"name": p.name, "description": p.description, "source": p.source} for p in panels.registered()],
+        "panels": [
+            {"name": p.name, "description": p.description, "source": p.source} for p in panels.registered()
+        ],
         "errors": [{"source": e.source, "message": e.message} for e in errors],
     }
 
@@ -75,7 +77,12 @@ def render(store: Store, name: str, keys: list[str], timeout: float = TIMEOUT_S)
         figure = future.result(timeout=timeout)
         return {"name": name, "ok": True, "figure": figure, "ms": _ms(started)}
     except FutureTimeout:
-        return {"name": name, "ok": False, "error": f"the panel took longer than {timeout:g} s", "ms": _ms(started)}
+        return {
+            "name": name,
+            "ok": False,
+            "error": f"the panel took longer than {timeout:g} s",
+            "ms": _ms(started),
+        }
     except FigureError as exc:
         return {"name": name, "ok": False, "error": str(exc), "ms": _ms(started)}
     except Exception as exc:
@@ -90,13 +97,17 @@ def render(store: Store, name: str, keys: list[str], timeout: float = TIMEOUT_S)
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-_OURS = ("concurrent/futures/", "tallymark/panels.py", "tallymark/server/ui/panel_render.py")
+# Frames of ours between the page and the panel's code: left out of the traceback a user sees.
+_OUR_FILES = ("tallymark/panels.py", "tallymark/server/ui/panel_render.py", "tallymark/server/ui/figures.py")
 
 
 def user_traceback(exc: BaseException, limit: int = 12) -> str:
     """The traceback from the panel's own code on (our calling frames left out)."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.endswith(_OURS[1:])]
-    frames = [f for f in frames if _OURS[0] not in f.filename.replace("\\", "/")][-limit:]
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.replace("\\", "/").endswith(_OUR_FILES) and "concurrent/futures" not in f.filename
+    ][-limit:]
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
     lines += traceback.format_exception_only(type(exc), exc)
     return "".join(lines)

@@ -13,11 +13,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.convertors import CONVERTOR_TYPES, Convertor, register_url_convertor
 
 from tallymark.server.ui import assets, urls
-from tallymark.server.ui.layout import SECURITY_HEADERS, error_page
+from tallymark.server.ui.layout import error_page
 from tallymark.service.errors import ServiceError
 from tallymark.service.models import KEY_RE
 from tallymark.service.store import Store
-
 
 
 class _KeyConvertor(Convertor[str]):
@@ -50,13 +49,17 @@ def _guard(workspace: str) -> None:
 
 @router.get("/-/static/{path:path}")
 def static_file(path: str, request: Request) -> Response:
+    versioned = path.startswith("v/") and path.count("/") >= 2
+    if versioned:  # /-/static/v/HASH/js/main.js: any HASH serves today's file; only ours is cached long
+        _, version, path = path.split("/", 2)
+        versioned = version == assets.version()
     f = assets.get(path)
     if f is None:
         raise HTTPException(404, "Not Found")
     headers = {
         "ETag": f.etag,
         "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "public, max-age=31536000, immutable" if request.query_params.get("v") else "no-cache",
+        "Cache-Control": "public, max-age=31536000, immutable" if versioned else "no-cache",
         "Vary": "Accept-Encoding",
     }
     if request.headers.get("if-none-match") == f.etag:
@@ -75,6 +78,21 @@ def project_columns(workspace: str, project: str, request: Request) -> Response:
     from tallymark.service import ui_reads
 
     return reply(ui_reads.project_columns(_store(request), workspace, project))
+
+
+@router.get("/-/series")
+def compare_series(
+    request: Request,
+    name: Annotated[str, Query(min_length=1, max_length=500)],
+    keys: Annotated[str, Query(min_length=32, max_length=33 * 1000)],
+    points: Annotated[int | None, Query(ge=3, le=100_000)] = None,
+) -> Response:
+    """One metric of several experiments, LTTB-downsampled: ``POST /api/v1/metrics/series`` as a GET,
+    so a compare page can ``<link rel=preload>`` its first charts while its scripts load."""
+    from tallymark.server.routes.deps import reply
+    from tallymark.service import reads
+
+    return reply(reads.metric_histories(_store(request), [k for k in keys.split(",") if k], name, points))
 
 
 @router.get("/")
@@ -137,7 +155,9 @@ def compare(
         return RedirectResponse(urls.compare(workspace, project, flat), status_code=303)
     bad = [k for k in flat if not KEY_RE.match(k)]
     if bad:
-        return error_page(404, f"{bad[0]!r} is not an experiment key", [(workspace, urls.workspace(workspace))])
+        return error_page(
+            404, f"{bad[0]!r} is not an experiment key", [(workspace, urls.workspace(workspace))]
+        )
     try:
         return compare_page(_store(request), workspace, project, flat, dict(request.query_params))
     except ServiceError as exc:
@@ -159,6 +179,3 @@ def experiment(
         return experiment_page(_store(request), workspace, project, key, tab, dict(request.query_params))
     except ServiceError as exc:
         return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
-
-
-__all__ = ["router", "SECURITY_HEADERS"]

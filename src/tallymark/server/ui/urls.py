@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 STATIC_PREFIX = "/-/static"
+JS_SAFE = "!~*'()"  # what encodeURIComponent leaves as is, besides letters, digits and -_.
 
 
 def _q(name: str) -> str:
@@ -47,9 +48,19 @@ def columns(ws: str, proj: str) -> str:
     return f"/-/columns/{_q(ws)}/{_q(proj)}"
 
 
+def series(keys: Iterable[str], name: str, points: int) -> str:
+    """JSON: one metric of several experiments, downsampled (what a compare chart draws).
+
+    Quoted the way JavaScript's ``encodeURIComponent`` quotes, so the page's script asks for
+    exactly the URL the page preloads."""
+    return f"/-/series?name={quote(name, safe=JS_SAFE)}&points={points}&keys={','.join(keys)}"
+
+
 def asset(key: str, asset_id: int) -> str:
     return f"/api/v1/experiments/{key}/assets/{asset_id}/content"
 
 
 def static(path: str, version: str = "") -> str:
-    return f"{STATIC_PREFIX}/{path}" + (f"?v={version}" if version else "")
+    """A static file; with ``version`` under ``/-/static/v/HASH/`` so that relative imports between
+    our JS modules stay inside the same (immutable, cacheable) version."""
+    return f"{STATIC_PREFIX}/v/{version}/{path}" if version else f"{STATIC_PREFIX}/{path}"

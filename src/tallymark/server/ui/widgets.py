@@ -13,7 +13,7 @@ MAX_MATRIX = 60
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def confusion_matrix(data: dict[str, Any], caption: str | None = None) -> Markup:
+def confusion_matrix(data: dict[str, Any], caption: str | None = None, swatch: int | None = None) -> Markup:
     """A heatmap table: counts, the percentage of each actual row, shaded by that percentage.
 
     Correct predictions (the diagonal) are shaded blue, errors orange; the shade is one of eleven
@@ -69,7 +69,12 @@ def confusion_matrix(data: dict[str, Any], caption: str | None = None) -> Markup
     return el(
         "figure",
         {"class": "cm"},
-        el("figcaption", None, title),
+        el(
+            "figcaption",
+            None,
+            el("span", {"class": f"swatch c{swatch}"}) if swatch is not None else None,
+            title,
+        ),
         el("table", {"class": "cm-table"}, el("thead", None, head), el("tbody", None, rows)),
     )
 
@@ -77,7 +82,12 @@ def confusion_matrix(data: dict[str, Any], caption: str | None = None) -> Markup
 def kv_table(pairs: Iterable[tuple[Any, Any]], table_id: str | None = None, cls: str = "kv") -> Markup:
     """Name/value rows; values are shown exactly (see :func:`fmt.param`)."""
     rows = [
-        el("tr", None, el("th", {"scope": "row"}, name), el("td", None, value if isinstance(value, Markup) else fmt.param(value)))
+        el(
+            "tr",
+            None,
+            el("th", {"scope": "row"}, name),
+            el("td", None, value if isinstance(value, Markup) else fmt.param(value)),
+        )
         for name, value in pairs
     ]
     return el("table", {"class": cls, "id": table_id}, el("tbody", None, rows))
@@ -103,7 +113,11 @@ def code_block(source: str, cls: str = "code") -> Markup:
     lines = source.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return el("pre", {"class": f"{cls} numbered"}, el("code", None, [el("span", {"class": "ln"}, line, "\n") for line in lines]))
+    return el(
+        "pre",
+        {"class": f"{cls} numbered"},
+        el("code", None, [el("span", {"class": "ln"}, line, "\n") for line in lines]),
+    )
 
 
 def diff_block(diff: str) -> Markup:

@@ -7,6 +7,7 @@ in parts (system details in three requests, git metadata and the patch) are merg
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import Request
@@ -15,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from tallymark.server.compat.comet import translate as tr
 from tallymark.server.compat.comet.http import CometError, json_object, ok, router, store_of, unsupported
 from tallymark.server.compat.comet.lifecycle import experiment_key
-from tallymark.service import batch, compat_support, reads
+from tallymark.service import assets, batch, compat_support, reads
 from tallymark.service.store import Store
 
 clientlib = router()
@@ -149,8 +150,8 @@ async def system_details(request: Request) -> Any:
     if isinstance(body.get("osPackages"), list):
         fields = {"os_packages": [str(p) for p in body["osPackages"]]}
         await run_in_threadpool(compat_support.merge_item, store, key, "environment", "environment", fields)
-    if any(k in body for k in ("command", "hostname", "pythonVersion", "osType", "pid")):
-        fields = tr.environment_fields(body)
+    fields = tr.environment_fields(body)
+    if fields:
         await run_in_threadpool(compat_support.merge_item, store, key, "environment", "environment", fields)
     return ok()
 
@@ -205,6 +206,24 @@ async def code(request: Request) -> Any:
         raise CometError(400, "'code' must be the source text")
     item = tr.code_item(source.encode(), None)
     await run_in_threadpool(apply, store_of(request), key, "code", body, items=[item])
+    return ok()
+
+
+@rest.post("/write/experiment/graph")
+async def model_graph(request: Request) -> Any:
+    """``set_model_graph`` (also sent by framework auto-logging): kept as the text asset
+    ``model-graph.txt``; the first graph an experiment sends is kept, later ones are ignored."""
+    body = await json_object(request)
+    key = experiment_key(body)
+    graph = body.get("graph")
+    if not isinstance(graph, str):
+        graph = json.dumps(graph, default=str)
+    meta = {
+        "file_name": "model-graph.txt",
+        "upload_id": "comet-model-graph",
+        "metadata": {tr.COMET_TYPE_KEY: "model-graph"},
+    }
+    await run_in_threadpool(assets.add_asset, store_of(request), key, meta, iter([graph.encode()]))
     return ok()
 
 

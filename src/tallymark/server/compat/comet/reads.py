@@ -317,7 +317,7 @@ def _git(store: Store, key: str) -> dict[str, Any]:
     g = _last(store, key, "git") or {}
     return {
         "user": g.get("user"),
-        "root": g.get("root"),
+        "root": g.get("root_commit"),
         "branch": g.get("branch"),
         "parent": g.get("commit"),
         "origin": g.get("remote_url"),
@@ -337,7 +337,13 @@ async def git_patch(request: Request) -> Any:
     diff = (g or {}).get("diff")
     if not diff:
         return ok({"msg": "no git patch was logged"})
-    return Response(diff.encode(), media_type="application/octet-stream")
+    import io
+    import zipfile
+
+    buf = io.BytesIO()  # Comet answers a zip holding git_diff.patch
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("git_diff.patch", diff)
+    return Response(buf.getvalue(), media_type="application/octet-stream")
 
 
 def _models(store: Store, key: str) -> list[dict[str, Any]]:

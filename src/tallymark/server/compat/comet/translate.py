@@ -256,47 +256,91 @@ def packages_item(installed: Iterable[str]) -> dict[str, Any]:
     return {"packages": pkgs, "requirements": "".join(f"{p['name']}=={p['version']}\n" for p in pkgs)}
 
 
+_ENVIRONMENT = {
+    # Comet's system-details field → (tallymark environment group or None, field)
+    "pythonVersion": ("python", "version"),
+    "pythonVersionVerbose": ("python", "version_verbose"),
+    "executable": ("python", "executable"),
+    "osType": ("os", "system"),
+    "osRelease": ("os", "release"),
+    "machine": ("os", "machine"),
+    "os": ("os", "platform"),
+    "processor": ("cpu", "processor"),
+    "hostname": (None, "hostname"),
+    "user": (None, "user"),
+    "pid": (None, "pid"),
+    "ip": (None, "ip"),
+    "totalRam": (None, "memory_total_bytes"),
+    "gpuStaticInfoList": (None, "gpus"),
+    "networkInterfaceIps": (None, "network_interface_ips"),
+}
+
+
 def environment_fields(d: Mapping[str, Any]) -> dict[str, Any]:
-    """Comet's system details → the fields of tallymark's ``environment`` item they correspond to."""
-    command = d.get("command")
-    argv = command if isinstance(command, list) else ([command] if isinstance(command, str) else [])
-    out: dict[str, Any] = {
-        "python": {
-            "version": d.get("pythonVersion"),
-            "version_verbose": d.get("pythonVersionVerbose"),
-            "executable": d.get("executable"),
-        },
-        "os": {
-            "system": d.get("osType"),
-            "release": d.get("osRelease"),
-            "machine": d.get("machine"),
-            "platform": d.get("os"),
-        },
-        "hostname": d.get("hostname"),
-        "user": d.get("user"),
-        "pid": d.get("pid"),
-        "ip": d.get("ip"),
-        "argv": [str(a) for a in argv],
-        "cpu": {"processor": d.get("processor")},
-        "env_vars": d.get("env") if isinstance(d.get("env"), dict) else {},
-    }
-    if d.get("totalRam") is not None:
-        out["memory_total_bytes"] = d.get("totalRam")
-    if d.get("gpuStaticInfoList"):
-        out["gpus"] = d.get("gpuStaticInfoList")
+    """Comet's system details (all, or any one of them) → the ``environment`` item fields they set.
+
+    Only the fields present are returned, nested the way tallymark's environment item is, so a
+    partial update merges into what is there.
+    """
+    out: dict[str, Any] = {}
+    for src, (group, field) in _ENVIRONMENT.items():
+        if src in d:
+            (out.setdefault(group, {}) if group else out)[field] = d[src]
+    if "command" in d:
+        command = d["command"]
+        argv = command if isinstance(command, list) else ([command] if isinstance(command, str) else [])
+        out["argv"] = [str(a) for a in argv]
+    if "env" in d:
+        out["env_vars"] = d["env"] if isinstance(d["env"], dict) else {}
+    if isinstance(d.get("logAdditionalSystemInfoList"), list):
+        out["system_info"] = {
+            str(x.get("key")): x.get("value") for x in d["logAdditionalSystemInfoList"] if isinstance(x, dict)
+        }
     return out
 
 
+def deep_update(target: dict[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``fields`` into ``target``, nested objects field by field."""
+    for k, v in fields.items():
+        if isinstance(v, Mapping) and isinstance(target.get(k), dict):
+            deep_update(target[k], v)
+        else:
+            target[k] = v
+    return target
+
+
 def git_fields(d: Mapping[str, Any]) -> dict[str, Any]:
-    """Comet's git metadata → tallymark ``git`` item fields."""
+    """Comet's git metadata → tallymark ``git`` item fields (Comet's ``root`` is the first commit)."""
+    branch = d.get("branch")
+    if isinstance(branch, str):
+        branch = branch.removeprefix("refs/heads/")
     return {
-        "root": d.get("root"),
-        "branch": d.get("branch"),
+        "branch": branch or None,
         "commit": d.get("parent"),
         "remote_url": d.get("origin"),
+        "root_commit": d.get("root"),
         "user": d.get("user"),
-        "detached": d.get("branch") in (None, ""),
+        "detached": not branch,
     }
+
+
+def git_patch_text(data: bytes, limit: int) -> str:
+    """The uncommitted diff from Comet's git-patch upload (a zip holding ``git_diff.patch``)."""
+    if data[:4] == b"PK\x03\x04":
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                names = zf.namelist()
+                if not names:
+                    return ""
+                with zf.open(names[0]) as f:
+                    data = f.read(limit + 1)
+        except zipfile.BadZipFile:
+            raise Refused("the git patch is not a valid zip") from None
+        if len(data) > limit:
+            raise Refused(f"the git patch is larger than {limit:,} bytes")
+    return data.decode("utf-8", "replace")
 
 
 def _json_bytes(data: bytes, what: str) -> Any:

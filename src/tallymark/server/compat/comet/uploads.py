@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tallymark.server.compat.comet import translate as tr
 from tallymark.server.compat.comet.http import CometError, json_object, ok, router, store_of, unsupported
@@ -71,9 +72,9 @@ async def _form(request: Request) -> tuple[UploadFile | None, str | None, dict[s
         form = await request.form(max_files=4, max_fields=16)
     except AssertionError:  # pragma: no cover - python-multipart missing
         raise CometError(400, "uploads need the python-multipart package on the server") from None
+    except (CometError, StarletteHTTPException):  # e.g. 413 from the body limit, as it streams in
+        raise
     except Exception as exc:
-        if isinstance(exc, CometError):
-            raise
         raise CometError(400, f"the upload is not a valid multipart body: {exc}") from None
     upload = form.get("file")
     link = form.get("link")
@@ -192,8 +193,8 @@ async def api_upload(request: Request) -> Any:
 
 
 def _store_patch(store: Store, key: str, f: BinaryIO) -> None:
-    data = _read_all(f, store.settings.max_item_bytes, "git patch")
-    diff = data.decode("utf-8", "replace")
+    limit = store.settings.max_item_bytes
+    diff = tr.git_patch_text(_read_all(f, limit, "git patch"), limit)
     compat_support.merge_item(store, key, "git", "git", {"diff": diff, "is_dirty": bool(diff.strip())})
 
 

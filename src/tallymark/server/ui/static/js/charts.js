@@ -1,39 +1,45 @@
 // Metric and curve charts. Metric series come from the server already downsampled (LTTB):
-// GET /api/v1/experiments/{key}/metric?name=&points=N, fetched when a chart scrolls into view.
+// GET /api/v1/experiments/{key}/metric?name=&points=N (or /-/series for several experiments at
+// once), fetched when a chart scrolls into view; the first charts' series are preloaded by the page.
 // Controls (smoothing, log scale, x axis, chart filter) redraw from cached series and keep their
 // state in the URL (?smooth=&log=&x=&metric=).
 import { readJSON, setURLParams } from "./common.js";
 import { color, makePlot, autoSize } from "./plot.js";
 import { ema, join, num, xColumn } from "./series.js";
 
-const cache = new Map(); // "metric\u0000points" -> Promise<[series | null, …]>
-const charts = []; // {card, metric, plot, loaded}
+const cache = new Map(); // URL -> Promise<[series | null, …]>
+const charts = []; // {card, metric, plot, loaded, points}
 let state = null;
 let experiments = [];
+let preload = {}; // metric -> URL the page preloads (the first request of the first charts)
 let firstDrawn = false;
 
-// One metric of every experiment on the page: one request (POST /api/v1/metrics/series) for
-// several experiments, GET …/metric for one. Resolves to an array aligned with `experiments`
-// (null where an experiment lacks the metric).
-function fetchSeries(metric, points) {
-  const id = `${metric}\u0000${points}`;
-  if (!cache.has(id)) {
-    let request;
-    if (experiments.length === 1) {
-      const url = `/api/v1/experiments/${experiments[0].key}/metric?name=${encodeURIComponent(metric)}&points=${points}`;
-      request = fetch(url, { headers: { Accept: "application/json" } }).then((r) => (r.ok ? r.json() : null)).then((s) => [s]);
-    } else {
-      request = fetch("/api/v1/metrics/series", {
-        method: "POST",
-        headers: { Accept: "application/json", "Content-Type": "application/json" },
-        body: JSON.stringify({ keys: experiments.map((e) => e.key), name: metric, points }),
-      })
-        .then((r) => (r.ok ? r.json() : { series: {} }))
-        .then((body) => experiments.map((e) => body.series[e.key] || null));
-    }
-    cache.set(id, request);
+function seriesURL(metric, points) {
+  if (experiments.length === 1) {
+    return `/api/v1/experiments/${experiments[0].key}/metric?name=${encodeURIComponent(metric)}&points=${points}`;
   }
-  return cache.get(id);
+  return `/-/series?name=${encodeURIComponent(metric)}&points=${points}&keys=${experiments.map((e) => e.key).join(",")}`;
+}
+
+// One metric of every experiment on the page, downsampled by the server: GET …/metric for one
+// experiment, GET /-/series (POST /api/v1/metrics/series as a preloadable GET) for several.
+// Resolves to an array aligned with `experiments` (null where an experiment lacks the metric).
+function fetchSeries(url) {
+  if (!cache.has(url)) {
+    const request = fetch(url, { headers: { Accept: "application/json" } })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((body) => {
+        if (experiments.length === 1) return [body];
+        const got = (body && body.series) || {};
+        return experiments.map((e) => got[e.key] || null);
+      });
+    cache.set(url, request);
+  }
+  return cache.get(url);
+}
+
+function pointsOf(url) {
+  return parseInt(new URL(url, window.location.href).searchParams.get("points"), 10);
 }
 
 // For the benchmark and the tests: when the first metric chart (series fetched from the server)
@@ -56,35 +62,35 @@ function setStatus(box, text, cls) {
 // Points asked of the server: about one per horizontal pixel (LTTB keeps peaks and dips).
 function fullPoints(box) {
   const px = (box.clientWidth || 600) * Math.min(window.devicePixelRatio || 1, 2);
-  return Math.max(COARSE, Math.min(state.points, Math.round(px)));
+  return Math.max(state.coarse || 100, Math.min(state.points, Math.round(px)));
 }
 
-// Charts load one at a time, each with all its experiments' series at once, so the first chart
-// is not slowed down by the others. With many long series a chart is first drawn from a coarse
-// series (COARSE points each), then every chart is refined to full resolution.
-const COARSE = 200;
+// Charts load one at a time, each with all its experiments' series in one request, so the first
+// chart is not slowed down by the others. With many experiments (state.coarse set) a chart is
+// first drawn from a coarse series (state.coarse points each), then every chart is refined.
 const queue = [];
 let busy = false;
 
-function enqueue(chart, points) {
-  queue.push([chart, points]);
+function enqueue(chart, url) {
+  queue.push([chart, url]);
   if (!busy) pump();
 }
 
 async function pump() {
   busy = true;
   while (queue.length) {
-    const [chart, points] = queue.shift();
+    const [chart, url] = queue.shift();
     const box = chart.card.querySelector(".chart");
     try {
       if (!chart.plot) box.dataset.state = "loading";
-      const results = await fetchSeries(chart.metric, points);
-      chart.points = points;
+      const results = await fetchSeries(url);
+      chart.points = pointsOf(url);
+      chart.url = url;
       render(chart, results);
       const total = results.reduce((n, s) => n + (s && s.count ? s.count : 0), 0);
       const shown = results.reduce((n, s) => n + (s && s.steps ? s.steps.length : 0), 0);
       const want = fullPoints(box);
-      if (points < want && shown < total) queue.push([chart, want]);
+      if (chart.points < want && shown < total) queue.push([chart, seriesURL(chart.metric, want)]);
       else box.dataset.resolution = "full";
     } catch (err) {
       setStatus(box, `could not load: ${err}`, "error-text");
@@ -95,8 +101,8 @@ async function pump() {
 
 function drawMetric(chart) {
   const box = chart.card.querySelector(".chart");
-  // A few experiments: go straight to full resolution; many: coarse first.
-  enqueue(chart, experiments.length > 4 ? COARSE : fullPoints(box));
+  const first = preload[chart.metric] || seriesURL(chart.metric, state.coarse || fullPoints(box));
+  enqueue(chart, first);
 }
 
 function render(chart, results) {
@@ -154,7 +160,7 @@ function render(chart, results) {
 function redrawAll() {
   for (const chart of charts) {
     if (!chart.loaded) continue;
-    fetchSeries(chart.metric, chart.points).then((r) => render(chart, r));
+    if (chart.url) fetchSeries(chart.url).then((r) => render(chart, r));
   }
 }
 
@@ -204,6 +210,7 @@ function initMetricCharts() {
   if (!data) return;
   state = data.state;
   experiments = data.experiments;
+  preload = data.preload || {};
   for (const card of document.querySelectorAll(".chart-card[data-metric]")) {
     charts.push({ card, metric: card.dataset.metric, plot: null, loaded: false, points: state.points });
   }
@@ -213,6 +220,9 @@ function initMetricCharts() {
     chart.loaded = true;
     drawMetric(chart);
   };
+  // Charts already on screen start at once (no wait for the observer's first callback).
+  const visible = charts.filter((c) => c.card.getBoundingClientRect().top < window.innerHeight);
+  visible.forEach(load);
   if ("IntersectionObserver" in window) {
     const io = new IntersectionObserver(
       (entries) => {
@@ -225,7 +235,7 @@ function initMetricCharts() {
       },
       { rootMargin: "400px 0px" },
     );
-    for (const c of charts) io.observe(c.card);
+    for (const c of charts) if (!c.loaded) io.observe(c.card);
   } else {
     charts.forEach(load);
   }

@@ -60,6 +60,7 @@ function drawChart(body, fig) {
     yLabel: fig.y_label,
     log: fig.log_y,
     categories: fig.categories,
+    zeroBase: bars > 0,
     xRange: fig.categories ? [-0.6, fig.categories.length - 0.4] : undefined,
     height: 280,
   });
@@ -70,7 +71,9 @@ function drawChart(body, fig) {
 function draw(body, result) {
   body.textContent = "";
   const fig = result.figure;
-  if (fig.title) body.appendChild(node("div", "panel-title", fig.title));
+  if (fig.title && fig.title.toLowerCase() !== result.name.toLowerCase()) {
+    body.appendChild(node("div", "panel-title", fig.title));
+  }
   if (fig.type === "image") {
     const img = node("img", "panel-img");
     img.alt = result.name;

@@ -23,8 +23,8 @@ function fmtValue(v) {
   return Number(v.toPrecision(6)).toString();
 }
 
-// spec: {data: [xs, ...ys], series: [{label, color, width, dash, hidden, bars}], xLabel, yLabel,
-//        log, time, categories, xRange, yRange, height}
+// spec: {data: [xs, ...ys], series: [{label, color, width, dash, legend, bars, points}], xLabel,
+//        yLabel, xName, log, time, categories, xRange, yRange, zeroBase (bars start at 0), height}
 export function makePlot(target, spec) {
   const width = Math.max(240, target.clientWidth || 480);
   const axisStroke = "#5b6472";
@@ -40,7 +40,9 @@ export function makePlot(target, spec) {
     ms: 1,
     scales: {
       x: { time: !!spec.time, range: spec.xRange || undefined },
-      y: spec.log ? { distr: 3, range: spec.yRange || undefined } : { range: spec.yRange || undefined },
+      y: spec.log
+        ? { distr: 3, range: spec.yRange || undefined }
+        : { range: spec.yRange || (spec.zeroBase ? (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.08 : 1] : undefined) },
     },
     axes: [xAxis, { stroke: axisStroke, grid, ticks: grid, label: spec.yLabel || "", labelSize: spec.yLabel ? 18 : 0, size: 58, values: (u, splits) => splits.map(fmtValue) }],
     legend: { live: true },
