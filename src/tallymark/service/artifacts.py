@@ -17,6 +17,7 @@ from tallymark.service.experiments import _workspace_id, experiment_row
 from tallymark.service.files import check_files, insert_files, read_files
 from tallymark.service.models import SEMVER_RE, ArtifactVersionIn, validated
 from tallymark.service.store import Store, now_ms
+from tallymark.service.versions import allocate
 from tallymark.store.schema import (
     artifact_aliases,
     artifact_versions,
@@ -24,13 +25,6 @@ from tallymark.store.schema import (
     experiments,
     files,
 )
-
-
-def _parse(version: str) -> tuple[int, int, int]:
-    m = SEMVER_RE.match(version)
-    if not m:
-        raise Invalid(f"{version!r} is not a version (MAJOR.MINOR.PATCH)")
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
 def log_artifact_version(
@@ -79,23 +73,9 @@ def log_artifact_version(
                 )
             if conn.dialect.name == "postgresql":  # serialize version numbering per artifact
                 conn.execute(select(artifacts.c.id).where(artifacts.c.id == aid).with_for_update())
-        if spec.version is not None:
-            major, minor, patch = _parse(spec.version)
-            clash = conn.execute(
-                select(artifact_versions.c.id).where(
-                    artifact_versions.c.artifact_id == aid, artifact_versions.c.version == spec.version
-                )
-            ).first()
-            if clash is not None:
-                raise Conflict(
-                    f"artifact {name!r} already has version {spec.version}; versions are immutable"
-                )
-        else:
-            top = conn.execute(
-                select(func.max(artifact_versions.c.major)).where(artifact_versions.c.artifact_id == aid)
-            ).scalar()
-            major, minor, patch = (top or 0) + 1, 0, 0
-        version = f"{major}.{minor}.{patch}"
+        version, major, minor, patch = allocate(
+            conn, artifact_versions, artifact_versions.c.artifact_id, aid, spec.version, f"artifact {name!r}"
+        )
         vid = conn.execute(
             artifact_versions.insert().values(
                 artifact_id=aid,

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from tallymark import jsonvalue
 from tallymark.service import lineage
 from tallymark.service.errors import Conflict, Forbidden, Invalid, NotFound
 from tallymark.service.experiments import _workspace_id, experiment_row, require_running
 from tallymark.service.files import check_files, insert_files, read_files
-from tallymark.service.models import SEMVER_RE, DecisionIn, ModelIn, RegisterIn, StatusRequestIn, validated
+from tallymark.service.models import DecisionIn, ModelIn, RegisterIn, StatusRequestIn, validated
 from tallymark.service.store import Store, now_ms
+from tallymark.service.versions import allocate
 from tallymark.store.schema import (
     experiment_models,
     experiments,
@@ -174,21 +175,14 @@ def register_model(
             conn.execute(
                 select(registered_models.c.id).where(registered_models.c.id == rid).with_for_update()
             )
-        if spec.version is not None:
-            m = SEMVER_RE.match(spec.version)
-            major, minor, patch = int(m.group(1)), int(m.group(2)), int(m.group(3))  # type: ignore[union-attr]
-            if conn.execute(
-                select(model_versions.c.id).where(
-                    model_versions.c.registered_model_id == rid, model_versions.c.version == spec.version
-                )
-            ).first():
-                raise Conflict(f"model {model_name!r} already has version {spec.version}")
-        else:
-            top = conn.execute(
-                select(func.max(model_versions.c.major)).where(model_versions.c.registered_model_id == rid)
-            ).scalar()
-            major, minor, patch = (top or 0) + 1, 0, 0
-        version = f"{major}.{minor}.{patch}"
+        version, major, minor, patch = allocate(
+            conn,
+            model_versions,
+            model_versions.c.registered_model_id,
+            rid,
+            spec.version,
+            f"model {model_name!r}",
+        )
         vid = conn.execute(
             model_versions.insert().values(
                 registered_model_id=rid,

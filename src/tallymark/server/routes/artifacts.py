@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
-import anyio.from_thread
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from tallymark.server.identity import Actor
-from tallymark.server.routes.deps import StoreDep, TallyJSON, reply
+from tallymark.server.routes.deps import StoreDep, TallyJSON, body_chunks, reply
 from tallymark.service import artifacts, files
 from tallymark.service.errors import Invalid, TooLarge
 from tallymark.service.models import ArtifactVersionIn, Key
@@ -34,24 +32,15 @@ def missing_blobs(body: ShaList, store: StoreDep) -> TallyJSON:
 @router.put("/blobs/{sha256}", status_code=201)
 async def put_blob(sha256: Sha, request: Request, store: StoreDep) -> TallyJSON:
     """Stream a blob in; it becomes visible only once its bytes hash to ``sha256``."""
-    stream = request.stream().__aiter__()
-
-    def chunks() -> Iterator[bytes]:
-        while True:
-            try:
-                data = anyio.from_thread.run(stream.__anext__)
-            except StopAsyncIteration:
-                return
-            if data:
-                yield data
+    chunks = body_chunks(request)
 
     def put() -> tuple[str, int]:
         if store.blobs.has(sha256):
-            for _ in chunks():
+            for _ in chunks:
                 pass
             return sha256, store.blobs.size(sha256)
         try:
-            return store.blobs.put(chunks(), store.settings.max_asset_bytes, sha256)
+            return store.blobs.put(chunks, store.settings.max_asset_bytes, sha256)
         except BlobTooLarge as exc:
             raise TooLarge(str(exc)) from None
         except BlobHashMismatch as exc:

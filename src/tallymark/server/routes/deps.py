@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
@@ -29,3 +30,18 @@ class TallyJSON(JSONResponse):
 
 def reply(content: Any, status_code: int = 200) -> TallyJSON:
     return TallyJSON(content, status_code=status_code)
+
+
+def body_chunks(request: Request) -> Iterator[bytes]:
+    """The request body as a blocking iterator, for service code running in the threadpool:
+    each chunk is awaited on the event loop, so uploads stream without being held in memory."""
+    import anyio.from_thread
+
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            data = anyio.from_thread.run(stream.__anext__)
+        except StopAsyncIteration:
+            return
+        if data:
+            yield data

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Annotated
 
-import anyio.from_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
-from tallymark.server.routes.deps import KeyPath, StoreDep, TallyJSON, reply
+from tallymark.server.routes.deps import KeyPath, StoreDep, TallyJSON, body_chunks, reply
 from tallymark.service import assets, batch, experiments
 from tallymark.service.errors import Invalid
 from tallymark.service.models import AssetMeta, BatchIn, ExperimentCreate
@@ -66,15 +64,6 @@ async def upload_asset(
         parsed = AssetMeta.model_validate(json.loads(meta))
     except (ValueError, ValidationError) as exc:
         raise Invalid(f"meta is not valid: {exc}") from None
-    stream = request.stream().__aiter__()
+    chunks = body_chunks(request)
 
-    def chunks() -> Iterator[bytes]:
-        while True:
-            try:
-                data = anyio.from_thread.run(stream.__anext__)
-            except StopAsyncIteration:
-                return
-            if data:
-                yield data
-
-    return reply(await run_in_threadpool(assets.add_asset, store, key, parsed, chunks()), 201)
+    return reply(await run_in_threadpool(assets.add_asset, store, key, parsed, chunks), 201)
