@@ -568,6 +568,10 @@ def _cell(rs: list[Result], sep: str, unit: str | None) -> str:
 def _comparison(ours: Result | None, theirs: Result | None, target: Target | None) -> str:
     if ours is None or theirs is None:
         return "—"
+    if (ours.extrapolated or theirs.extrapolated) and ours.n and theirs.n and ours.total_s and theirs.total_s:
+        # Scaled figures are compared on what was measured: time per unit (e.g. per point).
+        ratio = (theirs.total_s / theirs.n) / (ours.total_s / ours.n)
+        return f"{fmt_num(ratio)}× faster" if ratio >= 1 else f"{fmt_num(1 / ratio)}× slower"
     other = convert(theirs.value, theirs.unit, ours.unit)
     if other is None or not ours.value or not other or math.isnan(other):
         return "—"

@@ -23,8 +23,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     ap.add_argument("--skip-mlflow", action="store_true", help="only tallymark's side")
-    ap.add_argument("--markdown", default=str(harness.BENCH_DIR / "results.md"),
-                    help="write the table as markdown here too")
+    ap.add_argument(
+        "--markdown",
+        default=str(harness.BENCH_DIR / "results.md"),
+        help="write the table as markdown here too",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
         ours = Path(tmp) / "tallymark.json"
@@ -36,8 +39,11 @@ def main() -> int:
         if not args.skip_mlflow:
             results += harness.run_mlflow_side(args.quick)
     env = harness.env_info()
-    harness.print_table(results, markdown_path=args.markdown,
-                        title=f"tallymark vs MLflow — {env.get('cpus', '?')} CPUs, load {harness.loadavg()}")
+    harness.print_table(
+        results,
+        markdown_path=args.markdown,
+        title=f"tallymark vs MLflow — {env.get('cpus', '?')} CPUs, load {harness.loadavg()}",
+    )
     return 0
 
 

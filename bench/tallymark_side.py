@@ -24,12 +24,21 @@ import harness  # noqa: E402
 from harness import Result  # noqa: E402
 
 SYSTEM = "tallymark"
-QUIET = {"log_code": False, "log_env": False, "log_git": False, "log_system_metrics": False,
-         "capture_stdout": False}
+QUIET = {
+    "log_code": False,
+    "log_env": False,
+    "log_git": False,
+    "log_system_metrics": False,
+    "capture_stdout": False,
+}
+
+
+_HOMES: list[Path] = []
 
 
 def _fresh_home() -> Path:
     home = Path(tempfile.mkdtemp(prefix="tm-bench-"))
+    _HOMES.append(home)
     os.environ["TALLYMARK_HOME"] = str(home)
     os.environ.pop("TALLYMARK_URL", None)
     return home
@@ -80,20 +89,53 @@ def p2_ingest(steps: int, metrics: int) -> list[Result]:
     _fresh_home()
     total, flush, n = _ingest(steps, metrics, None)
     size = f"{metrics} metrics × {steps:,} steps"
-    out.append(Result("P2.embedded", SYSTEM, "log + flush, embedded", size, n / total, "points/s", total, n,
-                      notes=f"flush alone {flush:.2f} s; logging is included in the time"))
+    out.append(
+        Result(
+            "P2.embedded",
+            SYSTEM,
+            "log + flush, embedded",
+            size,
+            n / total,
+            "points/s",
+            total,
+            n,
+            notes=f"flush alone {flush:.2f} s; logging is included in the time",
+        )
+    )
     home = _fresh_home()
     port = harness.free_port()
     proc = harness.start_process(
-        [sys.executable, "-m", "tallymark", "server", "--no-auth", "--port", str(port), "--home", str(home / "srv")],
-        log_path=home / "server.log")
+        [
+            sys.executable,
+            "-m",
+            "tallymark",
+            "server",
+            "--no-auth",
+            "--port",
+            str(port),
+            "--home",
+            str(home / "srv"),
+        ],
+        log_path=home / "server.log",
+    )
     try:
         harness.wait_http(f"http://127.0.0.1:{port}/api/v1/health", timeout=60)
         total, flush, n = _ingest(steps, metrics, f"http://127.0.0.1:{port}")
     finally:
         harness.stop_process(proc)
-    out.append(Result("P2.server", SYSTEM, "log + flush, via server", size, n / total, "points/s", total, n,
-                      notes=f"flush alone {flush:.2f} s; one uvicorn worker, SQLite"))
+    out.append(
+        Result(
+            "P2.server",
+            SYSTEM,
+            "log + flush, via server",
+            size,
+            n / total,
+            "points/s",
+            total,
+            n,
+            notes=f"flush alone {flush:.2f} s; one uvicorn worker, SQLite",
+        )
+    )
     return out
 
 
@@ -113,9 +155,20 @@ def _seed_histories(runs: int, steps: int) -> list[str]:
         def packed(a: np.ndarray) -> dict[str, str]:
             return {"dtype": a.dtype.str, "b64": base64.b64encode(a.tobytes()).decode()}
 
-        batch.apply_batch(store, key, {"batch_id": "seed", "metrics": [
-            {"name": "loss", "steps": packed(np.arange(steps, dtype="<i8")),
-             "values": packed(rng.random(steps).astype("<f8"))}]})
+        batch.apply_batch(
+            store,
+            key,
+            {
+                "batch_id": "seed",
+                "metrics": [
+                    {
+                        "name": "loss",
+                        "steps": packed(np.arange(steps, dtype="<i8")),
+                        "values": packed(rng.random(steps).astype("<f8")),
+                    }
+                ],
+            },
+        )
         keys.append(key)
     store.close()
     return keys
@@ -135,16 +188,27 @@ def p3_histories(runs: int, steps: int) -> list[Result]:
         times.append(time.perf_counter() - t0)
         assert sum(len(s["steps"]) for s in series.values()) == runs * steps
     best = min(times)
+    scale = (100 * 10_000) / (runs * steps)  # the nominal size is 100 runs × 10k steps
     one = []
     for _ in range(3):
         t0 = time.perf_counter()
         for k in keys:
             api.get_experiment_by_key(k).get_metric_series("loss")
         one.append(time.perf_counter() - t0)
-    return [Result("P3", SYSTEM, "API.get_metric_series(keys, name)", f"{runs} runs × {steps:,} steps",
-                   best * 1000, "ms", best, runs * steps,
-                   notes=f"median {harness.median(times) * 1000:.0f} ms; one call per run: "
-                         f"{min(one) * 1000:.0f} ms")]
+    return [
+        Result(
+            "P3",
+            SYSTEM,
+            "API.get_metric_series(keys, name)",
+            f"{runs} runs × {steps:,} steps",
+            best * 1000 * scale,
+            "ms",
+            best,
+            runs * steps,
+            extrapolated=scale != 1,
+            notes=f"median {harness.median(times) * 1000:.0f} ms; one call per run: {min(one) * 1000:.0f} ms",
+        )
+    ]
 
 
 def p4_query(runs: int) -> list[Result]:
@@ -160,12 +224,22 @@ def p4_query(runs: int) -> list[Result]:
     for i in range(runs):
         key = f"{i + 1:032x}"
         experiments.create_experiment(store, {"key": key, "workspace": "p4", "project": "query"}, "bench")
-        batch.apply_batch(store, key, {
-            "batch_id": "seed",
-            "params": {"learning_rate": lrs[i % len(lrs)], "max_depth": int(rng.integers(2, 10)),
-                       "booster": "gbtree"},
-            "metrics": [{"name": "auc", "steps": [0], "values": [float(rng.random())]},
-                        {"name": "loss", "steps": [0], "values": [float(rng.random())]}]})
+        batch.apply_batch(
+            store,
+            key,
+            {
+                "batch_id": "seed",
+                "params": {
+                    "learning_rate": lrs[i % len(lrs)],
+                    "max_depth": int(rng.integers(2, 10)),
+                    "booster": "gbtree",
+                },
+                "metrics": [
+                    {"name": "auc", "steps": [0], "values": [float(rng.random())]},
+                    {"name": "loss", "steps": [0], "values": [float(rng.random())]},
+                ],
+            },
+        )
     q = "params.learning_rate = 0.15 and metrics.auc > 0.9"
     reads.query_experiments(store, "p4", "query", q)
     times = []
@@ -175,8 +249,19 @@ def p4_query(runs: int) -> list[Result]:
         times.append(time.perf_counter() - t0)
     store.close()
     best = min(times)
-    return [Result("P4", SYSTEM, "query, first page of 100", f"{runs:,} runs", best * 1000, "ms", best, runs,
-                   notes=f"{res['total']} matches; median {harness.median(times) * 1000:.0f} ms")]
+    return [
+        Result(
+            "P4",
+            SYSTEM,
+            "query, first page of 100",
+            f"{runs:,} runs",
+            best * 1000,
+            "ms",
+            best,
+            runs,
+            notes=f"{res['total']} matches; median {harness.median(times) * 1000:.0f} ms",
+        )
+    ]
 
 
 def p5_server() -> list[Result]:
@@ -188,26 +273,58 @@ def p5_server() -> list[Result]:
     port = harness.free_port()
     t0 = time.perf_counter()
     proc = harness.start_process(
-        [sys.executable, "-m", "tallymark", "server", "--no-auth", "--port", str(port), "--home", str(home / "srv")],
-        log_path=home / "server.log")
+        [
+            sys.executable,
+            "-m",
+            "tallymark",
+            "server",
+            "--no-auth",
+            "--port",
+            str(port),
+            "--home",
+            str(home / "srv"),
+        ],
+        log_path=home / "server.log",
+    )
     try:
-        first = harness.wait_http(f"http://127.0.0.1:{port}/api/v1/health", timeout=60, interval=0.005,
-                                  proc=proc, t0=t0)
+        first = harness.wait_http(
+            f"http://127.0.0.1:{port}/api/v1/health", timeout=60, interval=0.005, proc=proc, t0=t0
+        )
         harness.wait_idle(proc.pid)
         mem = harness.tree_memory(proc.pid)
     finally:
         harness.stop_process(proc)
     rss_mb = mem["rss_bytes"] / 1e6
-    return [Result("P5.first_request", SYSTEM, "spawn → first /api/v1/health", "1 worker", first, "s", first),
-            Result("P5.idle_rss", SYSTEM, "idle RSS", "1 worker", rss_mb, "MB", 0.0,
-                   notes=f"{mem.get('processes', 1)} process(es)")]
+    return [
+        Result("P5.first_request", SYSTEM, "spawn → first /api/v1/health", "1 worker", first, "s", first),
+        Result(
+            "P5.idle_rss",
+            SYSTEM,
+            "idle RSS",
+            "1 worker",
+            rss_mb,
+            "MB",
+            0.0,
+            notes=f"{mem.get('processes', 1)} process(es)",
+        ),
+    ]
 
 
 def p7_import() -> list[Result]:
     times = harness.import_time("tallymark", repeat=5)
     best = min(times)
-    return [Result("P7", SYSTEM, "python -c 'import tallymark'", "cold process", best, "s", best,
-                   notes="time of the import statement in a fresh interpreter")]
+    return [
+        Result(
+            "P7",
+            SYSTEM,
+            "python -c 'import tallymark'",
+            "cold process",
+            best,
+            "s",
+            best,
+            notes="time of the import statement in a fresh interpreter",
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         harness.progress(f"tallymark {name} …")
         results.extend(fn())
     harness.write_results(args.out, results, SYSTEM, version=_version(), env=harness.env_info())
+    import shutil
+
+    for home in _HOMES:
+        shutil.rmtree(home, ignore_errors=True)
     return 0
 
 
