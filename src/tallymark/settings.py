@@ -34,6 +34,10 @@ class Settings:
     chunk_points: int = _setting(16_384, "Metric points per stored chunk before a new one starts.")
     default_downsample: int = _setting(1_000, "Points a chart asks for when it does not say.")
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.home, Path):  # accept str paths too
+            object.__setattr__(self, "home", Path(self.home))
+
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         env = os.environ

@@ -591,3 +591,25 @@ def test_uploads_get_the_asset_limit_not_the_json_limit(tmp_path):
         values = [{"metricName": "m", "metricValue": 1.0, "step": i} for i in range(200)]
         r = c.post("/clientlib/batch/logger/experiment/metric", json={"experimentKey": key, "values": values})
         assert r.status_code == 413
+
+
+def test_read_api_workspaces_projects_experiments(client):
+    key, _ = _create(client, ws="team", project="proj")
+    client.post(
+        "/api/rest/v2/write/experiment/log-other", json={"experimentKey": key, "key": "Name", "value": "r1"}
+    )
+    get = lambda path, **q: client.get(f"/api/rest/v2/{path}", params=q).json()  # noqa: E731
+    assert "team" in get("workspaces")["workspaceNames"]
+    (proj,) = get("projects", workspaceName="team")["projects"]
+    assert proj["projectName"] == "proj" and proj["numberOfExperiments"] == 1
+    assert get("project", projectId=proj["projectId"])["projectName"] == "proj"
+    (meta,) = get("experiments", workspaceName="team", projectName="proj")["experiments"]
+    assert meta["experimentKey"] == key and meta["experimentName"] == "r1" and meta["running"] is True
+    assert get("experiment/metadata", experimentKey=key)["workspaceName"] == "team"
+    assert get("account-details")["userName"] == "anonymous"
+    r = client.get("/api/rest/v2/experiment/metadata", params={"experimentKey": _key()})
+    assert r.status_code == 404  # the SDK's API().get_experiment then answers None
+    made = client.post(
+        "/api/rest/v2/write/experiment/create", json={"workspaceName": "team", "projectName": "proj"}
+    )
+    assert made.status_code == 200 and len(made.json()["experimentKey"]) == 32

@@ -15,43 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from demo_data import PROJECT, WORKSPACE, log_demo_like
+from demo_data import WORKSPACE, log_demo_like
+from uihelpers import CHROMIUM, CHROMIUM_ARGS, PANELS_SOURCE, XSS, XSS_IMG, require_browser
 
 from servers import ServerProcess
-
-CHROMIUM = "/usr/bin/chromium"
-REQUIRE_ENV = "TALLYMARK_REQUIRE_BROWSER"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
-XSS = "<script>alert('xss')</script>"
-XSS_IMG = "<img src=x onerror=alert('img')>"
-PANELS_SOURCE = Path(__file__).resolve().parent / "panels_fixture.py"
-
-
-def browser_unavailable() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} is missing (apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is missing (pip install playwright)"
-    return None
-
-
-def _require_browser() -> None:
-    reason = browser_unavailable()
-    if reason is None:
-        return
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{REQUIRE_ENV}=1 but no browser: {reason}", pytrace=False)
-    pytest.skip(f"browser tests need Chromium: {reason} (set {REQUIRE_ENV}=1 to make this an error)")
 
 
 @dataclass
@@ -107,7 +74,7 @@ def _log_hostile(home: Path) -> tuple[str, str]:
 
 @pytest.fixture(scope="session")
 def ui_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIData]:
-    _require_browser()
+    require_browser()
     home = tmp_path_factory.mktemp("ui") / "home"
     saved = {k: os.environ.get(k) for k in ("TALLYMARK_HOME", "TALLYMARK_URL", "TALLYMARK_USER")}
     os.environ["TALLYMARK_USER"] = "alice"
@@ -182,7 +149,3 @@ def page(browser: Any, ui_server: UIData) -> Iterator[tuple[Any, PageWatch]]:
     finally:
         context.close()
     assert watch.dialogs == [], f"a dialog opened: {watch.dialogs}"
-
-
-def project_path(project: str = PROJECT) -> str:
-    return f"/{WORKSPACE}/{project}"

@@ -15,8 +15,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from demo_data import PROJECT, WORKSPACE, log_demo_like  # noqa: E402
+from uihelpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from servers import ServerProcess  # noqa: E402
 
 SHOTS = {  # file -> (path, full page, what to wait for)

@@ -6,10 +6,9 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from uihelpers import XSS, XSS_IMG, project_path
 
 from tallymark.query import QueryError, parse
-
-from conftest import XSS, XSS_IMG, project_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

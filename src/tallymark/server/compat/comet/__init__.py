@@ -32,7 +32,7 @@ UPLOAD_SUFFIXES = (
 def mount(app: Any) -> None:
     """Include the adapter's routes in ``app`` under its three roots (before any catch-all route)."""
     from tallymark.server.compat.comet import artifacts, lifecycle, log, reads, registry, uploads
-    from tallymark.server.compat.comet.http import CometError, router
+    from tallymark.server.compat.comet.http import fallback_router
 
     modules = (lifecycle, log, uploads, artifacts, registry, reads)
     for prefix in REST_ROOTS:
@@ -40,14 +40,6 @@ def mount(app: Any) -> None:
             app.include_router(m.rest, prefix=prefix)
     for m in modules:
         app.include_router(m.clientlib, prefix="/clientlib")
-
-    fallback = router()
-
-    @fallback.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
-    async def not_implemented(path: str) -> Any:
-        raise CometError(
-            404, f"the Comet endpoint {path!r} is not supported by tallymark (see docs/comet.md)"
-        )
-
+    fallback = fallback_router()  # anything else under the three roots: a Comet-shaped 404
     for prefix in (*REST_ROOTS, "/clientlib"):
         app.include_router(fallback, prefix=prefix)

@@ -115,6 +115,18 @@ def router() -> APIRouter:
     return APIRouter(route_class=CometRoute, include_in_schema=False)
 
 
+def fallback_router() -> APIRouter:
+    """A catch-all answering every other path under the Comet roots with a Comet-shaped 404."""
+    fallback = router()
+
+    @fallback.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def not_supported(request: Request) -> Response:
+        what = f"{request.method} {request.url.path}"
+        raise CometError(404, f"the Comet endpoint {what} is not supported (see docs/comet.md)")
+
+    return fallback
+
+
 def store_of(request: Request) -> Store:
     return request.app.state.store
 

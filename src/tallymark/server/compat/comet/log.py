@@ -171,11 +171,6 @@ async def file_path(request: Request) -> Any:
     return await _merge_environment(request, "file_path", "filePath")
 
 
-@rest.post("/write/experiment/gpu-static-info")
-async def gpu_static_info(request: Request) -> Any:
-    return await _merge_environment(request, "gpus", "gpuStaticInfoList")
-
-
 @rest.post("/write/experiment/cloud-details")
 async def cloud_details(request: Request) -> Any:
     body = await json_object(request)
