@@ -199,6 +199,9 @@ def test_through_a_real_server(tmp_path, monkeypatch):
         assert e.get_asset(e.get_asset_list()[0]["assetId"]).startswith(b'"""The SDK end to end')
         q = tallymark.API().query("risk", "fraud", "params.learning_rate = 0.15 and metrics.train_auc > 0.95")
         assert [x.key for x in q] == [exp.get_key()]
+        arrays = tallymark.API().get_metric_series([exp.get_key()], "weird", as_numpy=True)[exp.get_key()]
+        assert arrays["values"].dtype == object and arrays["values"][2] == 2**62 + 1  # exact, not float
+        assert arrays["steps"].tolist() == [0, 1, 2, 3]
 
 
 @pytest.mark.slow
@@ -318,3 +321,23 @@ def test_cli_commands(home):
     r = CliRunner().invoke(app, ["db", "upgrade"])
     assert r.exit_code == 0 and "0002_artifacts_registry" in r.output
     assert json.loads(json.dumps(r.output))  # printable
+
+
+def test_metric_series_as_numpy(home):
+    import numpy as np
+
+    keys = []
+    for offset in (0.0, 1.0):
+        with tallymark.Experiment(project_name="p", workspace="w", **_quiet()) as exp:
+            for i in range(50):
+                exp.log_metric("loss", offset + i / 100, step=i, epoch=i // 10)
+        keys.append(exp.get_key())
+    api = tallymark.API()
+    arrays = api.get_metric_series(keys, "loss", as_numpy=True)
+    lists = api.get_metric_series(keys, "loss")
+    for k in keys:
+        assert isinstance(arrays[k]["steps"], np.ndarray) and arrays[k]["values"].dtype == np.float64
+        assert arrays[k]["values"].tolist() == lists[k]["values"]
+        assert arrays[k]["epochs"].tolist() == lists[k]["epochs"]
+    small = api.get_metric_series(keys, "loss", points=10, as_numpy=True)
+    assert len(small[keys[0]]["steps"]) == 10 and small[keys[0]]["count"] == 50

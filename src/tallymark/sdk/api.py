@@ -173,9 +173,18 @@ class API:
                 return out
             page += 1
 
-    def get_metric_series(self, keys: list[str], name: str, points: int | None = None) -> dict[str, Any]:
+    def get_metric_series(
+        self, keys: list[str], name: str, points: int | None = None, as_numpy: bool = False
+    ) -> dict[str, Any]:
         """One metric of many experiments in one call: ``{key: {"steps", "values", …}}`` (experiments
-        without it are left out); with ``points``, each series is LTTB-downsampled."""
+        without it are left out); with ``points``, each series is LTTB-downsampled.
+
+        ``as_numpy=True`` gives numpy arrays instead of lists (int64 steps and ms timestamps, float64
+        values, epochs with -1 for none) — the fast path for analysis; in the embedded home the
+        arrays come straight from the stored columns.
+        """
+        if as_numpy:
+            return self._t.metric_arrays(list(keys), name, points)
         out = self._t.read("metric_many", keys=list(keys), name=name, points=points)["series"]
         for s in out.values():
             _restore_nonfinite(s)

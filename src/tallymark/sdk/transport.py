@@ -215,12 +215,38 @@ class LocalTransport:
             for chunk in self.store.blobs.iter_bytes(sha256):
                 out.write(chunk)
 
+    def metric_arrays(self, keys: list[str], name: str, points: int | None) -> dict[str, dict[str, Any]]:
+        """In-process fast path: numpy columns straight from the stored chunks, no lists."""
+        from tallymark.service.reads import metric_series_many
+
+        many = self._call(metric_series_many, self.store, keys, name, points)
+        return {k: _arrays(s, total) for k, (s, total) in many.items()}
+
     def asset_bytes(self, key: str, asset_id: int) -> bytes:
         from tallymark.service.assets import get_asset
 
         a = self._call(get_asset, self.store, key, asset_id)
         with self.store.blobs.open(a["sha256"]) as f:
             return f.read()
+
+
+def _arrays(s: Any, total: int) -> dict[str, Any]:
+    import numpy as np
+
+    values = s.values
+    if s.int_mask is not None and s.int_values is not None and bool(s.int_mask.any()):
+        values = np.array(s.python_values(), dtype=object)  # keep integers beyond 2**53 exact
+    epochs = None
+    if s.epochs is not None:
+        epochs = np.where(s.epochs == np.iinfo(np.int64).min, -1, s.epochs)
+    return {
+        "name": s.name,
+        "count": total,
+        "steps": s.steps,
+        "values": values,
+        "timestamps": s.timestamps,
+        "epochs": epochs,
+    }
 
 
 def _pydantic_message(exc: Any) -> str:
@@ -370,6 +396,33 @@ class HttpTransport:
 
     def asset_bytes(self, key: str, asset_id: int) -> bytes:
         return self._request("GET", f"/experiments/{self._k(key)}/assets/{int(asset_id)}/content")
+
+    def metric_arrays(self, keys: list[str], name: str, points: int | None) -> dict[str, dict[str, Any]]:
+        import numpy as np
+
+        from tallymark import jsonvalue
+
+        out = self.read("metric_many", keys=list(keys), name=name, points=points)["series"]
+        arrays = {}
+        for k, s in out.items():
+            vals = s["values"]
+            if s.get("nonfinite"):
+                vals = [jsonvalue.metric_number(v) if isinstance(v, str) else v for v in vals]
+            ints = any(type(v) is int and abs(v) > 2**53 for v in vals)
+            epochs = (
+                None
+                if all(e is None for e in s["epochs"])
+                else np.array([-1 if e is None else e for e in s["epochs"]], dtype=np.int64)
+            )
+            arrays[k] = {
+                "name": s["name"],
+                "count": s["count"],
+                "steps": np.array(s["steps"], dtype=np.int64),
+                "values": np.array(vals, dtype=object if ints else np.float64),
+                "timestamps": np.array(s["timestamps"], dtype=np.int64),
+                "epochs": epochs,
+            }
+        return arrays
 
     def call(self, op: str, **kw: Any) -> Any:
         """Artifacts, models, registry and lineage operations over the REST API."""

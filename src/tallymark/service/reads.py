@@ -80,8 +80,10 @@ def metric_history(store: Store, key: str, name: str, points: int | None = None)
     return metrics.series_json(s, total)
 
 
-def metric_histories(store: Store, keys: list[str], name: str, points: int | None = None) -> dict[str, Any]:
-    """One metric for many experiments at once (compare views, notebooks): ``{key: series}``."""
+def metric_series_many(
+    store: Store, keys: list[str], name: str, points: int | None = None
+) -> dict[str, tuple[Any, int]]:
+    """One metric of many experiments as typed series: ``{key: (Series, total points)}``."""
     from tallymark.service.models import KEY_RE
 
     if not 1 <= len(keys) <= 1000:
@@ -99,16 +101,19 @@ def metric_histories(store: Store, keys: list[str], name: str, points: int | Non
         if missing:
             raise NotFound(f"no experiment with key {missing[0]!r}")
         series = metrics.read_many(conn, list(ids.values()), name)
-    out: dict[str, Any] = {}
+    out: dict[str, tuple[Any, int]] = {}
     for key in keys:
         s = series.get(ids[key])
         if s is None:
             continue
-        total = len(s)
-        if points is not None:
-            s, total = metrics.downsample(s, points)
-        out[key] = metrics.series_json(s, total)
-    return {"name": name, "series": out}
+        out[key] = metrics.downsample(s, points) if points is not None else (s, len(s))
+    return out
+
+
+def metric_histories(store: Store, keys: list[str], name: str, points: int | None = None) -> dict[str, Any]:
+    """One metric for many experiments at once (compare views, notebooks): ``{key: series}``."""
+    many = metric_series_many(store, keys, name, points)
+    return {"name": name, "series": {k: metrics.series_json(s, total) for k, (s, total) in many.items()}}
 
 
 def metric_names(store: Store, key: str) -> list[str]:
