@@ -209,8 +209,8 @@ def p3_histories(runs: int, steps: int) -> list[Result]:
             best,
             runs * steps,
             extrapolated=scale != 1,
-            notes=f"median {harness.median(times) * 1000:.0f} ms; as Python lists {min(lists) * 1000:.0f} ms; "
-            f"one call per run (lists) {min(one) * 1000:.0f} ms",
+            notes=f"median {harness.median(times) * 1000:.0f} ms; as Python lists "
+            f"{min(lists) * 1000:.0f} ms; one call per run (lists) {min(one) * 1000:.0f} ms",
         )
     ]
 

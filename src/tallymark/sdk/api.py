@@ -220,7 +220,8 @@ class API:
         return self._t.call("list_models", workspace=workspace)
 
     def get_lineage(self, node: str, direction: str = "both", depth: int = 10) -> dict[str, Any]:
-        """The lineage graph around ``experiment:KEY``, ``artifact:WS/NAME:VERSION`` or ``model:WS/NAME:VERSION``."""
+        """The lineage graph around a node: ``experiment:KEY``, ``artifact:WS/NAME:VERSION`` or
+        ``model:WS/NAME:VERSION``."""
         return self._t.call("lineage", node=node, direction=direction, depth=depth)
 
     def get_experiments(
