@@ -7,12 +7,13 @@ import hashlib
 import os
 
 import pytest
-from servers import ServerProcess
 
 import tallymark
 from tallymark import API, Artifact
 from tallymark.sdk.artifact import HashMismatch
 from tallymark.sdk.transport import TallymarkError
+
+from servers import ServerProcess
 
 QUIET = {
     "log_code": False,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import new_key
 
 from tallymark.service import artifacts, experiments, gc, lineage, registry
 from tallymark.service.errors import Conflict, Forbidden, Invalid, NotFound
+
+from conftest import new_key
 
 
 def _exp(store, name="e"):

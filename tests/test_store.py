@@ -320,8 +320,16 @@ def test_query_and_sort(store):
 def test_one_metric_of_many_experiments(store):
     keys = [_exp(store) for _ in range(3)]
     for i, k in enumerate(keys[:2]):
-        batch.apply_batch(store, k, {"batch_id": "1", "metrics": [
-            {"name": "auc", "steps": [2, 0, 1], "values": [0.3 + i, 0.1 + i, "NaN" if i else 0.2]}]})
+        batch.apply_batch(
+            store,
+            k,
+            {
+                "batch_id": "1",
+                "metrics": [
+                    {"name": "auc", "steps": [2, 0, 1], "values": [0.3 + i, 0.1 + i, "NaN" if i else 0.2]}
+                ],
+            },
+        )
     out = reads.metric_histories(store, keys, "auc")["series"]
     assert set(out) == set(keys[:2]), "experiments without the metric are left out"
     assert out[keys[0]]["steps"] == [0, 1, 2] and out[keys[0]]["values"] == [0.1, 0.2, 0.3]

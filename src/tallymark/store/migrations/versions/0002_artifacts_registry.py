@@ -5,9 +5,8 @@ Revises: 0001_initial
 Create Date: 2026-11-26 13:48:44.546889
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0002_artifacts_registry"
 down_revision = "0001_initial"
