@@ -144,9 +144,11 @@ def ensure_data(data: Path, n: int) -> dict[str, Any]:
     return saved
 
 
-def _stats(xs: list[float]) -> dict[str, float]:
+def _stats(xs: list[float]) -> dict[str, Any]:
+    runs = [round(x) for x in xs]
     xs = sorted(xs)
     return {
+        "runs": runs,
         "median": statistics.median(xs),
         "p90": xs[min(len(xs) - 1, int(round(0.9 * (len(xs) - 1))))],
         "min": xs[0],

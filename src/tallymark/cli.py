@@ -338,11 +338,13 @@ def upload(
     url: UrlOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Send offline experiments (OfflineExperiment archives, or journals left while a server was down)."""
+    """Send offline experiments: OfflineExperiment archives, journals left while a server was down, and
+    comet_ml OfflineExperiment archives (KEY.zip)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tallymark.sdk.journal import replay_archive
     from tallymark.sdk.transport import TallymarkError, Unavailable
+    from tallymark.server.compat.comet.offline import is_comet_archive, replay_comet_archive
 
     t = _transport(url, home)
     failed = 0
@@ -356,9 +358,8 @@ def upload(
                 continue
             task = progress.add_task(f.name, total=None)
             try:
-                key = replay_archive(
-                    f, t, lambda i, n, task=task: progress.update(task, completed=i, total=n)
-                )
+                replay = replay_comet_archive if is_comet_archive(f) else replay_archive
+                key = replay(f, t, lambda i, n, task=task: progress.update(task, completed=i, total=n))
                 progress.update(task, description=f"{f.name} → {key}")
             except (TallymarkError, Unavailable, ValueError, OSError) as exc:
                 progress.update(task, description=f"[red]{f.name}: {exc}")

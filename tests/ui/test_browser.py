@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -119,6 +120,9 @@ def test_compare_page(page, ui_server):
     legend = chart.locator(".u-legend .u-series").all_inner_texts()
     assert any("xgb-baseline" in t for t in legend) and any("xgb-deeper-slower" in t for t in legend)
     assert int(chart.get_attribute("data-points")) == 120  # 60 rounds x 2 runs
+    chart.locator(".u-over").hover()  # hover shows every series' value at that step in the legend
+    values = chart.locator(".u-legend .u-series .u-value").all_inner_texts()
+    assert len(values) == 3 and all(re.fullmatch(r"0\.9\d*", v) for v in values[1:]), values
 
     cms = pg.locator("#confusion figure.cm")
     assert cms.count() == 2

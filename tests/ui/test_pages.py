@@ -311,3 +311,46 @@ def test_artifacts_and_lineage_tabs_show_what_an_experiment_consumed_and_produce
         used = client.get(f"/w/p/{user.get_key()}?tab=lineage").text
         inputs = used[used.index("inputs") : used.index("this experiment")]
         assert "fraud-dataset" in inputs
+
+
+def test_ui_command_refuses_non_loopback_addresses():
+    from typer.testing import CliRunner
+
+    from tallymark.cli import app
+
+    result = CliRunner().invoke(app, ["ui", "--host", "0.0.0.0"])
+    assert result.exit_code == 1 and "127.0.0.1" in result.output
+
+
+@pytest.mark.slow
+def test_ui_command_serves_the_embedded_home(tmp_path: Path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from servers import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLYMARK_")}
+    cmd = [sys.executable, "-m", "tallymark", "ui", "--port", str(port), "--home", str(tmp_path / "h")]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        assert r.status_code == 200 and "Workspaces" in r.text
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/health").json()["status"] == "ok"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)

@@ -39,7 +39,9 @@ def _error_body(message: str, code: str = "too_large") -> bytes:
 
 
 class LimitsMiddleware:
-    def __init__(self, app: Any, max_body: int, max_upload: int, upload_suffix: str = "/assets") -> None:
+    def __init__(
+        self, app: Any, max_body: int, max_upload: int, upload_suffix: str | tuple[str, ...] = "/assets"
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.max_upload = max_upload

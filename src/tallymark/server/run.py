@@ -67,8 +67,7 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level:
         )
         from uvicorn.supervisors import Multiprocess
 
-        server = uvicorn.Server(config)
-        Multiprocess(config, target=server.run, sockets=[sock]).run()
+        Multiprocess(config, sockets=[sock]).run()
     else:
         from tallymark.server.app import create_app
 

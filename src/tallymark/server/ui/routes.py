@@ -35,7 +35,7 @@ if "tmkey" not in CONVERTOR_TYPES:
     register_url_convertor("tmkey", _KeyConvertor())
 
 router = APIRouter(include_in_schema=False)
-RESERVED = ("api", "-")
+RESERVED = ("api", "-", "clientlib")  # prefixes of API routes (ours, the comet adapter)
 
 
 def _store(request: Request) -> Store:

@@ -1,0 +1,1 @@
+"""Comet compatibility tests (a package, so its conftest never shadows tests/conftest.py)."""
