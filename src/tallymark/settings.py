@@ -25,6 +25,7 @@ class Settings:
     db_url: str | None = _setting(None, "Metadata database URL; default sqlite:///HOME/tallymark.db.")
     blobs: str | None = _setting(None, "Blob store: a folder or s3://bucket/prefix; default HOME/blobs.")
     s3_endpoint_url: str | None = _setting(None, "Endpoint of an S3-compatible server for s3:// blobs.")
+    panels_dir: str | None = _setting(None, "Extra folder of custom UI panel files (besides HOME/panels).")
     public_url: str = _setting("http://127.0.0.1:5118", "Base URL of the UI, used in experiment URLs.")
     max_body_bytes: int = _setting(64 * MiB, "Largest JSON request body, after decompression (413).")
     max_asset_bytes: int = _setting(20 * 1024 * MiB, "Largest single asset upload (413).")
@@ -47,6 +48,7 @@ class Settings:
             db_url=env.get("TALLYMARK_DB") or None,
             blobs=env.get("TALLYMARK_BLOBS") or None,
             s3_endpoint_url=env.get("TALLYMARK_S3_ENDPOINT_URL") or None,
+            panels_dir=env.get("TALLYMARK_PANELS_DIR") or None,
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 

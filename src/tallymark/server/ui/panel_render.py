@@ -7,7 +7,6 @@ runs past the time limit — becomes ``{"ok": false, "error": …}`` for that pa
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,6 @@ from tallymark.sdk.transport import LocalTransport
 from tallymark.server.ui.figures import FigureError, to_figure
 from tallymark.service.store import Store
 
-PANELS_ENV = "TALLYMARK_PANELS_DIR"
 TIMEOUT_S = 30.0
 
 
@@ -37,11 +35,10 @@ class StoreTransport(LocalTransport):
 
 
 def panel_folders(settings: Any) -> list[Path]:
-    """``HOME/panels``, a ``panels_dir`` setting if there is one, and ``$TALLYMARK_PANELS_DIR``."""
+    """``HOME/panels`` and the ``panels_dir`` setting (``$TALLYMARK_PANELS_DIR``)."""
     folders = [settings.home_path / "panels"]
-    for extra in (getattr(settings, "panels_dir", None), os.environ.get(PANELS_ENV)):
-        if extra:
-            folders.append(Path(extra).expanduser())
+    if settings.panels_dir:
+        folders.append(Path(settings.panels_dir).expanduser())
     return list(dict.fromkeys(folders))
 
 
