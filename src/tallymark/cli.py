@@ -82,7 +82,7 @@ def server(
     ] = False,
     public_url: Annotated[str | None, typer.Option(help="Base URL users reach this server at.")] = None,
 ) -> None:
-    """Serve the web UI (/), the REST API (/api/v1, OpenAPI at /docs) and the comet_ml adapter over a store."""
+    """Serve the web UI, the REST API (/api/v1, OpenAPI at /docs) and the comet_ml adapter."""
     from tallymark.server.run import is_loopback, serve
 
     if not no_auth:

@@ -139,3 +139,26 @@ def asset_preview(
         if got >= limit:
             break
     return a, b"".join(chunks)
+
+
+def experiment_places(store: Store, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Where experiments live (workspace, project) and their names, by key: for links from the
+    artifact and model pages to the experiments that produced, consumed or registered something."""
+    from tallymark.store.schema import projects, workspaces
+
+    wanted = [k for k in dict.fromkeys(keys) if k]
+    if not wanted:
+        return {}
+    with store.db.read() as conn:
+        rows = conn.execute(
+            select(
+                experiments.c.key,
+                experiments.c.name,
+                projects.c.name.label("project"),
+                workspaces.c.name.label("workspace"),
+            )
+            .join(projects, projects.c.id == experiments.c.project_id)
+            .join(workspaces, workspaces.c.id == projects.c.workspace_id)
+            .where(experiments.c.key.in_(wanted))
+        ).all()
+    return {r.key: {"workspace": r.workspace, "project": r.project, "name": r.name} for r in rows}
