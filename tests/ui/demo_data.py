@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,11 @@ def _curves(power: float, n: int = 60) -> dict[str, tuple[list[float], list[floa
 
 
 def log_run(
-    run: dict[str, Any], rounds: int = 100, workspace: str = WORKSPACE, project: str = PROJECT
+    run: dict[str, Any],
+    rounds: int = 100,
+    workspace: str = WORKSPACE,
+    project: str = PROJECT,
+    then: Callable[[Any, dict[str, Any]], None] | None = None,
 ) -> str:
     """Log one demo-like run through the SDK; returns its key."""
     from tallymark import Experiment
@@ -103,17 +108,94 @@ def log_run(
         exp.log_table(
             "feature_importance.csv", [["feature", "gain"], ["V14", 41.2], ["V4", 17.9], ["V12", 11.3]]
         )
+        if then is not None:
+            then(exp, run)
         print("done")
         return exp.get_key()
 
 
+DATASET = "fraud-dataset"
+MODEL = "fraud-xgb"
+REQUESTER = "alice"
+
+
+def _files(home: Path) -> Path:
+    folder = home / "demo-files"
+    (folder / "splits").mkdir(parents=True, exist_ok=True)
+    (folder / "creditcard.csv").write_text("Time,V1,Amount,Class\n0,-1.36,149.62,0\n406,-2.31,0.0,1\n")
+    (folder / "splits" / "train.csv").write_text("V1,Amount,Class\n-1.36,149.62,0\n")
+    (folder / "splits" / "test.csv").write_text("V1,Amount,Class\n-2.31,0.0,1\n")
+    return folder
+
+
+def log_datasets(home: Path, workspace: str = WORKSPACE) -> str:
+    """``fraud-dataset`` 1.0.0 (alias ``raw``: a stored file and a remote reference) and 2.0.0
+    (``preprocessed``), both from a ``data-prep`` experiment that consumes the raw version."""
+    from tallymark import Artifact, Experiment
+
+    folder = _files(home)
+    quiet = {"log_code": False, "log_git": False, "log_env": False, "log_system_metrics": False}
+    with Experiment(
+        project_name="data-prep", workspace=workspace, name="fraud-data-prep", capture_stdout=False, **quiet
+    ) as exp:
+        raw = Artifact(
+            DATASET, artifact_type="dataset", aliases=["raw"], metadata={"rows": 284807, "source": "kaggle"}
+        )
+        raw.add(folder / "creditcard.csv")
+        raw.add_remote(
+            "s3://bank-data/creditcard.csv",
+            logical_path="original/creditcard.csv",
+            metadata={"etag": "9a0364b9e99bb480dd25e1f0284c8555"},
+        )
+        exp.log_artifact(raw)
+        exp.get_artifact(DATASET, "raw")
+        pre = Artifact(
+            DATASET,
+            artifact_type="dataset",
+            aliases=["preprocessed"],
+            metadata={"split": "70/30 stratified", "derived_from": "1.0.0", "scaler": {"Amount": "robust"}},
+        )
+        pre.add(folder / "splits", logical_path="splits")
+        exp.log_artifact(pre)
+        return exp.get_key()
+
+
+def train_and_register(exp: Any, run: dict[str, Any]) -> None:
+    """Inside a run: consume ``preprocessed``, log a model file and register it as ``fraud-xgb``."""
+    exp.get_artifact(DATASET, "preprocessed")
+    path = Path(os.environ["TALLYMARK_HOME"]) / "demo-files" / f"{run['name']}.ubj"
+    path.write_bytes(f"booster {run['name']} {run['params']}".encode())
+    exp.log_model(MODEL, path, metadata={"framework": "xgboost"})
+    exp.register_model(MODEL, description="credit-card fraud detection", tags=[run["name"]])
+
+
+def request_production(workspace: str = WORKSPACE) -> list[dict[str, Any]]:
+    """As ``alice``: ask for 1.0.0 and 2.0.0 in production (both stay pending: four eyes)."""
+    from tallymark import API
+
+    api = API()
+    try:
+        model = api.get_model(workspace, MODEL)
+        return [
+            model.request_status("1.0.0", "production", comment="first model for the launch"),
+            model.request_status("2.0.0", "production", comment="beats 1.0.0 on AUC-PR (0.846 vs 0.812)"),
+        ]
+    finally:
+        api.close()
+
+
 def log_demo_like(home: Path, rounds: int = 100) -> list[str]:
-    """Both runs into ``home`` (as ``TALLYMARK_HOME``); returns their keys."""
-    old = {k: os.environ.get(k) for k in ("TALLYMARK_HOME", "TALLYMARK_URL")}
+    """Both runs into ``home`` (as ``TALLYMARK_HOME``); returns their keys. With them: the dataset
+    versions they consume, the models they register and alice's pending production requests."""
+    old = {k: os.environ.get(k) for k in ("TALLYMARK_HOME", "TALLYMARK_URL", "TALLYMARK_USER")}
     os.environ["TALLYMARK_HOME"] = str(home)
+    os.environ["TALLYMARK_USER"] = REQUESTER
     os.environ.pop("TALLYMARK_URL", None)
     try:
-        return [log_run(run, rounds) for run in RUNS]
+        log_datasets(home)
+        keys = [log_run(run, rounds, then=train_and_register) for run in RUNS]
+        request_production()
+        return keys
     finally:
         for k, v in old.items():
             if v is None:

@@ -28,6 +28,8 @@ SHOTS = {  # file -> (path, full page, what to wait for)
         True,
         "#panels .panel-body[data-state=drawn]",
     ),
+    "artifacts.png": ("/{ws}/artifacts/fraud-dataset", True, None),
+    "models.png": ("/{ws}/models/fraud-xgb", True, None),
 }
 
 
@@ -57,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
                 if name == "table.png":
                     for box in page.locator("input.row-check").all():
                         box.check()
+                if name == "models.png":  # bob approves alice's 2.0.0 request; 1.0.0's stays pending
+                    page.fill("#acting-as-user", "bob")
+                    row = page.locator('#pending tr[data-version="2.0.0"]')
+                    row.locator("input.decision-comment").fill("reviewed metrics and data lineage")
+                    row.get_by_role("button", name="Approve").click()
+                    page.wait_for_selector('#versions tr[data-version="2.0.0"][data-status="production"]')
                 if wait:
                     page.wait_for_selector(wait)
                 page.wait_for_timeout(400)

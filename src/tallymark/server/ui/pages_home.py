@@ -73,8 +73,15 @@ def projects_page(store: Store, workspace: str) -> HTMLResponse:
         )
         for p in rows
     ]
+    ws = urls.workspace(workspace)
     body = [
         el("h1", None, workspace),
+        el(
+            "nav",
+            {"class": "workspace-links", "id": "workspace-links"},
+            el("a", {"class": "button", "href": f"{ws}/artifacts"}, "Artifacts"),
+            el("a", {"class": "button", "href": f"{ws}/models"}, "Models"),
+        ),
         el(
             "table",
             {"class": "grid", "id": "projects"},

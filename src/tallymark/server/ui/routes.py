@@ -6,6 +6,7 @@ path whose first segment is ``api`` answers the API's JSON 404 rather than a pag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -111,6 +112,45 @@ def projects(workspace: str, request: Request) -> HTMLResponse:
         return projects_page(_store(request), workspace)
     except ServiceError as exc:
         return error_page(exc.status, exc.message)
+
+
+def _registry(workspace: str, build: Callable[[], HTMLResponse]) -> HTMLResponse:
+    """Artifact and model pages; registered before ``/{workspace}/{project}``, which they shadow."""
+    _guard(workspace)
+    try:
+        return build()
+    except ServiceError as exc:
+        return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
+
+
+@router.get("/{workspace}/artifacts")
+def artifact_list(workspace: str, request: Request) -> HTMLResponse:
+    from tallymark.server.ui.pages_artifacts import artifacts_page
+
+    return _registry(workspace, lambda: artifacts_page(_store(request), workspace))
+
+
+@router.get("/{workspace}/artifacts/{name}")
+def artifact(
+    workspace: str, name: str, request: Request, version: Annotated[str, Query(max_length=200)] = ""
+) -> HTMLResponse:
+    from tallymark.server.ui.pages_artifacts import artifact_page
+
+    return _registry(workspace, lambda: artifact_page(_store(request), workspace, name, version))
+
+
+@router.get("/{workspace}/models")
+def model_list(workspace: str, request: Request) -> HTMLResponse:
+    from tallymark.server.ui.pages_models import models_page
+
+    return _registry(workspace, lambda: models_page(_store(request), workspace))
+
+
+@router.get("/{workspace}/models/{name}")
+def model(workspace: str, name: str, request: Request) -> HTMLResponse:
+    from tallymark.server.ui.pages_models import model_page
+
+    return _registry(workspace, lambda: model_page(_store(request), workspace, name))
 
 
 @router.get("/{workspace}/{project}", response_model=None)
