@@ -24,22 +24,22 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import glob
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+
+try:  # tests/ is on sys.path (pytest's default "prepend" import mode)
+    from procutil import env_flag, free_port, parent_death_preexec, pid_alive
+except ModuleNotFoundError:  # pragma: no cover - tests/ imported as a package
+    from tests.procutil import env_flag, free_port, parent_death_preexec, pid_alive
 
 __all__ = [
     "DIR_PREFIX",
@@ -151,27 +151,11 @@ def available() -> bool:
 
 def required_by_env() -> bool:
     """True if ``TALLYMARK_REQUIRE_POSTGRES`` asks for missing binaries to be an error, not a skip."""
-    return os.environ.get(REQUIRE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag(REQUIRE_ENV)
 
 
 # --------------------------------------------------------------------------------------------
 # process helpers
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0) but is gone for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
-        return state not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True
 
 
 def _proc_start_ticks(pid: int) -> str | None:
@@ -193,40 +177,11 @@ def _proc_cmdline(pid: int) -> str | None:
 
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _pid_alive(pid):
+    while pid_alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)
     return True
-
-
-def _parent_death_preexec(sig: int) -> Callable[[], None] | None:
-    """preexec_fn that makes the child get ``sig`` when the parent dies; Linux only.
-
-    The kernel fires the signal when the *thread* that forked exits, so this is only used from the
-    main thread; servers started from other threads rely on stop()/atexit alone.
-    """
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
-        return None
-    try:
-        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:
-        prctl(pr_set_pdeathsig, sig)
-        if os.getppid() != parent:  # parent already died between fork and prctl
-            os._exit(1)
-
-    return preexec
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _clean_env() -> dict[str, str]:
@@ -257,7 +212,7 @@ def _owner_alive(owner_file: Path) -> bool | None:
         pid = int(fields[0])
     except (OSError, ValueError, IndexError):
         return None
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return False
     recorded = fields[1] if len(fields) > 1 else None
     current = _proc_start_ticks(pid)
@@ -272,7 +227,7 @@ def _kill_orphan_postmaster(data_dir: Path) -> bool:
         pid = int((data_dir / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return True
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return True
     cmdline = _proc_cmdline(pid)
     if cmdline is None or str(data_dir) not in cmdline:
@@ -558,7 +513,7 @@ class PostgresServer:
         raise PostgresServerError(f"no free port after {self.port_attempts} attempts: {last_error}")
 
     def _pick_port(self) -> int:
-        return _free_port(self.host)
+        return free_port(self.host)
 
     def _spawn(self, port: int) -> None:
         prefix, kwargs = self._as_postgres_user()
@@ -585,7 +540,7 @@ class PostgresServer:
             cwd=self.tmpdir,
             env=_clean_env(),
             start_new_session=True,  # a Ctrl-C in the terminal must not take the server down
-            preexec_fn=_parent_death_preexec(death_signal),
+            preexec_fn=parent_death_preexec(death_signal),
             **kwargs,  # type: ignore[arg-type]
         )
         self.pid = None

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import re
 import secrets
@@ -39,11 +37,16 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+try:  # tests/ is on sys.path (pytest's default "prepend" import mode)
+    from procutil import env_flag, free_port, parent_death_preexec, pid_alive
+except ModuleNotFoundError:  # pragma: no cover - tests/ imported as a package
+    from tests.procutil import env_flag, free_port, parent_death_preexec, pid_alive
 
 __all__ = [
     "REQUIRE_ENV",
@@ -118,45 +121,11 @@ def unavailable_reason() -> str | None:
 
 def required_by_env() -> bool:
     """True if ``TALLYMARK_REQUIRE_S3`` asks for a missing binary to be an error, not a skip."""
-    return os.environ.get(REQUIRE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag(REQUIRE_ENV)
 
 
 # --------------------------------------------------------------------------------------------
 # process helpers
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _parent_death_preexec() -> Callable[[], None] | None:
-    """preexec_fn giving the child SIGTERM when this (main) thread dies; Linux only."""
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
-        return None
-    try:
-        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -175,7 +144,7 @@ def sweep_stale_dirs(base: Path | None = None) -> list[Path]:
             if not path.is_dir() or path.is_symlink():
                 continue
             try:
-                alive = _pid_alive(int((path / _OWNER_FILE).read_text().split()[0]))
+                alive = pid_alive(int((path / _OWNER_FILE).read_text().split()[0]))
             except (OSError, ValueError, IndexError):
                 alive = time.time() - path.stat().st_mtime < _STALE_GRACE_SECONDS
             if not alive:
@@ -333,7 +302,7 @@ class RcloneS3Server:
 
     def _start_once(self, binary: str) -> None:
         assert self.tmpdir is not None
-        self.port = _free_port(self.host)
+        self.port = free_port(self.host)
         self._client = None  # bound to the previous port
         with contextlib.suppress(FileNotFoundError):
             self.log_path.unlink()
@@ -367,7 +336,7 @@ class RcloneS3Server:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
-                preexec_fn=_parent_death_preexec(),  # only from the main thread, see the helper
+                preexec_fn=parent_death_preexec(signal.SIGTERM),  # only from the main thread, see the helper
             )
         deadline = time.monotonic() + self.startup_timeout
         while True:

@@ -175,7 +175,7 @@ import json, sys
 sys.path.insert(0, {tests_dir!r})
 import pgserver
 if "--no-pdeathsig" in sys.argv:  # simulate a platform without parent-death signals
-    pgserver._parent_death_preexec = lambda sig: None
+    pgserver.parent_death_preexec = lambda sig: None
 pg = pgserver.PostgresServer().start()
 print(json.dumps({{"port": pg.port, "pid": pg.pid, "launcher": pg._proc.pid,
                   "tmpdir": str(pg.tmpdir), "url": pg.url}}), flush=True)
