@@ -115,21 +115,11 @@ def artifacts_page(store: Store, workspace: str) -> HTMLResponse:
         )
         for a in rows
     ]
-    table = (
-        el(
-            "div",
-            {"class": "table-wrap narrow"},
-            el(
-                "table",
-                {"class": "grid", "id": "artifacts"},
-                el("thead", None, head),
-                el("tbody", None, body_rows),
-            ),
-        )
-        if rows
-        else widgets.empty(
-            "No artifacts in this workspace yet: log one with exp.log_artifact(Artifact(name, …))."
-        )
+    table = widgets.listing(
+        "artifacts",
+        head,
+        body_rows,
+        "No artifacts in this workspace yet: log one with exp.log_artifact(Artifact(name, …)).",
     )
     body = [_title(workspace, "Artifacts"), table]
     crumbs = [("workspaces", urls.home()), (workspace, urls.workspace(workspace)), ("artifacts", None)]

@@ -77,19 +77,8 @@ def models_page(store: Store, workspace: str) -> HTMLResponse:
         )
         for m in rows
     ]
-    table = (
-        el(
-            "div",
-            {"class": "table-wrap narrow"},
-            el(
-                "table",
-                {"class": "grid", "id": "models"},
-                el("thead", None, head),
-                el("tbody", None, body_rows),
-            ),
-        )
-        if rows
-        else widgets.empty("No registered models yet: exp.log_model(…) then exp.register_model(name).")
+    table = widgets.listing(
+        "models", head, body_rows, "No registered models yet: exp.log_model(…) then exp.register_model(name)."
     )
     body = [
         el(

@@ -151,6 +151,17 @@ def empty(message: str) -> Markup:
     return el("p", {"class": "empty-note"}, message)
 
 
+def listing(table_id: str, head: Any, body_rows: Sequence[Any], empty_message: str) -> Markup:
+    """A narrow list table (artifacts, models…), or a note when there is nothing to list."""
+    if not body_rows:
+        return empty(empty_message)
+    return el(
+        "div",
+        {"class": "table-wrap narrow"},
+        el("table", {"class": "grid", "id": table_id}, el("thead", None, head), el("tbody", None, body_rows)),
+    )
+
+
 def data_table(columns: Sequence[Any], rows: Sequence[Sequence[Any]], limit: int = 500) -> Markup:
     shown = rows[:limit]
     return el(
