@@ -163,6 +163,21 @@ def _comparison_table(runs: list[DemoRun]) -> Any:
     return table
 
 
+def _cli() -> str:
+    """How to call the CLI from here: ``tallymark`` if that is on PATH, else the path that ran us
+    (``.venv/bin/tallymark`` after ``make demo``)."""
+    import os
+    import shutil
+    import sys
+
+    here = sys.argv[0] if sys.argv and os.path.basename(sys.argv[0]) == "tallymark" else None
+    found = shutil.which("tallymark")
+    if here is None or (found and os.path.realpath(found) == os.path.realpath(here)):
+        return "tallymark"
+    rel = os.path.relpath(here)
+    return rel if not rel.startswith("..") else here
+
+
 def _print_summary(console: Console, result: DemoResult) -> None:
     runs = result.runs
     best = result.best
@@ -189,7 +204,8 @@ def _print_summary(console: Console, result: DemoResult) -> None:
         console.print(f"  {run.name}: key [cyan]{run.key}[/cyan]")
         console.print(f"    {run.url}", soft_wrap=True)
     console.print("  Compare them:")
-    console.print(f"    [green]tallymark experiments compare {' '.join(result.keys)}[/green]", soft_wrap=True)
+    cli = _cli()
+    console.print(f"    [green]{cli} experiments compare {' '.join(result.keys)}[/green]", soft_wrap=True)
     if result.production:
         from tallymark import API
         from tallymark.cli_registry import render_lineage
@@ -201,11 +217,11 @@ def _print_summary(console: Console, result: DemoResult) -> None:
         console.print(render_lineage(api.get_lineage(node, "upstream"), "upstream"))
         api.close()
         console.print(
-            f"  Registry and approvals: [green]tallymark models show {result.workspace} fraud-xgb[/green]"
+            f"  Registry and approvals: [green]{cli} models show {result.workspace} fraud-xgb[/green]"
         )
-        console.print(f"  Lineage: [green]tallymark lineage {node}[/green]")
+        console.print(f"  Lineage: [green]{cli} lineage {node}[/green]")
     console.print("  Browse everything in the browser:")
-    console.print("    [green]tallymark ui[/green]  (then open http://127.0.0.1:5118)")
+    console.print(f"    [green]{cli} ui[/green]  (then open http://127.0.0.1:5118)")
 
 
 def run_demo(
