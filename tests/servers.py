@@ -80,3 +80,10 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def new_key() -> str:
+    """A fresh experiment key (32 hex), as the SDK generates them."""
+    import uuid
+
+    return uuid.uuid4().hex

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import new_key
+from servers import new_key
 
 
 def _create(client, **kw):

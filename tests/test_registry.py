@@ -9,7 +9,7 @@ import pytest
 from tallymark.service import artifacts, experiments, gc, lineage, registry
 from tallymark.service.errors import Conflict, Forbidden, Invalid, NotFound
 
-from conftest import new_key
+from servers import new_key
 
 
 def _exp(store, name="e"):

@@ -12,7 +12,7 @@ import pytest
 from tallymark.service import assets, batch, experiments, reads
 from tallymark.service.errors import Conflict, Invalid, NotFound, TooLarge
 
-from conftest import new_key
+from servers import new_key
 
 
 def _exp(store, workspace="ws", project="proj", **kw):

@@ -9,6 +9,7 @@ The store is opened (and migrated) when the app starts, closed when it stops; ro
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -55,29 +56,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
     return "invalid request: " + "; ".join(parts[:3]), details
 
 
-def create_app(settings: Settings, user: str = "anonymous") -> Any:
-    """Build the ASGI app (FastAPI wrapped in the body-limit middleware)."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from tallymark.service.store import open_store
-
-        app.state.store = open_store(settings)
-        try:
-            yield
-        finally:
-            app.state.store.close()
-
-    app = FastAPI(
-        title="tallymark",
-        version=__version__,
-        lifespan=lifespan,
-        docs_url="/docs",
-        openapi_url="/api/v1/openapi.json",
-    )
-    app.state.settings = settings
-    app.state.user = user
-
+def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
         return _error(exc.status, exc.message, exc.detail, exc.code)
@@ -98,19 +77,111 @@ def create_app(settings: Settings, user: str = "anonymous") -> Any:
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug if seen
         return _error(500, f"internal error: {type(exc).__name__}", code="internal")
 
-    from tallymark.server.routes import artifacts, experiments, health, reads, registry
 
-    for module in (health, experiments, reads, artifacts, registry):
-        app.include_router(module.router, prefix="/api/v1")
-    from tallymark.server import ui
-    from tallymark.server.routes import panels
+class _Later:
+    """A route set built on first use (or by :meth:`warm` in the background after start-up).
 
-    app.include_router(panels.router, prefix="/api/v1")
+    The web UI and the comet_ml adapter add ~100 routes whose request models FastAPI compiles when
+    they are included; building them lazily keeps them off the server's start-up path, so the REST
+    API answers sooner. The sub-app shares the main app's state (store, settings) and error handlers.
+    """
+
+    def __init__(self, main: FastAPI, include: Any) -> None:
+        self._main = main
+        self._include = include
+        self._app: FastAPI | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> FastAPI:
+        if self._app is None:
+            with self._lock:
+                if self._app is None:
+                    sub = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+                    sub.state = self._main.state
+                    _install_error_handlers(sub)
+                    self._include(sub)
+                    self._app = sub
+        return self._app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.get()(scope, receive, send)
+
+
+class _Dispatch:
+    """``/api/v1`` and ``/docs`` → the REST app; the comet roots → the adapter; the rest → the UI."""
+
+    def __init__(self, api: FastAPI, comet: _Later, ui: _Later, comet_roots: tuple[str, ...]) -> None:
+        self.api, self.comet, self.ui = api, comet, ui
+        self.comet_roots = comet_roots
+        self.state = api.state  # the store and settings, for code that holds only the outer app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.api(scope, receive, send)  # lifespan: opens and closes the store
+            return
+        path = scope.get("path", "")
+        if path.startswith(("/api/v1/", "/docs")) or path == "/api/v1":
+            await self.api(scope, receive, send)
+        elif any(path == r or path.startswith(r + "/") for r in self.comet_roots):
+            await self.comet(scope, receive, send)
+        else:
+            await self.ui(scope, receive, send)
+
+    def warm(self) -> None:
+        self.comet.get()
+        self.ui.get()
+
+
+def create_app(settings: Settings, user: str = "anonymous", warm_after: float | None = 1.0) -> Any:
+    """Build the ASGI app: the REST API, the web UI and the comet_ml adapter, behind the body limits.
+
+    ``warm_after``: seconds after start-up to build the UI and adapter routes in the background
+    (None: on their first request only).
+    """
     from tallymark.server.compat import comet  # the comet_ml SDK's protocol (docs/comet.md)
 
-    comet.mount(app)  # /clientlib, /api/rest/v2, /clientlib/rest/v2
-    app.include_router(ui.router)  # the web UI at /, after the API so it never shadows it
+    dispatch: _Dispatch | None = None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from tallymark.service.store import open_store
+
+        app.state.store = open_store(settings)
+        timer = None
+        if warm_after is not None and dispatch is not None:
+            timer = threading.Timer(warm_after, dispatch.warm)
+            timer.daemon = True
+            timer.start()
+        try:
+            yield
+        finally:
+            if timer is not None:
+                timer.cancel()
+            app.state.store.close()
+
+    app = FastAPI(
+        title="tallymark",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.user = user
+    _install_error_handlers(app)
+
+    from tallymark.server.routes import artifacts, experiments, health, panels, reads, registry
+
+    for module in (health, experiments, reads, artifacts, registry, panels):
+        app.include_router(module.router, prefix="/api/v1")
+
+    def include_ui(sub: FastAPI) -> None:
+        from tallymark.server import ui
+
+        sub.include_router(ui.router)  # the web UI at /
+
+    dispatch = _Dispatch(app, _Later(app, comet.mount), _Later(app, include_ui), comet.ROOTS)
     uploads = ("/assets", *comet.UPLOAD_SUFFIXES)
     return LimitsMiddleware(
-        app, max_body=settings.max_body_bytes, max_upload=settings.max_asset_bytes, upload_suffix=uploads
+        dispatch, max_body=settings.max_body_bytes, max_upload=settings.max_asset_bytes, upload_suffix=uploads
     )
