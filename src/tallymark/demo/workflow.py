@@ -244,6 +244,8 @@ def run_demo(
 
     import tallymark
     from tallymark.demo import data as demo_data
+    from tallymark.demo import preprocess as demo_preprocess
+    from tallymark.demo import train as demo_train
     from tallymark.demo.lineage import APPROVER, DATASET, MODEL, log_and_register, promote, version_datasets
     from tallymark.demo.preprocess import preprocess
     from tallymark.demo.train import train_xgboost
@@ -297,7 +299,10 @@ def run_demo(
             name="fraud-data-prep",
             tags=[*_COMMON_TAGS, "data-prep"],
             capture_stdout=False,
+            log_code=False,  # the entry point is the CLI; log the code that does the work instead
         ) as prep_exp:
+            for module in (demo_data, demo_preprocess):
+                prep_exp.log_code(module.__file__)
             prep_exp.log_others(dataset)
             logged = version_datasets(prep_exp, frame, prepared, source, data)
             prep_key = prep_exp.get_key()
@@ -321,7 +326,9 @@ def run_demo(
                 name=spec.name,
                 tags=[*_COMMON_TAGS, *spec.tags],
                 capture_stdout=False,
+                log_code=False,
             ) as exp:
+                exp.log_code(demo_train.__file__)
                 exp.log_others(dataset)
                 exp.log_other("model_description", spec.description)
                 result = train_xgboost(prepared, spec.params, exp=exp, on_round=on_round)

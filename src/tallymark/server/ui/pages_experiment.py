@@ -553,6 +553,22 @@ def _artifacts(ctx: Ctx) -> Rendered:
     return parts, False
 
 
+def _node_link(n: dict[str, Any]) -> Markup:
+    """A lineage node, linked to its own page."""
+    from tallymark.server.ui.pages_artifacts import artifact_url
+    from tallymark.server.ui.pages_models import model_url
+
+    if n["kind"] == "experiment" and "key" in n:
+        href = urls.experiment(n["workspace"], n["project"], n["key"], tab="lineage")
+    elif n["kind"] == "artifact_version":
+        href = artifact_url(n["workspace"], n["name"], n["version"])
+    elif n["kind"] == "model_version":
+        href = model_url(n["workspace"], n["name"])
+    else:
+        return el("span", None, n["label"])
+    return el("a", {"href": href}, n["label"])
+
+
 def _lineage(ctx: Ctx) -> Rendered:
     data = _lineage_data(ctx)
     if data is None:
@@ -571,7 +587,7 @@ def _lineage(ctx: Ctx) -> Rendered:
             "div",
             {"class": "lineage-col"},
             el("h3", None, title),
-            [el("div", {"class": f"node node-{n['kind']}"}, n["label"]) for n in items]
+            [el("div", {"class": f"node node-{n['kind']}"}, _node_link(n)) for n in items]
             or el("p", {"class": "muted"}, "none"),
         )
 
