@@ -199,18 +199,25 @@ def experiments_list(
     except TallymarkError as exc:
         _fail(exc.message)
     rows = res["experiments"]
+    # Keys are shown whole (they are what `show`/`compare` take); metric columns fill what is left.
+    room = max(1, (console.width - 32 - 24 - 8 - 12 - 8) // 13)
     metric_cols = (
-        metric or sorted({m for e in rows for m in e.get("metrics", {}) if not m.startswith("sys.")})[:6]
+        metric
+        or sorted({m for e in rows for m in e.get("metrics", {}) if not m.startswith("sys.")})[: min(6, room)]
     )
     table = Table(title=f"{workspace}/{project or '*'} — {res['total']} experiment(s)")
-    for col in ("key", "name", "status", "created", *metric_cols):
-        table.add_column(col, overflow="fold")
+    table.add_column("key", no_wrap=True, min_width=32)
+    table.add_column("name", overflow="fold", max_width=24)
+    table.add_column("status")
+    table.add_column("created", no_wrap=True)
+    for col in metric_cols:
+        table.add_column(col, overflow="fold", justify="right")
     for e in rows:
         table.add_row(
             e["key"],
             e.get("name") or "",
             e["status"],
-            _ms(e["created_at"]),
+            _ms(e["created_at"])[5:16],
             *[_fmt(e.get("metrics", {}).get(m, "")) for m in metric_cols],
         )
     console.print(table)
