@@ -196,16 +196,13 @@ class LocalTransport:
         return self._call(table[op])
 
     def _put_blob(self, sha256: str, path: Path) -> dict[str, Any]:
-        from tallymark.store.blobs import BlobHashMismatch
+        from tallymark.service.files import store_blob
 
-        if self.store.blobs.has(sha256):
-            return {"sha256": sha256, "size": self.store.blobs.size(sha256)}
         with path.open("rb") as f:
             try:
-                chunks = iter(lambda: f.read(1 << 20), b"")
-                sha, size = self.store.blobs.put(chunks, self.settings.max_asset_bytes, sha256)
-            except BlobHashMismatch as exc:
-                raise TallymarkError(f"{path} changed while it was uploaded: {exc}", 422, "invalid") from None
+                sha, size = self._call(store_blob, self.store, iter(lambda: f.read(1 << 20), b""), sha256)
+            except TallymarkError as exc:
+                raise TallymarkError(f"{path}: {exc.message}", exc.status, exc.code) from None
         return {"sha256": sha, "size": size}
 
     def _download_blob(self, sha256: str, dest: Path) -> None:

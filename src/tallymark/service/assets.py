@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import select
 
 from tallymark import jsonvalue
-from tallymark.service.errors import Invalid, NotFound, TooLarge
+from tallymark.service.errors import NotFound, TooLarge
 from tallymark.service.experiments import experiment_row, require_running
+from tallymark.service.files import store_blob
 from tallymark.service.models import AssetMeta, validated
 from tallymark.service.store import Store, now_ms
-from tallymark.store.blobs import BlobHashMismatch, BlobTooLarge
 from tallymark.store.schema import assets
 
 # Served inline only when they cannot run script in a browser; everything else is an attachment.
@@ -47,12 +47,7 @@ def add_asset(
             if done is not None:
                 return done
         require_running(row)
-    try:
-        sha, size = store.blobs.put(chunks, store.settings.max_asset_bytes, m.sha256)
-    except BlobTooLarge as exc:
-        raise TooLarge(str(exc)) from None
-    except BlobHashMismatch as exc:
-        raise Invalid(str(exc)) from None
+    sha, size = store_blob(store, chunks, m.sha256)
     now = now_ms()
     with store.db.write() as conn:
         row = experiment_row(conn, key, for_update=True)

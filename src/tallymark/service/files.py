@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from tallymark import jsonvalue
-from tallymark.service.errors import Invalid
+from tallymark.service.errors import Invalid, TooLarge
 from tallymark.service.models import FileIn
 from tallymark.service.store import Store
 from tallymark.store.schema import files
@@ -71,6 +72,25 @@ def read_files(conn: Connection, owner_kind: str, owner_id: int) -> list[dict[st
         }
         for r in rows
     ]
+
+
+def store_blob(store: Store, chunks: Iterable[bytes], expected_sha256: str | None = None) -> tuple[str, int]:
+    """Stream bytes into the blob store; returns (sha256, size).
+
+    With ``expected_sha256`` the bytes must hash to it (else 422, nothing kept), and a blob already
+    stored under it is not written again (the chunks are then left unread). Over the asset size
+    limit: 413, nothing kept.
+    """
+    from tallymark.store.blobs import BlobHashMismatch, BlobTooLarge
+
+    if expected_sha256 is not None and store.blobs.has(expected_sha256):
+        return expected_sha256, store.blobs.size(expected_sha256)
+    try:
+        return store.blobs.put(chunks, store.settings.max_asset_bytes, expected_sha256)
+    except BlobTooLarge as exc:
+        raise TooLarge(str(exc)) from None
+    except BlobHashMismatch as exc:
+        raise Invalid(str(exc)) from None
 
 
 def missing_blobs(store: Store, shas: list[str]) -> list[str]:

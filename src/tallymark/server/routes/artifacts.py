@@ -11,9 +11,7 @@ from pydantic import BaseModel, Field
 from tallymark.server.identity import Actor
 from tallymark.server.routes.deps import StoreDep, TallyJSON, body_chunks, reply
 from tallymark.service import artifacts, files
-from tallymark.service.errors import Invalid, TooLarge
 from tallymark.service.models import ArtifactVersionIn, Key
-from tallymark.store.blobs import BlobHashMismatch, BlobTooLarge
 
 router = APIRouter(tags=["artifacts"])
 Sha = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
@@ -35,16 +33,10 @@ async def put_blob(sha256: Sha, request: Request, store: StoreDep) -> TallyJSON:
     chunks = body_chunks(request)
 
     def put() -> tuple[str, int]:
-        if store.blobs.has(sha256):
-            for _ in chunks:
-                pass
-            return sha256, store.blobs.size(sha256)
-        try:
-            return store.blobs.put(chunks, store.settings.max_asset_bytes, sha256)
-        except BlobTooLarge as exc:
-            raise TooLarge(str(exc)) from None
-        except BlobHashMismatch as exc:
-            raise Invalid(str(exc)) from None
+        stored = files.store_blob(store, chunks, sha256)
+        for _ in chunks:  # already stored: read the rest of the body so the connection stays usable
+            pass
+        return stored
 
     sha, size = await run_in_threadpool(put)
     return reply({"sha256": sha, "size": size}, 201)

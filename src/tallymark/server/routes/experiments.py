@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -66,4 +66,10 @@ async def upload_asset(
         raise Invalid(f"meta is not valid: {exc}") from None
     chunks = body_chunks(request)
 
-    return reply(await run_in_threadpool(assets.add_asset, store, key, parsed, chunks), 201)
+    def add() -> dict[str, Any]:
+        stored = assets.add_asset(store, key, parsed, chunks)
+        for _ in chunks:  # a replayed upload or a known blob: read the rest so the connection stays usable
+            pass
+        return stored
+
+    return reply(await run_in_threadpool(add), 201)

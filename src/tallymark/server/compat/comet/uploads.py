@@ -27,11 +27,10 @@ from tallymark.server.compat.comet import translate as tr
 from tallymark.server.compat.comet.http import CometError, json_object, ok, router, store_of, unsupported
 from tallymark.server.compat.comet.lifecycle import experiment_key
 from tallymark.server.compat.comet.log import apply
-from tallymark.service import assets, compat_support
+from tallymark.service import assets, compat_support, files
 from tallymark.service.errors import Invalid, TooLarge
 from tallymark.service.models import BATCH_ID_RE, KEY_RE
 from tallymark.service.store import Store
-from tallymark.store.blobs import BlobHashMismatch, BlobTooLarge
 
 clientlib = router()
 rest = router()
@@ -54,12 +53,7 @@ def _read_all(f: BinaryIO, limit: int, what: str) -> bytes:
 
 
 def _put_blob(store: Store, f: BinaryIO) -> tuple[str, int]:
-    try:
-        return store.blobs.put(_chunks(f), store.settings.max_asset_bytes)
-    except BlobTooLarge as exc:
-        raise TooLarge(str(exc)) from None
-    except BlobHashMismatch as exc:  # pragma: no cover - no hash is announced here
-        raise Invalid(str(exc)) from None
+    return files.store_blob(store, _chunks(f))
 
 
 def _flag(value: str | None) -> bool:
