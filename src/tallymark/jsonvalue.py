@@ -102,6 +102,16 @@ def metric_number(value: Any) -> float | int:
     return value
 
 
+def restore_series(series: dict[str, Any]) -> dict[str, Any]:
+    """Turn a metric series read as JSON back into numbers ("NaN" strings → float NaN), in place.
+
+    Series flagged ``"nonfinite": false`` by the server are all numbers already and are left as is.
+    """
+    if series.get("nonfinite", True):
+        series["values"] = [metric_number(v) if isinstance(v, str) else v for v in series["values"]]
+    return series
+
+
 def metric_json(value: float | int) -> Any:
     """Write one metric value for JSON: non-finite floats become strings."""
     if isinstance(value, float) and not math.isfinite(value):

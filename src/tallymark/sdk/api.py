@@ -14,12 +14,6 @@ from tallymark import jsonvalue
 from tallymark.sdk.transport import default_transport
 
 
-def _restore_nonfinite(series: dict[str, Any]) -> dict[str, Any]:
-    if series.get("nonfinite", True):
-        series["values"] = [jsonvalue.metric_number(v) if isinstance(v, str) else v for v in series["values"]]
-    return series
-
-
 class APIExperiment:
     """A stored experiment, read through the transport."""
 
@@ -54,7 +48,7 @@ class APIExperiment:
     def get_metric_series(self, name: str, points: int | None = None) -> dict[str, Any]:
         """One metric as columns: ``{"name", "count", "steps", "values", "timestamps", "epochs"}``;
         with ``points``, downsampled (LTTB) to at most that many. Faster than get_metrics()."""
-        return _restore_nonfinite(self._t.read("metric", key=self.key, name=name, points=points))
+        return jsonvalue.restore_series(self._t.read("metric", key=self.key, name=name, points=points))
 
     def get_metrics(self, name: str | None = None) -> list[dict[str, Any]]:
         """Every point of one metric (or of all metrics), ordered by step."""
@@ -187,7 +181,7 @@ class API:
             return self._t.metric_arrays(list(keys), name, points)
         out = self._t.read("metric_many", keys=list(keys), name=name, points=points)["series"]
         for s in out.values():
-            _restore_nonfinite(s)
+            jsonvalue.restore_series(s)
         return out
 
     def get_artifact(self, workspace: str, name: str, version_or_alias: str | None = None) -> Any:

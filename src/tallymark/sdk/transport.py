@@ -402,9 +402,7 @@ class HttpTransport:
         out = self.read("metric_many", keys=list(keys), name=name, points=points)["series"]
         arrays = {}
         for k, s in out.items():
-            vals = s["values"]
-            if s.get("nonfinite"):
-                vals = [jsonvalue.metric_number(v) if isinstance(v, str) else v for v in vals]
+            vals = jsonvalue.restore_series(s)["values"]
             ints = any(type(v) is int and abs(v) > 2**53 for v in vals)
             epochs = (
                 None
