@@ -33,7 +33,6 @@ class Settings:
     max_item_bytes: int = _setting(16 * MiB, "Largest structured item: table, code, matrix (422).")
     max_points_per_batch: int = _setting(5_000_000, "Most metric points in one batch (422).")
     chunk_points: int = _setting(16_384, "Metric points per stored chunk before a new one starts.")
-    default_downsample: int = _setting(1_000, "Points a chart asks for when it does not say.")
 
     def __post_init__(self) -> None:
         if not isinstance(self.home, Path):  # accept str paths too

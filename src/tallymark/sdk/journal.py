@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -147,9 +147,3 @@ def zip_folder(folder: Path, target: Path) -> Path:
             zf.write(p, p.name)
     os.replace(tmp, target)
     return target
-
-
-def iter_journals(home: Path) -> Iterator[Path]:
-    root = home / "journal"
-    if root.exists():
-        yield from (p for p in sorted(root.iterdir()) if (p / "experiment.json").exists())
