@@ -139,25 +139,24 @@ async def heartbeat(request: Request) -> Any:
     return ok(HEARTBEAT)
 
 
+async def _set_times(request: Request, start_field: str, end_field: str) -> Any:
+    body = await json_object(request)
+    key = experiment_key(body)
+    start = tr.int_or_none(body.get(start_field), start_field)
+    end = tr.int_or_none(body.get(end_field), end_field)
+    await run_in_threadpool(compat_support.set_experiment_times, store_of(request), key, start, end)
+    return ok()
+
+
 @clientlib.post("/status-report/offline-metadata")
 async def offline_times(request: Request) -> Any:
     """An uploaded offline experiment's real start and end times."""
-    body = await json_object(request)
-    key = experiment_key(body)
-    start = tr.int_or_none(body.get("startTimestamp"), "startTimestamp")
-    end = tr.int_or_none(body.get("endTimestamp"), "endTimestamp")
-    await run_in_threadpool(compat_support.set_experiment_times, store_of(request), key, start, end)
-    return ok()
+    return await _set_times(request, "startTimestamp", "endTimestamp")
 
 
 @rest.post("/write/experiment/set-start-end-time")
 async def set_start_end(request: Request) -> Any:
-    body = await json_object(request)
-    key = experiment_key(body)
-    start = tr.int_or_none(body.get("startTimeMillis"), "startTimeMillis")
-    end = tr.int_or_none(body.get("endTimeMillis"), "endTimeMillis")
-    await run_in_threadpool(compat_support.set_experiment_times, store_of(request), key, start, end)
-    return ok()
+    return await _set_times(request, "startTimeMillis", "endTimeMillis")
 
 
 @rest.post("/write/experiment/update-status")
