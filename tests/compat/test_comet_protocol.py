@@ -201,6 +201,47 @@ def test_uploads_become_items_and_assets(client):
     _comet_error(bad, 400, "confusion matrix is not JSON")
 
 
+def test_offline_replay_late_uploads_are_accepted_from_its_own_session_only(client, tmp_path):
+    """``comet upload`` sends the end before its upload threads finish (it did in 2 of 3 runs)."""
+    key, r = _create(client, ws="w", project="offline", offline=True)
+    token = r.json()["runId"]
+    assert token != key  # the import session's token, shown once
+    beat = {"experimentKey": key, "runId": token, "offline": True}
+    client.post("/clientlib/status-report/update", json=beat | {"is_alive": True})
+    client.post("/clientlib/status-report/update", json=beat | {"is_alive": False})
+    times = {"experimentKey": key, "runId": token, "startTimestamp": 1_700_000_000_000,
+             "endTimestamp": 1_700_000_060_000}  # fmt: skip
+    assert client.post("/clientlib/status-report/offline-metadata", json=times).status_code == 200
+    exp = client.get(f"/api/v1/experiments/{key}").json()
+    assert exp["status"] == "ended" and exp["ended_at"] == 1_700_000_060_000  # the archive's end
+
+    # the replay's uploads still in flight: accepted (an asset, a curve, the git patch)
+    assert _upload(client, key, b"late", "late.txt", runId=token).status_code == 200
+    curve = json.dumps({"x": [0, 1], "y": [0, 1], "name": "roc"}).encode()
+    assert _upload(client, key, curve, "roc", type="curve", runId=token).status_code == 200
+    # anyone else (no token, a wrong one, the key itself) gets the ended experiment's refusal
+    for other in ({}, {"runId": "0" * 32}, {"runId": key}):
+        _comet_error(_upload(client, key, b"x", "intruder.txt", **other), 409, "has ended")
+    names = [a["fileName"] for a in client.get(f"/api/v1/experiments/{key}/assets").json()["assets"]]
+    assert names == ["late.txt"]
+
+    # once the lease lapses the experiment is sealed, token or not
+    from sqlalchemy import create_engine, update
+
+    from tallymark.store.schema import experiments
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'srv' / 'tallymark.db'}")
+    with engine.begin() as conn:
+        conn.execute(update(experiments).where(experiments.c.key == key).values(import_until=1))
+    engine.dispose()
+    _comet_error(_upload(client, key, b"x", "too-late.txt", runId=token), 409, "has ended")
+
+    # a plain end (a live run, no session) opens no lease at all
+    live, _ = _create(client)
+    client.post("/clientlib/status-report/update", json={"experimentKey": live, "is_alive": False})
+    _comet_error(_upload(client, live, b"x", "late.txt", runId=live), 409, "has ended")
+
+
 def test_git_patch_is_unzipped_and_merged_with_the_metadata(client):
     key, _ = _create(client)
     meta = {

@@ -34,9 +34,16 @@ def guess_type(file_name: str) -> str:
 
 
 def add_asset(
-    store: Store, key: str, meta: AssetMeta | dict[str, Any], chunks: Iterable[bytes]
+    store: Store,
+    key: str,
+    meta: AssetMeta | dict[str, Any],
+    chunks: Iterable[bytes],
+    session: str | None = None,
 ) -> dict[str, Any]:
-    """Store the bytes (streamed, hashed) and record the asset. Idempotent by ``upload_id``."""
+    """Store the bytes (streamed, hashed) and record the asset. Idempotent by ``upload_id``.
+
+    ``session``: an import session's token (see ``experiments.require_running``).
+    """
     m = validated(AssetMeta, meta)
     if m.metadata is not None and len(jsonvalue.dumps(m.metadata)) > store.settings.max_value_bytes:
         raise TooLarge("the asset's metadata is larger than the value limit")
@@ -46,7 +53,7 @@ def add_asset(
             done = _replayed(conn, row.id, m.upload_id)
             if done is not None:
                 return done
-        require_running(row)
+        require_running(row, session)
     sha, size = store_blob(store, chunks, m.sha256)
     now = now_ms()
     with store.db.write() as conn:
@@ -55,7 +62,7 @@ def add_asset(
             done = _replayed(conn, row.id, m.upload_id)
             if done is not None:
                 return done
-        require_running(row)
+        require_running(row, session, conn)
         res = conn.execute(
             assets.insert().values(
                 experiment_id=row.id,

@@ -20,12 +20,17 @@ from tallymark.store.schema import batches, experiments, items, others, params, 
 
 
 def apply_batch(
-    store: Store, key: str, data: BatchIn | dict[str, Any], series: list[Series] | None = None
+    store: Store,
+    key: str,
+    data: BatchIn | dict[str, Any],
+    series: list[Series] | None = None,
+    session: str | None = None,
 ) -> dict[str, Any]:
     """Apply one batch. A batch_id seen before is acknowledged and ignored (retries are safe).
 
     In-process callers (the SDK's local transport) may pass metric points already as typed
-    ``series`` instead of encoding them into the batch.
+    ``series`` instead of encoding them into the batch. ``session``: an import session's token
+    (see ``experiments.require_running``).
     """
     batch = validated(BatchIn, data)
     s = store.settings
@@ -65,7 +70,7 @@ def apply_batch(
         ).first()
         if seen is not None:
             return {"applied": False, "duplicate": True, "points": 0}
-        require_running(row)
+        require_running(row, session, conn)
         conn.execute(batches.insert().values(experiment_id=eid, batch_id=batch.batch_id, created_at=now))
         if batch.name is not None:
             conn.execute(experiments.update().where(experiments.c.id == eid).values(name=batch.name))

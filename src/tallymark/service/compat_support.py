@@ -67,7 +67,9 @@ def set_experiment_times(
         return experiment_dict(experiment_row(conn, key), store.settings)
 
 
-def merge_item(store: Store, key: str, kind: str, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+def merge_item(
+    store: Store, key: str, kind: str, name: str, fields: dict[str, Any], session: str | None = None
+) -> dict[str, Any]:
     """Merge ``fields`` into the experiment's item ``(kind, name)`` (created when missing).
 
     For facts that arrive in parts (git metadata, then the patch; system details, then the package
@@ -78,7 +80,7 @@ def merge_item(store: Store, key: str, kind: str, name: str, fields: dict[str, A
         raise Invalid(f"{kind} {name!r}: the fields to merge must be an object")
     with store.db.write() as conn:
         row = experiment_row(conn, key, for_update=True)
-        require_running(row)
+        require_running(row, session, conn)
         old = conn.execute(
             select(items.c.data_json)
             .where(items.c.experiment_id == row.id, items.c.kind == kind, items.c.name == name)
@@ -141,6 +143,7 @@ def append_artifact_files(
     version: str,
     data: list[FileIn] | list[dict[str, Any]],
     experiment_key: str,
+    session: str | None = None,
 ) -> dict[str, Any]:
     """Add files to an artifact version while the experiment that produced it is still running.
 
@@ -162,8 +165,12 @@ def append_artifact_files(
                 f"artifact {name!r} {version} was not created by experiment {experiment_key}; "
                 "its files are fixed"
             )
-        if exp.status != "running":
-            raise Conflict(f"artifact {name!r} {version} is complete: experiment {experiment_key} has ended")
+        try:
+            require_running(exp, session, conn)
+        except Conflict:
+            raise Conflict(
+                f"artifact {name!r} {version} is complete: experiment {experiment_key} has ended"
+            ) from None
         fresh = _new_rows(conn, "artifact_version", vid, rows)
         insert_files(conn, "artifact_version", vid, fresh)
         added = sum(r["size"] or 0 for r in fresh)
@@ -183,6 +190,7 @@ def add_model_files(
     data: list[FileIn] | list[dict[str, Any]],
     remote_uri: str | None = None,
     metadata: dict[str, Any] | None = None,
+    session: str | None = None,
 ) -> dict[str, Any]:
     """Create the experiment's model ``model_name`` or add files to it (Comet uploads them one by one)."""
     from tallymark.service.models import ModelIn
@@ -200,7 +208,7 @@ def add_model_files(
         raise TooLarge("the model's metadata is larger than the value limit")
     with store.db.write() as conn:
         row = experiment_row(conn, key, for_update=True)
-        require_running(row)
+        require_running(row, session, conn)
         existing = conn.execute(
             select(experiment_models).where(
                 experiment_models.c.experiment_id == row.id, experiment_models.c.name == spec.name

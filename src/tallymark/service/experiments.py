@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, select
@@ -39,6 +42,8 @@ EXPERIMENT_COLUMNS = (
     experiments.c.user,
     experiments.c.created_at,
     experiments.c.ended_at,
+    experiments.c.import_token,
+    experiments.c.import_until,
     projects.c.name.label("project"),
     workspaces.c.name.label("workspace"),
 )
@@ -124,9 +129,26 @@ def get_experiment(store: Store, key: str) -> dict[str, Any]:
         return experiment_dict(experiment_row(conn, key), store.settings)
 
 
-def require_running(row: Row[Any]) -> None:
-    if row.status != "running":
-        raise Conflict(f"experiment {row.key} has ended; start a new experiment to log more")
+def require_running(row: Row[Any], session: str | None = None, conn: Connection | None = None) -> None:
+    """Refuse a write to an ended experiment, except the late uploads of its own import session.
+
+    ``session`` is the token an offline-archive replay was given at its handshake (see
+    :func:`start_import`). While that session's lease is open, the uploads it started before the
+    archive's end arrived are still accepted; with ``conn`` (a write transaction) each accepted
+    write extends the lease.
+    """
+    if row.status == "running":
+        return
+    now = now_ms()
+    if session is not None and _lease_open(row, session, now):
+        if conn is not None:
+            conn.execute(
+                experiments.update()
+                .where(experiments.c.id == row.id)
+                .values(import_until=now + IMPORT_GRACE_MS)
+            )
+        return
+    raise Conflict(f"experiment {row.key} has ended; start a new experiment to log more")
 
 
 def end_experiment(store: Store, key: str) -> dict[str, Any]:
@@ -136,7 +158,64 @@ def end_experiment(store: Store, key: str) -> dict[str, Any]:
             conn.execute(
                 experiments.update()
                 .where(experiments.c.id == row.id)
-                .values(status="ended", ended_at=now_ms())
+                .values(status="ended", ended_at=now_ms(), import_until=None)
+            )
+        return experiment_dict(experiment_row(conn, key), store.settings)
+
+
+# --- import sessions ------------------------------------------------------------------------------
+# A replayed offline archive (`comet upload`) sends the experiment's end while its file uploads are
+# still in flight on other threads. The end is recorded when it arrives (and the archive's own end
+# time replaces it), and the uploads that the same replay started stay acceptable for a while: the
+# replay proves it is the same session with the token it got at its handshake, which nobody else
+# ever sees (only its SHA-256 is stored). Every accepted late upload extends the lease; after
+# IMPORT_GRACE_MS without one, the experiment is sealed like any other ended experiment.
+
+IMPORT_GRACE_MS = 30 * 60 * 1000
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _lease_open(row: Row[Any], session: str, now: int) -> bool:
+    if row.import_token is None or row.import_until is None or now >= row.import_until:
+        return False
+    return hmac.compare_digest(row.import_token, _token_hash(session))
+
+
+def start_import(store: Store, key: str) -> str:
+    """Start an import session for experiment ``key`` (running); returns its token, shown once."""
+    token = secrets.token_hex(16)
+    with store.db.write() as conn:
+        row = experiment_row(conn, key, for_update=True)
+        require_running(row)
+        conn.execute(
+            experiments.update()
+            .where(experiments.c.id == row.id)
+            .values(import_token=_token_hash(token), import_until=None)
+        )
+    return token
+
+
+def end_import(store: Store, key: str, session: str | None) -> dict[str, Any]:
+    """End the experiment as its import session asks; that session's late uploads stay acceptable.
+
+    Without the session's token this is a plain :func:`end_experiment`.
+    """
+    with store.db.write() as conn:
+        row = experiment_row(conn, key, for_update=True)
+        if row.status == "running":
+            now = now_ms()
+            ours = (
+                session is not None
+                and row.import_token is not None
+                and hmac.compare_digest(row.import_token, _token_hash(session))
+            )
+            conn.execute(
+                experiments.update()
+                .where(experiments.c.id == row.id)
+                .values(status="ended", ended_at=now, import_until=now + IMPORT_GRACE_MS if ours else None)
             )
         return experiment_dict(experiment_row(conn, key), store.settings)
 

@@ -61,6 +61,11 @@ experiments = Table(
     Column("user", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("ended_at", BigInteger, nullable=True),
+    # An offline archive being replayed (Comet's `comet upload`): the SHA-256 of the import session's
+    # token, and until when (ms) that session may still add what it was uploading after the archive's
+    # end arrived. See tallymark.service.experiments (import sessions).
+    Column("import_token", String(64), nullable=True),
+    Column("import_until", BigInteger, nullable=True),
     Index("ix_experiments_project_created", "project_id", "created_at"),
 )
 

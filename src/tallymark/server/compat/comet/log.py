@@ -23,9 +23,11 @@ clientlib = router()
 rest = router()
 
 
-def apply(store: Store, key: str, kind: str, raw: Any, **fields: Any) -> dict[str, Any]:
+def apply(
+    store: Store, key: str, kind: str, raw: Any, session: str | None = None, **fields: Any
+) -> dict[str, Any]:
     body = {"batch_id": tr.batch_id(kind, key, raw)} | {k: v for k, v in fields.items() if v}
-    return batch.apply_batch(store, key, body)
+    return batch.apply_batch(store, key, body, session=session)
 
 
 def log_metrics(store: Store, key: str, points: list[dict[str, Any]], raw: Any) -> None:

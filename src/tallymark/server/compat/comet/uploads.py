@@ -99,6 +99,7 @@ def _store_upload(
         file_name = f"{ctype}-{asset_id[:12] or 'asset'}.txt"
     step = tr.int_or_none(q.get("step"), "step")
     settings = store.settings
+    session = q.get("runId")  # an import session's token (lifecycle.py); else the key, which opens nothing
     if q.get("artifactVersionId"):
         ws, name, version = tr.parse_id("av", q["artifactVersionId"], 3)
         spec: dict[str, Any] = {"logical_path": file_name, "metadata": metadata}
@@ -108,7 +109,7 @@ def _store_upload(
             spec["sha256"], spec["size"] = _put_blob(store, f)
         else:
             raise CometError(400, "the upload has no 'file' part")
-        compat_support.append_artifact_files(store, ws, name, version, [spec], key)
+        compat_support.append_artifact_files(store, ws, name, version, [spec], key, session)
         return {"assetId": tr.artifact_file_id(ws, name, version, file_name)}
     if link is not None:
         raise unsupported(
@@ -126,7 +127,7 @@ def _store_upload(
             item = tr.curve_item(data, q.get("fileName"), step, _flag(q.get("overwrite")))
         else:
             item = tr.code_item(data, q.get("fileName"))
-        apply(store, key, "upload", raw_id, items=[item])
+        apply(store, key, "upload", raw_id, session, items=[item])
         return {"assetId": asset_id}
     if ctype == "model-element":
         model = q.get("groupingName")
@@ -134,14 +135,14 @@ def _store_upload(
             raise CometError(400, "a model file needs 'groupingName' (the model's name)")
         sha, size = _put_blob(store, f)
         spec = {"logical_path": file_name, "sha256": sha, "size": size, "metadata": metadata}
-        compat_support.add_model_files(store, key, model, [spec])
+        compat_support.add_model_files(store, key, model, [spec], session=session)
         return {"assetId": asset_id}
     if ctype not in ("asset", "all"):
         metadata = dict(metadata or {}) | {tr.COMET_TYPE_KEY: ctype}
     meta: dict[str, Any] = {"file_name": file_name, "step": step, "metadata": metadata}
     if asset_id and BATCH_ID_RE.match(asset_id):
         meta["upload_id"] = asset_id
-    out = assets.add_asset(store, key, meta, _chunks(f))
+    out = assets.add_asset(store, key, meta, _chunks(f), session)
     if (
         ctype in ("asset", "dataframe")
         and out["fileSize"] <= settings.max_item_bytes
@@ -150,7 +151,7 @@ def _store_upload(
         table = tr.table_item(_read_all(f, settings.max_item_bytes, "table"), file_name)
         if table is not None:
             try:
-                apply(store, key, "table", raw_id, items=[table])
+                apply(store, key, "table", raw_id, session, items=[table])
             except (Invalid, TooLarge):
                 pass  # not a table after all: the asset is what was asked for
     return {"assetId": str(out["assetId"])}
@@ -186,10 +187,11 @@ async def api_upload(request: Request) -> Any:
     return await _upload(request, "experimentKey")
 
 
-def _store_patch(store: Store, key: str, f: BinaryIO) -> None:
+def _store_patch(store: Store, key: str, f: BinaryIO, session: str | None) -> None:
     limit = store.settings.max_item_bytes
     diff = tr.git_patch_text(_read_all(f, limit, "git patch"), limit)
-    compat_support.merge_item(store, key, "git", "git", {"diff": diff, "is_dirty": bool(diff.strip())})
+    fields = {"diff": diff, "is_dirty": bool(diff.strip())}
+    compat_support.merge_item(store, key, "git", "git", fields, session)
 
 
 async def _patch(request: Request, key_param: str) -> Any:
@@ -200,7 +202,8 @@ async def _patch(request: Request, key_param: str) -> Any:
     if upload is None:
         raise CometError(400, "the upload has no 'file' part")
     try:
-        await run_in_threadpool(_store_patch, store_of(request), key, upload.file)
+        session = request.query_params.get("runId")
+        await run_in_threadpool(_store_patch, store_of(request), key, upload.file, session)
     finally:
         await upload.close()
     return ok()
