@@ -106,10 +106,10 @@ def test_files_must_be_uploaded_first(store):
 def _model_pipeline(store):
     prep = _exp(store, "prep")
     raw = _dataset(store, prep, "raw")
-    artifacts.get_artifact_version(store, "risk", "fraud-dataset", "raw", consumer_key=prep)
+    artifacts.consume_artifact_version(store, "risk", "fraud-dataset", "raw", prep)
     pre = _dataset(store, prep, "preprocessed", data=b"scaled")
     train = _exp(store, "train")
-    artifacts.get_artifact_version(store, "risk", "fraud-dataset", "preprocessed", consumer_key=train)
+    artifacts.consume_artifact_version(store, "risk", "fraud-dataset", "preprocessed", train)
     registry.log_model(
         store,
         train,

@@ -306,6 +306,7 @@ def test_artifact_steps_lineage_and_errors(client):
     got = client.get(
         "/api/rest/v2/artifacts/version",
         params={"artifactName": "data", "versionOrAlias": "raw", "consumerExperimentKey": consumer},
+        headers=KEY_HEADERS,
     )
     assert got.status_code == 200, got.text
     v = got.json()

@@ -61,6 +61,7 @@ def test_artifact_files_arrive_after_the_version(store):
         "data",
         {"artifact_type": "dataset", "experiment_key": producer, "aliases": ["raw"]},
         "alice",
+        open_for_files=True,
     )
     assert v["version"] == "1.0.0" and v["files"] == []
     sha = _blob(store, b"hello")
@@ -79,8 +80,8 @@ def test_artifact_files_arrive_after_the_version(store):
         compat_support.append_artifact_files(
             store, "w", "data", "1.0.0", [{"logical_path": "b", "sha256": "0" * 64}], producer
         )
-    experiments.end_experiment(store, producer)
-    with pytest.raises(Conflict, match="complete"):
+    experiments.end_experiment(store, producer)  # its versions are closed with it
+    with pytest.raises(Conflict, match="is closed"):
         compat_support.append_artifact_files(
             store, "w", "data", "1.0.0", [{"logical_path": "late.txt", "uri": "s3://b/l"}], producer
         )

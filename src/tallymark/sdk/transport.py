@@ -159,7 +159,7 @@ class LocalTransport:
             "artifact_version": lambda: artifacts.get_artifact_version(
                 s, kw["workspace"], kw["name"], kw.get("version_or_alias")
             ),
-            "consume_artifact": lambda: artifacts.get_artifact_version(
+            "consume_artifact": lambda: artifacts.consume_artifact_version(
                 s, kw["workspace"], kw["name"], kw.get("version_or_alias"), kw["experiment_key"]
             ),
             "list_artifacts": lambda: artifacts.list_artifacts(s, kw["workspace"]),

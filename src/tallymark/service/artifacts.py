@@ -13,7 +13,7 @@ from sqlalchemy import Connection, delete, func, select
 from tallymark import jsonvalue
 from tallymark.service import lineage
 from tallymark.service.errors import Conflict, Invalid, NotFound
-from tallymark.service.experiments import _workspace_id, experiment_row
+from tallymark.service.experiments import _workspace_id, experiment_row, require_running
 from tallymark.service.files import check_files, insert_files, read_files
 from tallymark.service.models import SEMVER_RE, ArtifactVersionIn, validated
 from tallymark.service.store import Store, now_ms
@@ -28,9 +28,18 @@ from tallymark.store.schema import (
 
 
 def log_artifact_version(
-    store: Store, workspace: str, name: str, data: ArtifactVersionIn | dict[str, Any], actor: str
+    store: Store,
+    workspace: str,
+    name: str,
+    data: ArtifactVersionIn | dict[str, Any],
+    actor: str,
+    open_for_files: bool = False,
 ) -> dict[str, Any]:
-    """Create the next (or the given) version of an artifact, its files, aliases and lineage."""
+    """Create the next (or the given) version of an artifact, its files, aliases and lineage.
+
+    The version is closed (its files and metadata final) at once, unless ``open_for_files``: then
+    its producing experiment adds the files afterwards (Comet's upload steps) until it is closed.
+    """
     from tallymark.service.models import (
         ScopeName,  # noqa: F401 - name rules live there
         _scope_name,
@@ -50,7 +59,11 @@ def log_artifact_version(
     with store.db.write() as conn:
         exp_id = None
         if spec.experiment_key is not None:
-            exp_id = experiment_row(conn, spec.experiment_key).id
+            producer = experiment_row(conn, spec.experiment_key)
+            require_running(producer)
+            exp_id = producer.id
+        elif open_for_files:
+            raise Invalid("a version whose files follow needs the experiment that uploads them")
         ws = _workspace_id(conn, workspace, create=True)
         art = conn.execute(
             select(artifacts).where(artifacts.c.workspace_id == ws, artifacts.c.name == name)
@@ -89,6 +102,7 @@ def log_artifact_version(
                 size=sum(r["size"] or 0 for r in rows),
                 created_at=now,
                 created_by=actor,
+                closed_at=None if open_for_files else now,
             )
         ).inserted_primary_key[0]
         insert_files(conn, "artifact_version", vid, rows)
@@ -188,21 +202,76 @@ def version_dict(conn: Connection, vid: int, with_files: bool = True) -> dict[st
 
 
 def get_artifact_version(
-    store: Store,
-    workspace: str,
-    name: str,
-    version_or_alias: str | None = None,
-    consumer_key: str | None = None,
+    store: Store, workspace: str, name: str, version_or_alias: str | None = None
 ) -> dict[str, Any]:
-    """One version (latest when none is named); with ``consumer_key``, records "consumed" lineage."""
-    if consumer_key is None:
-        with store.db.read() as conn:
-            return version_dict(conn, _resolve(conn, workspace, name, version_or_alias))
+    """One version (latest when none is named). Reads only; see :func:`consume_artifact_version`."""
+    with store.db.read() as conn:
+        return version_dict(conn, _resolve(conn, workspace, name, version_or_alias))
+
+
+def consume_artifact_version(
+    store: Store, workspace: str, name: str, version_or_alias: str | None, consumer_key: str
+) -> dict[str, Any]:
+    """Record that the running experiment ``consumer_key`` uses this version ("consumed" lineage)."""
     with store.db.write() as conn:
         vid = _resolve(conn, workspace, name, version_or_alias)
-        eid = experiment_row(conn, consumer_key).id
-        lineage.add_edge(conn, "artifact_version", vid, "experiment", eid, "consumed")
+        consumer = experiment_row(conn, consumer_key)
+        require_running(consumer)
+        lineage.add_edge(conn, "artifact_version", vid, "experiment", consumer.id, "consumed")
         return version_dict(conn, vid)
+
+
+def close_artifact_version(
+    store: Store, workspace: str, name: str, version: str, experiment_key: str
+) -> dict[str, Any]:
+    """The producing experiment says all files arrived (Comet's ``CLOSED``); closing twice is fine."""
+    with store.db.write() as conn:
+        vid = _resolve(conn, workspace, name, version)
+        v = conn.execute(select(artifact_versions).where(artifact_versions.c.id == vid)).one()
+        exp = experiment_row(conn, experiment_key)
+        if v.source_experiment_id != exp.id:
+            raise Conflict(f"artifact {name!r} {version} was not created by experiment {experiment_key}")
+        if v.closed_at is None:
+            conn.execute(
+                artifact_versions.update().where(artifact_versions.c.id == vid).values(closed_at=now_ms())
+            )
+        return version_dict(conn, vid)
+
+
+def abandon_artifact_version(
+    store: Store, workspace: str, name: str, version: str, experiment_key: str, session: str | None = None
+) -> dict[str, Any]:
+    """The producing experiment's upload of a version failed (Comet's ``ERROR``): the partial version
+    goes, so nobody consumes it. Only the experiment still uploading it may do this: a version made
+    elsewhere, a closed one, or one with consumers is refused."""
+    with store.db.write() as conn:
+        vid = _resolve(conn, workspace, name, version)
+        v = conn.execute(select(artifact_versions).where(artifact_versions.c.id == vid)).one()
+        exp = experiment_row(conn, experiment_key)
+        if v.source_experiment_id != exp.id:
+            raise Conflict(f"artifact {name!r} {version} was not created by experiment {experiment_key}")
+        if v.closed_at is not None:
+            raise Conflict(f"artifact {name!r} {version} is closed; its files are final")
+        require_running(exp, session)
+        _refuse_if_consumed(conn, vid, name, version)
+        _delete_version(conn, vid)
+        return {"deleted": f"{name}:{version}"}
+
+
+def _refuse_if_consumed(conn: Connection, vid: int, name: str, version: str) -> None:
+    consumers = lineage.neighbours(conn, "artifact_version", vid, "downstream")
+    if consumers:
+        who = ", ".join(c.get("label") or c.get("ref") or str(c.get("id")) for c in consumers[:5])
+        raise Conflict(
+            f"artifact {name!r} {version} is an input of {len(consumers)} experiment(s) ({who}); "
+            "it is kept for their lineage"
+        )
+
+
+def _delete_version(conn: Connection, vid: int) -> None:
+    conn.execute(delete(artifact_aliases).where(artifact_aliases.c.version_id == vid))
+    conn.execute(delete(files).where(files.c.owner_kind == "artifact_version", files.c.owner_id == vid))
+    conn.execute(artifact_versions.update().where(artifact_versions.c.id == vid).values(deleted_at=now_ms()))
 
 
 def list_artifacts(store: Store, workspace: str) -> list[dict[str, Any]]:
@@ -258,12 +327,13 @@ def list_versions(store: Store, workspace: str, name: str) -> list[dict[str, Any
 
 
 def delete_artifact_version(store: Store, workspace: str, name: str, version: str) -> dict[str, Any]:
-    """Delete a version: its files and aliases go; blobs stay until `tallymark gc` finds them unused."""
+    """Delete a version: its files and aliases go; blobs stay until `tallymark gc` finds them unused.
+
+    Refused while an experiment that consumed it is kept: the lineage of what was trained on it
+    (a production model's training data and its hashes, above all) must survive.
+    """
     with store.db.write() as conn:
         vid = _resolve(conn, workspace, name, version)
-        conn.execute(delete(artifact_aliases).where(artifact_aliases.c.version_id == vid))
-        conn.execute(delete(files).where(files.c.owner_kind == "artifact_version", files.c.owner_id == vid))
-        conn.execute(
-            artifact_versions.update().where(artifact_versions.c.id == vid).values(deleted_at=now_ms())
-        )
+        _refuse_if_consumed(conn, vid, name, version)
+        _delete_version(conn, vid)
         return {"deleted": f"{name}:{version}"}

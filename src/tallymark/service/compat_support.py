@@ -15,7 +15,12 @@ from sqlalchemy import delete, select
 
 from tallymark import jsonvalue
 from tallymark.service.errors import Conflict, Invalid, TooLarge
-from tallymark.service.experiments import experiment_dict, experiment_row, require_running
+from tallymark.service.experiments import (
+    close_open_versions,
+    experiment_dict,
+    experiment_row,
+    require_running,
+)
 from tallymark.service.files import check_files, insert_files
 from tallymark.service.models import FileIn, validated
 from tallymark.service.store import Store, now_ms
@@ -26,6 +31,8 @@ from tallymark.store.schema import (
     experiments,
     files,
     items,
+    model_versions,
+    registered_models,
 )
 
 # Earliest and latest plausible experiment times (2000-01-01 and 2200-01-01, in ms).
@@ -33,12 +40,19 @@ _MIN_MS, _MAX_MS = 946_684_800_000, 7_258_118_400_000
 
 
 def reopen_experiment(store: Store, key: str) -> dict[str, Any]:
-    """Mark an ended experiment running again (Comet's ``ExistingExperiment`` resumes ended runs)."""
+    """Mark an ended experiment running again (Comet's ``ExistingExperiment`` resumes ended runs).
+
+    What the earlier session made stays final: its artifact versions are closed, its registered
+    models frozen; the resumed session can only add new things.
+    """
     with store.db.write() as conn:
         row = experiment_row(conn, key, for_update=True)
         if row.status != "running":
+            close_open_versions(conn, row.id, now_ms())
             conn.execute(
-                experiments.update().where(experiments.c.id == row.id).values(status="running", ended_at=None)
+                experiments.update()
+                .where(experiments.c.id == row.id)
+                .values(status="running", ended_at=None, import_until=None)
             )
         return experiment_dict(experiment_row(conn, key), store.settings)
 
@@ -165,6 +179,8 @@ def append_artifact_files(
                 f"artifact {name!r} {version} was not created by experiment {experiment_key}; "
                 "its files are fixed"
             )
+        if v.closed_at is not None:
+            raise Conflict(f"artifact {name!r} {version} is closed; its files are final (log a new version)")
         try:
             require_running(exp, session, conn)
         except Conflict:
@@ -214,6 +230,18 @@ def add_model_files(
                 experiment_models.c.experiment_id == row.id, experiment_models.c.name == spec.name
             )
         ).first()
+        if existing is not None:
+            registered = conn.execute(
+                select(model_versions.c.version, registered_models.c.name)
+                .join(registered_models, registered_models.c.id == model_versions.c.registered_model_id)
+                .where(model_versions.c.experiment_model_id == existing.id)
+            ).first()
+            if registered is not None:
+                raise Conflict(
+                    f"model {spec.name!r} of experiment {key} is registered as {registered.name} "
+                    f"{registered.version}; a registered version's files and metadata are final "
+                    "(log the new files as a new model and register that)"
+                )
         if existing is None:
             mid = conn.execute(
                 experiment_models.insert().values(

@@ -13,7 +13,7 @@ from tallymark.service.errors import Conflict, NotFound
 from tallymark.service.models import ExperimentCreate, validated
 from tallymark.service.store import Store, now_ms
 from tallymark.store.db import upsert
-from tallymark.store.schema import experiments, projects, tags, workspaces
+from tallymark.store.schema import artifact_versions, experiments, projects, tags, workspaces
 
 
 def _workspace_id(conn: Connection, name: str, create: bool) -> int | None:
@@ -152,15 +152,31 @@ def require_running(row: Row[Any], session: str | None = None, conn: Connection 
 
 
 def end_experiment(store: Store, key: str) -> dict[str, Any]:
+    """End the experiment: nothing more is logged to it, and its artifact versions are closed."""
     with store.db.write() as conn:
         row = experiment_row(conn, key, for_update=True)
         if row.status == "running":
+            now = now_ms()
             conn.execute(
                 experiments.update()
                 .where(experiments.c.id == row.id)
-                .values(status="ended", ended_at=now_ms(), import_until=None)
+                .values(status="ended", ended_at=now, import_until=None)
             )
+            close_open_versions(conn, row.id, now)
         return experiment_dict(experiment_row(conn, key), store.settings)
+
+
+def close_open_versions(conn: Connection, experiment_id: int, now: int) -> None:
+    """Close every artifact version the experiment was still adding files to: once it ends (or a
+    later session reopens it), those versions' files and metadata are final."""
+    conn.execute(
+        artifact_versions.update()
+        .where(
+            artifact_versions.c.source_experiment_id == experiment_id,
+            artifact_versions.c.closed_at.is_(None),
+        )
+        .values(closed_at=now)
+    )
 
 
 # --- import sessions ------------------------------------------------------------------------------
@@ -217,6 +233,8 @@ def end_import(store: Store, key: str, session: str | None) -> dict[str, Any]:
                 .where(experiments.c.id == row.id)
                 .values(status="ended", ended_at=now, import_until=now + IMPORT_GRACE_MS if ours else None)
             )
+            if not ours:  # a replay's versions stay open for its late uploads until its lease ends
+                close_open_versions(conn, row.id, now)
         return experiment_dict(experiment_row(conn, key), store.settings)
 
 

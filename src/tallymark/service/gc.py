@@ -11,10 +11,12 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from tallymark.service import lineage
 from tallymark.service.errors import Conflict
 from tallymark.service.experiments import experiment_row
 from tallymark.service.store import Store
 from tallymark.store.schema import (
+    artifact_versions,
     assets,
     batches,
     experiment_models,
@@ -48,6 +50,18 @@ def delete_experiment(store: Store, key: str) -> dict[str, Any]:
             ).first()
         ):
             raise Conflict(f"experiment {key} has registered model versions; it is kept for their lineage")
+        produced = conn.execute(
+            select(artifact_versions.c.id).where(
+                artifact_versions.c.source_experiment_id == eid, artifact_versions.c.deleted_at.is_(None)
+            )
+        ).scalars()
+        for vid in list(produced):
+            consumers = lineage.neighbours(conn, "artifact_version", vid, "downstream")
+            if any(c["ref"] != f"experiment:{key}" for c in consumers):
+                raise Conflict(
+                    f"experiment {key} produced {lineage.describe(conn, 'artifact_version', vid)['label']}, "
+                    f"an input of {consumers[0]['label']}; it is kept for that lineage"
+                )
         conn.execute(delete(files).where(files.c.owner_kind == "model", files.c.owner_id.in_(model_ids)))
         for table in (
             experiment_models,
@@ -67,8 +81,6 @@ def delete_experiment(store: Store, key: str) -> dict[str, Any]:
                 | ((lineage_edges.c.dst_kind == "experiment") & (lineage_edges.c.dst_id == eid))
             )
         )
-        from tallymark.store.schema import artifact_versions
-
         conn.execute(
             artifact_versions.update()
             .where(artifact_versions.c.source_experiment_id == eid)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-SCHEMA_HEAD = "0003_import_sessions"
-KNOWN_REVISIONS = ("0001_initial", "0002_artifacts_registry", "0003_import_sessions")
+SCHEMA_HEAD = "0004_closed_versions"
+KNOWN_REVISIONS = ("0001_initial", "0002_artifacts_registry", "0003_import_sessions", "0004_closed_versions")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 

@@ -221,6 +221,10 @@ artifact_versions = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("created_by", String(200), nullable=False),
     Column("deleted_at", BigInteger, nullable=True),
+    # When the version's files became final (see docs/artifacts.md, "What cannot change"): at
+    # creation for a version logged whole, else when Comet's upload says CLOSED or the producing
+    # experiment ends or is reopened. A closed version's files and metadata never change.
+    Column("closed_at", BigInteger, nullable=True),
     UniqueConstraint("artifact_id", "version"),
 )
 

@@ -78,7 +78,7 @@ def consume(
     version_or_alias: Annotated[str | None, Body(embed=True, max_length=100)] = None,
 ) -> TallyJSON:
     """Fetch a version for an experiment and record that the experiment consumed it (lineage)."""
-    return reply(artifacts.get_artifact_version(store, workspace, name, version_or_alias, experiment_key))
+    return reply(artifacts.consume_artifact_version(store, workspace, name, version_or_alias, experiment_key))
 
 
 @router.delete("/workspaces/{workspace}/artifacts/{name}/versions/{version}")

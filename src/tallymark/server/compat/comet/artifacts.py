@@ -4,8 +4,14 @@ Comet logs an artifact in steps: ``write/artifacts/upsert`` creates the version 
 and records that the experiment produced it), the files follow one by one (local files as uploads
 with ``artifactVersionId``, remote ones in ``write/artifact/assets/remote/batch``), and
 ``write/artifacts/state`` says ``CLOSED`` when all arrived (``ERROR`` when one failed: the version is
-then deleted so nobody consumes a partial version). Fetching a version for an experiment
-(``consumerExperimentKey``) records that the experiment consumed it.
+then deleted so nobody consumes a partial version — only by the experiment still uploading it, and
+only while nobody consumed it). Once closed, or once its experiment ends, a version's files are final.
+
+Fetching a version for an experiment (``GET artifacts/version?consumerExperimentKey=``) records that
+the running experiment consumed it. This is the one GET of tallymark's that writes: comet_ml has no
+other call for it, and without it the lineage of every model trained from a Comet artifact would be
+lost. It only appends a lineage fact, and only for a request carrying the client's API key header
+(which a cross-site page cannot make a browser send).
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ def _upsert(store: Store, body: dict[str, Any], key: str, who: str) -> dict[str,
         "files": [],
         "experiment_key": key,
     }
-    v = artifacts.log_artifact_version(store, workspace, name, spec, who)
+    v = artifacts.log_artifact_version(store, workspace, name, spec, who, open_for_files=True)
     return {
         "artifactId": tr.artifact_id(workspace, name),
         "artifactVersionId": tr.artifact_version_id(workspace, name, v["version"]),
@@ -73,11 +79,12 @@ async def upsert(request: Request) -> Any:
 
 def _state(store: Store, body: dict[str, Any]) -> None:
     ws, name, version = tr.parse_id("av", body.get("artifactVersionId"), 3)
+    key = experiment_key(body)
     state = str(body.get("state") or "").upper()
     if state == "CLOSED":
-        artifacts.get_artifact_version(store, ws, name, version)
+        artifacts.close_artifact_version(store, ws, name, version, key)
     elif state == "ERROR":
-        artifacts.delete_artifact_version(store, ws, name, version)
+        artifacts.abandon_artifact_version(store, ws, name, version, key)
     else:
         raise CometError(400, f"artifact state {state!r} is not supported (CLOSED or ERROR)")
 
@@ -127,11 +134,20 @@ def _name_param(q: dict[str, str]) -> str | None:
     return unquote(raw) if raw else None
 
 
-def _find(store: Store, q: dict[str, str]) -> dict[str, Any]:
-    """A version by id, or by workspace, name and version/alias; records consumption when asked."""
+def _find(store: Store, q: dict[str, str], client: bool = False) -> dict[str, Any]:
+    """A version by id, or by workspace, name and version/alias; records consumption when asked
+    (``client``: the request carries the API key header, see the module docstring)."""
     consumer = q.get("consumerExperimentKey") or None
     if consumer is not None and not KEY_RE.match(consumer):
         raise CometError(400, f"consumerExperimentKey {consumer!r} is not a tallymark experiment key")
+    if consumer is not None and not client:
+        raise CometError(400, "recording that an experiment consumed an artifact needs the API key header")
+
+    def fetch(version: str | None) -> dict[str, Any]:
+        if consumer is None:
+            return artifacts.get_artifact_version(store, ws, name, version)
+        return artifacts.consume_artifact_version(store, ws, name, version, consumer)
+
     if q.get("versionId"):
         ws, name, version = tr.parse_id("av", q["versionId"], 3)
         wanted: str | None = version
@@ -148,24 +164,26 @@ def _find(store: Store, q: dict[str, str]) -> dict[str, Any]:
         wanted = q.get("version") or q.get("versionOrAlias") or q.get("alias") or None
     if wanted == "latest":
         try:
-            return artifacts.get_artifact_version(store, ws, name, wanted, consumer)
+            return fetch(wanted)
         except NotFound:
             wanted = None
     try:
-        return artifacts.get_artifact_version(store, ws, name, wanted, consumer)
+        return fetch(wanted)
     except NotFound as exc:
         raise CometError(404, exc.message, tr.ARTIFACT_NOT_FOUND) from None
 
 
 @rest.get("/artifacts/version")
 async def version(request: Request) -> Any:
-    v = await run_in_threadpool(_find, store_of(request), dict(request.query_params))
+    client = bool(request.headers.get("authorization"))
+    v = await run_in_threadpool(_find, store_of(request), dict(request.query_params), client)
     return ok(tr.artifact_version_out(v))
 
 
 @rest.get("/artifacts/version/files")
 async def version_files(request: Request) -> Any:
-    v = await run_in_threadpool(_find, store_of(request), dict(request.query_params))
+    client = bool(request.headers.get("authorization"))
+    v = await run_in_threadpool(_find, store_of(request), dict(request.query_params), client)
     return ok({"files": tr.artifact_files_out(v)})
 
 

@@ -219,19 +219,15 @@ async def set_status(request: Request) -> Any:
     return ok()
 
 
-def _add_tag(store: Store, item: str | None, tag: str | None) -> None:
-    ws, name, version = tr.parse_id("mv", item, 3)
-    if not tag:
-        raise CometError(400, "give the tag (stage)")
-    registry.add_tag(store, ws, name, version, tag)
-
-
 @rest.get("/write/registry-model/item/stage")
-async def add_tag(request: Request) -> Any:
-    """``Model.add_tag``."""
-    q = request.query_params
-    await run_in_threadpool(_add_tag, store_of(request), q.get("modelItemId"), q.get("stage"))
-    return ok()
+async def add_tag() -> Any:
+    """``Model.add_tag`` is a GET in comet_ml's protocol: a GET never changes state in tallymark (a
+    link on any web page could otherwise tag a model), so it is refused with the way that works."""
+    raise unsupported(
+        "Tagging a model version with Model.add_tag (comet_ml sends it as a GET, and a GET never "
+        "changes anything in tallymark)",
+        "pass tags=[...] to register_model, or tallymark.API().get_model(ws, name).add_tag(version, tag)",
+    )
 
 
 def _download_instructions(store: Store, q: Any) -> dict[str, Any]:
