@@ -50,6 +50,8 @@ AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
         (["--client-secret=x"], ["--client-secret=***"]),
         (["--credentials", "user:pw"], ["--credentials", "***"]),
         (["--key", "k"], ["--key", "***"]),
+        (["--http-auth", "user:pw"], ["--http-auth", "***"]),
+        (["--ssh-passphrase=x"], ["--ssh-passphrase=***"]),
         (["-password", "x"], ["-password", "***"]),
         (["--aws-secret-access-key", AWS_SECRET], ["--aws-secret-access-key", "***"]),
         (["db.password=hunter2"], ["db.password=***"]),
@@ -89,6 +91,7 @@ def test_argv_form_is_redacted(argv: list[str], expected: list[str]) -> None:
         ["--tokenizer", "gpt2"],
         ["--token-limit", "100"],
         ["--monkey", "1"],
+        ["--author", "me"],
         ["--learning-rate=0.1"],
         ["--secret"],  # a boolean flag at the end: nothing to hide
         ["--token", "--lr", "0.1"],  # the next argument is a flag, not the token

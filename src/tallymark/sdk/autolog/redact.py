@@ -17,12 +17,13 @@ The rule (docs/sdk.md, "What is redacted", says the same for users):
 
 * A *name* (a flag, a ``name=value`` argument, a URL query parameter, an environment variable) is
   split into words at ``-``, ``_``, ``.`` and camelCase boundaries. It is secret when a word contains
-  ``secret``, ``password``, ``passwd`` or ``credential``; or when its **last** word is ``key`` or
-  ``token`` (or ``apikey``, ``accesstoken`` …). "Last word" keeps ``--key-column``,
-  ``--max-tokens``, ``--token-limit``, ``--keep-going`` and ``--tokenizer`` readable while
-  ``--api-key``, ``--hf-token`` and ``--key`` are redacted. Environment variables are stricter: *any*
-  word ``KEY`` or ``TOKEN`` counts (``AWS_ACCESS_KEY_ID``, ``HF_TOKEN_PATH``), because a variable name
-  says what it holds. URL query parameters also count ``sig`` and ``signature`` (``X-Amz-Signature``).
+  ``secret``, ``password``, ``passwd``, ``passphrase`` or ``credential``; or when its **last** word is
+  ``key``, ``token`` or ``auth`` (or ``apikey``, ``accesstoken`` …). "Last word" keeps
+  ``--key-column``, ``--max-tokens``, ``--token-limit``, ``--keep-going`` and ``--tokenizer``
+  readable while ``--api-key``, ``--hf-token``, ``--http-auth`` and ``--key`` are redacted.
+  Environment variables are stricter: *any* word ``KEY``, ``TOKEN`` or ``AUTH`` counts
+  (``AWS_ACCESS_KEY_ID``, ``HF_TOKEN_PATH``), because a variable name says what it holds. URL query
+  parameters also count ``sig`` and ``signature`` (``X-Amz-Signature``).
 * A secret flag's value is replaced: ``--api-key=…`` and ``--api-key …`` (the next argument, unless it
   is itself a flag), ``name=…`` (Hydra-style overrides such as ``db.password=…``).
 * Anywhere in any captured string: tallymark API keys (``tm_`` + 40 letters and digits), AWS access
@@ -57,8 +58,8 @@ __all__ = [
 #: What a redacted value is replaced with.
 MARK = "***"
 
-_STRONG = ("secret", "password", "passwd", "credential")
-_WEAK = frozenset({"key", "token"})
+_STRONG = ("secret", "password", "passwd", "passphrase", "credential")
+_WEAK = frozenset({"key", "token", "auth"})
 # Compound last words ("apikey", "authToken" written as one word) that still name a key or token.
 _WEAK_PREFIXES = (
     "api",
