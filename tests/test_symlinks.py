@@ -130,3 +130,37 @@ def test_artifact_add_refuses_a_symlink_out_of_the_folder(tmp_path: Path, where:
         os.unlink(link)
         logged = exp.log_artifact(Artifact("d").add(folder))
     assert [f["logicalPath"] for f in logged.assets] == ["outputs/ok.txt"]
+
+
+def test_cli_upload_of_a_journal_folder_refuses_a_symlink_out_of_it(
+    tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tallymark upload FOLDER`` is the CLI's folder upload: a journal whose asset bytes are a link
+    to a file elsewhere is refused before anything is sent."""
+    import json
+    import uuid
+
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from tallymark import cli
+    from tallymark.cli import app
+
+    monkeypatch.setattr(cli, "err", Console(width=1000, stderr=True, color_system=None))  # whole message
+
+    outside = _outside_file(tmp_path)
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    key = uuid.uuid4().hex
+    exp = {"key": key, "workspace": "w", "project": "p", "name": "j", "tags": [], "user": "alice"}
+    (journal / "experiment.json").write_text(json.dumps(exp))
+    (journal / "00000001-asset.json").write_text(json.dumps({"file_name": "x.bin", "upload_id": "u1"}))
+    (journal / "00000001-asset.bin").symlink_to(outside)
+    result = CliRunner().invoke(app, ["upload", str(journal)])
+    assert result.exit_code == 1
+    assert "outside the folder" in result.output and str(outside) in result.output, result.output
+    from tallymark.sdk.transport import TallymarkError
+
+    with pytest.raises(TallymarkError):  # nothing was sent: not even the experiment was created
+        API().get_experiment_by_key(key)
+    _blobs_hold_no_secret(tmp_path)
