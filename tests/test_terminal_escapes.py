@@ -94,7 +94,6 @@ def _store_hostile(home: Path, tmp_path: Path, p: str) -> dict[str, Any]:
 
     db = sqlite3.connect(home / "tallymark.db")
     with db:
-        pj = json.dumps(p)
         for sql, args in [
             ("UPDATE experiments SET name = name || ?, user = user || ?", (p, p)),
             ("UPDATE projects SET name = name || ?", (p,)),
@@ -119,7 +118,6 @@ def _store_hostile(home: Path, tmp_path: Path, p: str) -> dict[str, Any]:
             ("UPDATE model_transitions SET actor = actor || ?, comment = ?", (p, p)),
         ]:
             db.execute(sql, args)
-        assert pj  # the JSON form is what the metadata columns above hold
     db.close()
     return {"k1": k1, "k2": k2, "artifact": "data" + p, "model": "m" + p, "request": req["id"]}
 
