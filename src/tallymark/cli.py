@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tallymark.termsafe import markup
+
 app = typer.Typer(
     help="tallymark: self-hosted, audit-ready ML experiment management.",
     no_args_is_help=True,
@@ -21,8 +23,10 @@ experiments_app = typer.Typer(help="List, show and compare experiments.", no_arg
 db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(db_app, name="db")
-console = Console()
-err = Console(stderr=True)
+# Stored text is printed through termsafe.markup (escape sequences, control characters, Rich markup);
+# emoji codes are off so a stored ":warning:" prints as typed.
+console = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 HomeOpt = Annotated[
     Path | None,
@@ -39,8 +43,20 @@ UrlOpt = Annotated[
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    # Messages quote names the server or the store gave back: never let them drive the terminal.
+    err.print(f"[bold red]error:[/] {markup(message, multiline=True)}")
     raise typer.Exit(code)
+
+
+def _row(table: Table, *cells: Any, **kwargs: Any) -> None:
+    """Add a row of stored text: each cell made terminal-safe and markup-free."""
+    table.add_row(*(markup(c) for c in cells), **kwargs)
+
+
+def _db_shown(url: str) -> str:
+    from tallymark.sdk.autolog.redact import redact_text
+
+    return redact_text(url)  # postgresql://user:password@host/db must not land in a terminal log
 
 
 def _transport(url: str | None, home: Path | None) -> Any:
@@ -95,10 +111,10 @@ def server(
     try:
         open_store(settings).close()  # migrate once here, not in every worker
     except Exception as exc:
-        _fail(f"cannot open the store {settings.database_url}: {exc}")
+        _fail(f"cannot open the store {_db_shown(settings.database_url)}: {exc}")
     err.print(
-        f"tallymark server on [bold]http://{host}:{port}[/] (API /api/v1, docs /docs), "
-        f"store {settings.database_url}"
+        f"tallymark server on [bold]http://{markup(host)}:{port}[/] (API /api/v1, docs /docs), "
+        f"store {markup(_db_shown(settings.database_url))}"
     )
     try:
         serve(settings, host, port, workers)
@@ -122,8 +138,11 @@ def ui(
     try:
         open_store(settings).close()
     except Exception as exc:
-        _fail(f"cannot open the store {settings.database_url}: {exc}")
-    err.print(f"tallymark UI on [bold]http://{host}:{port}/[/] (home {settings.home_path}); Ctrl-C stops it")
+        _fail(f"cannot open the store {_db_shown(settings.database_url)}: {exc}")
+    err.print(
+        f"tallymark UI on [bold]http://{markup(host)}:{port}/[/] (home {markup(settings.home_path)}); "
+        "Ctrl-C stops it"
+    )
     try:
         serve(settings, host, port, 1)
     except OSError as exc:
@@ -205,15 +224,16 @@ def experiments_list(
         metric
         or sorted({m for e in rows for m in e.get("metrics", {}) if not m.startswith("sys.")})[: min(6, room)]
     )
-    table = Table(title=f"{workspace}/{project or '*'} — {res['total']} experiment(s)")
+    table = Table(title=f"{markup(workspace)}/{markup(project or '*')} — {res['total']} experiment(s)")
     table.add_column("key", no_wrap=True, min_width=32)
     table.add_column("name", overflow="fold", max_width=24)
     table.add_column("status")
     table.add_column("created", no_wrap=True)
     for col in metric_cols:
-        table.add_column(col, overflow="fold", justify="right")
+        table.add_column(markup(col), overflow="fold", justify="right")
     for e in rows:
-        table.add_row(
+        _row(
+            table,
             e["key"],
             e.get("name") or "",
             e["status"],
@@ -242,22 +262,23 @@ def experiments_show(key: str, url: UrlOpt = None, home: HomeOpt = None) -> None
     except TallymarkError as exc:
         _fail(exc.message)
     console.print(
-        f"[bold]{info.get('name') or key}[/]  {info['workspace']}/{info['project']}  "
-        f"status={info['status']}  user={info['user']}  created={_ms(info['created_at'])}"
+        f"[bold]{markup(info.get('name') or key)}[/]  {markup(info['workspace'])}/{markup(info['project'])}  "
+        f"status={markup(info['status'])}  user={markup(info['user'])}  created={_ms(info['created_at'])}"
     )
-    console.print(f"key {key}   url {info.get('url', '')}")
+    console.print(f"key {markup(key)}   url {markup(info.get('url', ''))}")
     if tags:
-        console.print("tags: " + ", ".join(tags))
+        console.print("tags: " + ", ".join(markup(t) for t in tags))
     pt = Table(title="parameters")
     pt.add_column("name")
     pt.add_column("value")
     for p in params:
-        pt.add_row(p["name"], _fmt(p["valueCurrent"]))
+        _row(pt, p["name"], _fmt(p["valueCurrent"]))
     mt = Table(title="metrics")
     for c in ("name", "last", "min", "max", "last step", "count"):
         mt.add_column(c)
     for m in metrics:
-        mt.add_row(
+        _row(
+            mt,
             m["name"],
             _fmt(m["valueCurrent"]),
             _fmt(m["valueMin"]),
@@ -271,7 +292,7 @@ def experiments_show(key: str, url: UrlOpt = None, home: HomeOpt = None) -> None
         ot.add_column("name")
         ot.add_column("value")
         for o in others:
-            ot.add_row(o["name"], _fmt(o["valueCurrent"]))
+            _row(ot, o["name"], _fmt(o["valueCurrent"]))
         console.print(ot)
 
 
@@ -308,7 +329,7 @@ def render_compare(
 ) -> Any:
     from rich.console import Group
 
-    heads = [f"{e.name or e.key[:8]}\n{e.key[:8]}" for e in exps]
+    heads = [f"{markup(e.name or e.key[:8])}\n{markup(e.key[:8])}" for e in exps]
     pt = Table(title="parameters" + ("" if all_params else " that differ"))
     pt.add_column("parameter")
     for h in heads:
@@ -319,7 +340,7 @@ def render_compare(
         differ = any(v != vals[0] for v in vals)
         if differ or all_params:
             style = "bold yellow" if differ else ""
-            pt.add_row(name, *[("—" if v is missing else _fmt(v)) for v in vals], style=style)
+            _row(pt, name, *[("—" if v is missing else _fmt(v)) for v in vals], style=style)
     mt = Table(title="metrics (last value; best in green)")
     mt.add_column("metric")
     for h in heads:
@@ -333,9 +354,9 @@ def render_compare(
         best = (min(nums) if lower_better else max(nums)) if nums else None
         cells = []
         for v in vals:
-            s = "—" if v is None else _fmt(v)
+            s = markup("—" if v is None else _fmt(v))
             cells.append(f"[green]{s}[/]" if best is not None and v == best and len(nums) > 1 else s)
-        mt.add_row(name, *cells)
+        mt.add_row(markup(name), *cells)
     return Group(pt, mt)
 
 
@@ -415,7 +436,7 @@ def experiments_delete(
         _fail(exc.message)
     finally:
         store.close()
-    console.print(f"deleted {key}")
+    console.print(f"deleted {markup(key)}")
 
 
 def main() -> None:

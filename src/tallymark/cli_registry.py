@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from tallymark.cli import HomeOpt, UrlOpt, _fail, _transport, app, console, err
+from tallymark.cli import HomeOpt, UrlOpt, _fail, _row, _transport, app, console, err
+from tallymark.termsafe import markup
 
 artifacts_app = typer.Typer(help="Versioned datasets and other artifacts.", no_args_is_help=True)
 models_app = typer.Typer(
@@ -48,11 +48,11 @@ def _size(n: int | None) -> str:
 def artifacts_list(workspace: str, url: UrlOpt = None, home: HomeOpt = None) -> None:
     """List a workspace's artifacts."""
     rows = _call(_transport(url, home), "list_artifacts", workspace=workspace)
-    t = Table(title=f"artifacts in {workspace}")
+    t = Table(title=f"artifacts in {markup(workspace)}")
     for c in ("name", "type", "versions", "last version created", "created by"):
         t.add_column(c)
     for a in rows:
-        t.add_row(a["name"], a["artifactType"], str(a["versions"]), _when(a["lastCreatedAt"]), a["createdBy"])
+        _row(t, a["name"], a["artifactType"], a["versions"], _when(a["lastCreatedAt"]), a["createdBy"])
     console.print(t)
 
 
@@ -71,21 +71,24 @@ def artifacts_show(
     else:
         versions = [_call(t, "artifact_version", workspace=workspace, name=name, version_or_alias=version)]
     for v in versions:
-        console.rule(f"[bold]{v['name']} {v['version']}[/] {' '.join('@' + a for a in v['aliases'])}")
+        aliases = " ".join("@" + markup(a) for a in v["aliases"])
+        console.rule(f"[bold]{markup(v['name'])} {markup(v['version'])}[/] {aliases}")
         console.print(
-            f"type {v['artifactType']}  created {_when(v['createdAt'])} by {v['createdBy']}  "
-            f"from experiment {v['sourceExperimentKey'] or '—'}  size {_size(v['size'])}"
+            f"type {markup(v['artifactType'])}  created {_when(v['createdAt'])} by {markup(v['createdBy'])}  "
+            f"from experiment {markup(v['sourceExperimentKey'] or '—')}  size {_size(v['size'])}"
         )
+        if v.get("versionTags"):
+            console.print("tags " + ", ".join(markup(t) for t in v["versionTags"]))
         if v["metadata"]:
-            console.print(f"metadata {v['metadata']}")
+            console.print(f"metadata {markup(v['metadata'])}")
         ft = Table(show_header=True)
         for c in ("logical path", "sha256 / uri", "size"):
             ft.add_column(c, overflow="fold")
         for f in v["files"]:
-            ft.add_row(f["logicalPath"], f["uri"] or f["sha256"], _size(f["size"]))
+            _row(ft, f["logicalPath"], f["uri"] or f["sha256"], _size(f["size"]))
         console.print(ft)
         for c in v.get("consumers", []):
-            console.print(f"  {c['relation']} by {c['label']}")
+            console.print(f"  {markup(c['relation'])} by {markup(c['label'])}")
 
 
 @artifacts_app.command("download")
@@ -110,17 +113,17 @@ def artifacts_download(
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err
     ) as progress:
-        task = progress.add_task(f"{name} {art.version}", total=total)
+        task = progress.add_task(f"{markup(name)} {markup(art.version)}", total=total)
         try:
             files = art.download(
                 path, overwrite=overwrite, on_progress=lambda _p, n: progress.advance(task, n)
             )
         except (HashMismatch, FileExistsError, ValueError) as exc:
             _fail(str(exc))
-    console.print(f"{len(files)} file(s) verified into {path}")
+    console.print(f"{len(files)} file(s) verified into {markup(path)}")
     for f in art.assets:
         if f["remote"]:
-            console.print(f"remote (not downloaded): {f['logicalPath']} → {f['uri']}")
+            console.print(f"remote (not downloaded): {markup(f['logicalPath'])} → {markup(f['uri'])}")
 
 
 @app.command()
@@ -145,15 +148,15 @@ def render_lineage(g: dict[str, Any], direction: str) -> Any:
 
     def label(ref: str, relation: str | None) -> str:
         n = nodes[ref]
-        text = f"[bold]{escape(n['label'])}[/]"
+        text = f"[bold]{markup(n['label'])}[/]"
         if relation:
-            text = f"[dim]{relation}[/] {text}"
+            text = f"[dim]{markup(relation)}[/] {text}"
         return text
 
     def files(branch: Tree, ref: str) -> None:
         for f in nodes[ref].get("files", []) if nodes[ref]["kind"] == "artifact_version" else []:
             what = f"sha256 {f['sha256']}" if f["sha256"] else f"remote {f['uri']}"
-            branch.add(f"[dim]{escape(f['logicalPath'])}  {escape(what)}[/]")
+            branch.add(f"[dim]{markup(f['logicalPath'])}  {markup(what)}[/]")
 
     trees = []
     for d in ("upstream", "downstream"):
@@ -184,17 +187,11 @@ def render_lineage(g: dict[str, Any], direction: str) -> Any:
 def models_list(workspace: str, url: UrlOpt = None, home: HomeOpt = None) -> None:
     """List registered models."""
     rows = _call(_transport(url, home), "list_models", workspace=workspace)
-    t = Table(title=f"models in {workspace}")
+    t = Table(title=f"models in {markup(workspace)}")
     for c in ("name", "versions", "latest", "in production", "pending requests"):
         t.add_column(c)
     for m in rows:
-        t.add_row(
-            m["name"],
-            str(m["versions"]),
-            m["latest"] or "",
-            ", ".join(m["production"]),
-            str(m["pendingRequests"]),
-        )
+        _row(t, m["name"], m["versions"], m["latest"] or "", ", ".join(m["production"]), m["pendingRequests"])
     console.print(t)
 
 
@@ -202,25 +199,33 @@ def models_list(workspace: str, url: UrlOpt = None, home: HomeOpt = None) -> Non
 def models_show(workspace: str, name: str, url: UrlOpt = None, home: HomeOpt = None) -> None:
     """Show a model's versions, statuses, pending requests and every transition."""
     m = _call(_transport(url, home), "get_model", workspace=workspace, name=name)
-    t = Table(title=f"{workspace}/{name}")
-    for c in ("version", "status", "tags", "experiment", "created"):
+    t = Table(title=f"{markup(workspace)}/{markup(name)}")
+    for c in ("version", "status", "tags", "experiment", "created", "description"):
         t.add_column(c)
     for v in m["versions"]:
-        t.add_row(v["version"], v["status"], ", ".join(v["tags"]), v["experimentKey"], _when(v["createdAt"]))
+        _row(
+            t,
+            v["version"],
+            v["status"],
+            ", ".join(v["tags"]),
+            v["experimentKey"] or "",
+            _when(v["createdAt"]),
+            v.get("description") or "",
+        )
     console.print(t)
     if m["pendingRequests"]:
         rt = Table(title="pending requests")
         for c in ("id", "version", "to", "requested by", "comment"):
             rt.add_column(c)
         for r in m["pendingRequests"]:
-            rt.add_row(str(r["id"]), r["version"], r["toStatus"], r["requestedBy"], r["comment"] or "")
+            _row(rt, r["id"], r["version"], r["toStatus"], r["requestedBy"], r["comment"] or "")
         console.print(rt)
     ht = Table(title="history")
     for c in ("version", "from", "to", "by", "when", "comment"):
         ht.add_column(c)
     for v in m["versions"]:
         for h in v["history"]:
-            ht.add_row(v["version"], h["from"] or "", h["to"], h["actor"], _when(h["at"]), h["comment"] or "")
+            _row(ht, v["version"], h["from"] or "", h["to"], h["actor"], _when(h["at"]), h["comment"] or "")
     console.print(ht)
 
 
@@ -245,11 +250,11 @@ def models_request(
     )
     if r["state"] == "pending":
         console.print(
-            f"request {r['id']}: {name} {version} → {status} is pending; another person approves "
-            f"it with `tallymark models approve {r['id']}`"
+            f"request {markup(r['id'])}: {markup(name)} {markup(version)} → {markup(status)} is pending; "
+            f"another person approves it with `tallymark models approve {markup(r['id'])}`"
         )
     else:
-        console.print(f"{name} {version} is now {status}")
+        console.print(f"{markup(name)} {markup(version)} is now {markup(status)}")
 
 
 def _decide(request_id: int, approve: bool, comment: str | None, url: str | None, home: Path | None) -> None:
@@ -257,7 +262,8 @@ def _decide(request_id: int, approve: bool, comment: str | None, url: str | None
         _transport(url, home), "decide", request_id=request_id, approve=approve, body={"comment": comment}
     )
     console.print(
-        f"request {r['id']} ({r['model']} {r['version']} → {r['toStatus']}) {r['state']} by {r['decidedBy']}"
+        f"request {markup(r['id'])} ({markup(r['model'])} {markup(r['version'])} → {markup(r['toStatus'])}) "
+        f"{markup(r['state'])} by {markup(r['decidedBy'])}"
     )
 
 

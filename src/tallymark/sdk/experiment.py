@@ -445,10 +445,14 @@ class Experiment:
         if isinstance(path_or_file, (str, os.PathLike)):
             path = Path(path_or_file)
             if path.is_dir():
-                for p in sorted(path.rglob("*")):
-                    if p.is_file():
-                        rel = p.relative_to(path).as_posix()
-                        self.log_asset(p, f"{file_name or path.name}/{rel}", metadata, step)
+                from tallymark.store.paths import safe_walk
+
+                # The whole folder is checked first: a symlink out of it (say to /proc/self/environ)
+                # refuses the upload before any file is sent, as Artifact.add does.
+                for entry in safe_walk(path):
+                    self.log_asset(
+                        entry.path, f"{file_name or path.name}/{entry.logical_path}", metadata, step
+                    )
                 return
             if not path.is_file():
                 raise FileNotFoundError(f"no file at {path}")

@@ -94,6 +94,9 @@ def _send_entry(transport: Any, key: str, entry: Path, body: dict[str, Any]) -> 
 def archive_entries(path: Path) -> tuple[dict[str, Any], list[str], zipfile.ZipFile | None, Path | None]:
     """Open a journal folder or an offline ``.zip``: (experiment, entry names, zip, folder)."""
     if path.is_dir():
+        from tallymark.store.paths import safe_walk
+
+        safe_walk(path)  # a journal folder someone handed over: refuse links out of it before any send
         exp = json.loads((path / "experiment.json").read_text())
         return exp, [p.name for p in sorted(path.glob("[0-9]" * 8 + "-*.json"))], None, path
     zf = zipfile.ZipFile(path)

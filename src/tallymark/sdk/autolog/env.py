@@ -12,7 +12,8 @@ Example::
     env["python"]["version"], env["hostname"], env["cpu"]["count"]
 
 Environment variables are copied from an allow-list (:data:`ENV_ALLOWLIST`) and never wholesale, so
-API keys, tokens and passwords in the environment are not recorded.
+API keys, tokens and passwords in the environment are not recorded. The command line and those
+variables still pass through :mod:`.redact` (``--api-key=…`` and presigned URLs are common in argv).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import os
 import sys
 from typing import Any
+
+from .redact import redact_argv, redact_env
 
 __all__ = ["ENV_ALLOWLIST", "collect_environment", "current_user"]
 
@@ -212,11 +215,11 @@ def collect_environment() -> dict[str, Any]:
         "user": current_user(),
         "pid": os.getpid(),
         "cwd": _safe(os.getcwd),
-        "argv": list(sys.argv),
-        "orig_argv": list(getattr(sys, "orig_argv", sys.argv)),
+        "argv": redact_argv(sys.argv),
+        "orig_argv": redact_argv(getattr(sys, "orig_argv", sys.argv)),
         "cpu": _safe(_cpu_info, {}),
         "memory_total_bytes": _total_memory_bytes(),
         "gpus": _gpus(),
-        "env_vars": {name: os.environ[name] for name in ENV_ALLOWLIST if name in os.environ},
+        "env_vars": redact_env({name: os.environ[name] for name in ENV_ALLOWLIST if name in os.environ}),
         "timezone": _safe(_timezone),
     }

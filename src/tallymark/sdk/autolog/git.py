@@ -12,9 +12,10 @@ Example::
     if info and info["is_dirty"]:
         print(info["commit"], info["branch"], len(info["diff"]))
 
-Credentials embedded in the remote URL (``https://user:token@host/...``) are removed before the URL
-is returned. The uncommitted diff (``git diff HEAD``: staged and unstaged changes to tracked files)
-is capped at :data:`MAX_DIFF_BYTES`; untracked files are listed by name only.
+Credentials embedded in the remote URL (``https://user:token@host/...``) and secret query
+parameters (``?access_token=…``) are removed before the URL is returned (:mod:`.redact`). The uncommitted diff
+(``git diff HEAD``: staged and unstaged changes to tracked files) is capped at
+:data:`MAX_DIFF_BYTES`; untracked files are listed by name only.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
+
+from .redact import strip_url_credentials
 
 if TYPE_CHECKING:
     import subprocess
@@ -38,30 +41,6 @@ MAX_UNTRACKED = 1000
 # that has no commit yet.
 _EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 _COMMON_OPTS = ("-c", "core.quotepath=off", "-c", "color.ui=false")
-
-
-def strip_url_credentials(url: str) -> str:
-    """Remove secrets from a git remote URL.
-
-    ``https://user:token@host/x.git`` -> ``https://host/x.git`` (a token may sit in the user part, so
-    the whole user info goes for non-ssh URLs); ``ssh://git:pw@host/x`` -> ``ssh://git@host/x``;
-    scp-like ``git@host:x.git`` is left alone (it cannot carry a password).
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        user, at, host_path = url.partition("@")
-        if at and ":" in user:  # "user:pass@host:path" is not valid scp syntax, but keep it secret-free
-            return f"{user.split(':', 1)[0]}@{host_path}"
-        return url
-    slash = rest.find("/")
-    authority, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
-    if "@" not in authority:
-        return url
-    userinfo, _, host = authority.rpartition("@")
-    if scheme.lower() in ("ssh", "git+ssh", "ssh+git"):
-        user = userinfo.split(":", 1)[0]
-        return f"{scheme}://{user}@{host}{path}" if user else f"{scheme}://{host}{path}"
-    return f"{scheme}://{host}{path}"
 
 
 def _git_env() -> dict[str, str]:

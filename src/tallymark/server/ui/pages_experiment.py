@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse
 
+from tallymark.sdk.autolog.redact import redact_environment, redact_git
 from tallymark.server.ui import charts, fmt, urls, widgets
 from tallymark.server.ui.html import Markup, el, json_script
 from tallymark.server.ui.layout import page
@@ -441,10 +442,14 @@ def _environment(ctx: Ctx) -> Rendered:
     if env:
         parts += [
             el("h2", None, "Environment"),
-            widgets.kv_table(widgets.flatten(env[-1]["data"]), "environment"),
+            # Redacted again at display: experiments recorded before capture-time redaction.
+            widgets.kv_table(widgets.flatten(redact_environment(env[-1]["data"])), "environment"),
         ]
     if cmd:
-        parts += [el("h2", None, "Command"), widgets.kv_table(widgets.flatten(cmd[-1]["data"]))]
+        parts += [
+            el("h2", None, "Command"),
+            widgets.kv_table(widgets.flatten(redact_environment(cmd[-1]["data"]))),
+        ]
     if pkgs:
         packages = pkgs[-1]["data"].get("packages", [])
         parts += [
@@ -486,7 +491,7 @@ def _git(ctx: Ctx) -> Rendered:
     items = reads.get_items(ctx["store"], ctx["key"], "git")
     if not items:
         return widgets.empty("No git information (not a git checkout, or Experiment(log_git=False))."), False
-    g = dict(items[-1]["data"])
+    g = redact_git(items[-1]["data"])
     diff = g.pop("diff", None)
     parts: list[Any] = [widgets.kv_table(widgets.flatten(g), "git")]
     if diff:

@@ -23,6 +23,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tallymark.sdk.autolog.redact import redact_argv, redact_env, strip_url_credentials
+
 BACKEND_VERSION = "3.35.0"
 """What ``GET /clientlib/isAlive/ver`` answers. The SDK turns features on by backend version; this one
 enables the registry API (>= 3.5.42), batched remote artifact assets (>= 3.12.26) and reading all
@@ -289,9 +291,9 @@ def environment_fields(d: Mapping[str, Any]) -> dict[str, Any]:
     if "command" in d:
         command = d["command"]
         argv = command if isinstance(command, list) else ([command] if isinstance(command, str) else [])
-        out["argv"] = [str(a) for a in argv]
+        out["argv"] = redact_argv(argv)  # the comet_ml SDK sends sys.argv verbatim
     if "env" in d:
-        out["env_vars"] = d["env"] if isinstance(d["env"], dict) else {}
+        out["env_vars"] = redact_env(d["env"]) if isinstance(d["env"], dict) else {}
     if isinstance(d.get("logAdditionalSystemInfoList"), list):
         out["system_info"] = {
             str(x.get("key")): x.get("value") for x in d["logAdditionalSystemInfoList"] if isinstance(x, dict)
@@ -317,7 +319,9 @@ def git_fields(d: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "branch": branch or None,
         "commit": d.get("parent"),
-        "remote_url": d.get("origin"),
+        "remote_url": strip_url_credentials(d["origin"])
+        if isinstance(d.get("origin"), str)
+        else d.get("origin"),
         "root_commit": d.get("root"),
         "user": d.get("user"),
         "detached": not branch,
