@@ -75,6 +75,10 @@ def storage_error(exc: BaseException, what: str) -> ServiceError | None:
     >>> storage_error(OSError(errno.ENOSPC, "No space left on device"), "blob x").status
     507
     """
+    from tallymark.store.db import ReadOnlyDatabase
+
+    if isinstance(exc, ReadOnlyDatabase):  # its message names the file and why, nothing to add
+        return ReadOnlyStore(str(exc), {"what": what, "cause": str(exc)})
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:

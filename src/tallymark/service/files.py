@@ -89,6 +89,7 @@ def store_blob(
     """
     from tallymark.store.blobs import BlobHashMismatch, BlobTooLarge
 
+    store.db.require_writable()  # a read-only home: say so, not "permission denied" from the blob folder
     if expected_sha256 is not None and store.blobs.has(expected_sha256):
         return expected_sha256, store.blobs.size(expected_sha256)
     try:
