@@ -94,8 +94,12 @@ class TinyDisk:
         st = os.statvfs(self.mount)
         return st.f_bavail * st.f_frsize
 
-    def fill(self) -> int:
-        """Write filler files until the kernel answers ENOSPC; returns the bytes written."""
+    def fill(self, leave: int = 0) -> int:
+        """Write a filler file until the kernel answers ENOSPC, then give back ``leave`` bytes.
+
+        Returns the bytes the filler keeps. With ``leave`` the disk is nearly full: some writes still
+        fit, the next ones do not (the case where a server used to answer 500 to a few requests).
+        """
         filler = self.mount / f".filler-{len(self._fillers)}"
         self._fillers.append(filler)
         written = 0
@@ -109,6 +113,9 @@ class TinyDisk:
                         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                             raise
                         break
+            if leave:
+                written = max(0, written - leave)
+                f.truncate(written)
         return written
 
     def free(self) -> None:
@@ -128,3 +135,73 @@ class TinyDisk:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def tallymark_env(**extra: str) -> dict[str, str]:
+    """The test's environment without TALLYMARK_* settings, plus ``extra`` (sources first on the path)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLYMARK_")}
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+    return env | extra
+
+
+class DiskServer:
+    """A real ``tallymark server`` (no auth, loopback) on a home inside ``disk``'s tmpfs."""
+
+    def __init__(self, disk: TinyDisk, home: Path, log: Path) -> None:
+        import sys
+
+        from procutil import free_port
+
+        self.port = free_port("127.0.0.1")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        cmd = [sys.executable, "-m", "tallymark", "server", "--no-auth", "--port", str(self.port)]
+        self.proc = disk.popen(
+            [*cmd, "--home", str(home)],
+            env=tallymark_env(),
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> DiskServer:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server did not answer in {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def read_only_command(folder: Path, cmd: list[str]) -> list[str]:
+    """``cmd`` run where ``folder`` is a read-only bind mount of itself (a private mount namespace).
+
+    Even root gets EROFS there, so this is the real "home I cannot write" whatever user runs the test.
+    """
+    import shlex
+
+    for tool in ("unshare", "mount"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"tests/diskfull.py needs `{tool}` (util-linux) for a read-only home")
+    f = shlex.quote(str(Path(folder).resolve()))
+    flags = ["-m", "--propagation", "private"] if os.geteuid() == 0 else ["-rm", "--propagation", "private"]
+    script = f"mount --bind {f} {f} && mount -o remount,bind,ro {f} && exec {shlex.join(cmd)}"
+    return ["unshare", *flags, "sh", "-c", script]
