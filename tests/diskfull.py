@@ -148,7 +148,7 @@ def tallymark_env(**extra: str) -> dict[str, str]:
 class DiskServer:
     """A real ``tallymark server`` (no auth, loopback) on a home inside ``disk``'s tmpfs."""
 
-    def __init__(self, disk: TinyDisk, home: Path, log: Path) -> None:
+    def __init__(self, disk: TinyDisk, home: Path, log: Path, **env: str) -> None:
         import sys
 
         from procutil import free_port
@@ -159,7 +159,7 @@ class DiskServer:
         cmd = [sys.executable, "-m", "tallymark", "server", "--no-auth", "--port", str(self.port)]
         self.proc = disk.popen(
             [*cmd, "--home", str(home)],
-            env=tallymark_env(),
+            env=tallymark_env(**env),
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,

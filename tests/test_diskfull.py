@@ -163,6 +163,36 @@ def test_the_comet_adapter_answers_507_in_comets_shape(disk: TinyDisk, server: D
     assert body["msg"].startswith("tallymark: the server's disk is full: could not write the database")
 
 
+def test_a_comet_upload_the_server_cannot_spool_is_507_not_a_bad_multipart_body(
+    disk: TinyDisk, tmp_path: Path
+) -> None:
+    spool = disk.root / "tmp"  # where the server spools multipart parts: on the full disk too
+    disk.outside(spool).mkdir()
+    srv = DiskServer(disk, disk.root / "home", tmp_path / "server.log", TMPDIR=str(spool)).wait_ready()
+    try:
+        key = uuid.uuid4().hex
+        httpx.post(
+            srv.url + "/api/v1/experiments", json={"key": key, "workspace": "w", "project": "p"}
+        ).raise_for_status()
+
+        def upload(name: str) -> httpx.Response:
+            return httpx.post(
+                srv.url + "/clientlib/asset/upload",
+                params={"experimentId": key, "fileName": name},
+                files={"file": (name, os.urandom(3 << 20))},  # > 1 MiB: spooled to a file
+                timeout=60,
+            )
+
+        # Python picks its temporary folder on first use (skipping one it cannot write): use it once.
+        assert upload("warm-up.bin").status_code == 200
+        disk.fill()
+        r = upload("weights.bin")
+    finally:
+        srv.stop()
+    assert r.status_code == 507, r.text
+    assert "No space left on device" in r.json()["msg"] and "multipart" not in r.json()["msg"]
+
+
 TRAIN = r"""
 import sys, tallymark
 
@@ -289,3 +319,27 @@ def test_disk_full_errors_of_every_backend_map_to_one_507() -> None:
         assert found.message.startswith("the server's disk is full: could not write the database (")
     assert storage_error(OSError(errno.EIO, "I/O error"), "x") is None  # other errors keep their name
     assert storage_error(ValueError("database or disk is full"), "x") is None
+
+
+def test_an_embedded_asset_the_store_cannot_take_names_the_store_not_the_file(tmp_path: Path) -> None:
+    import shutil
+
+    from tallymark.sdk.transport import LocalTransport, TallymarkError
+
+    home = tmp_path / "home"
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"weights")
+    t = LocalTransport(home)
+    try:
+        key = uuid.uuid4().hex
+        t.create_experiment({"key": key, "workspace": "w", "project": "p", "user": "u"})
+        # A file that really cannot be read stays an OSError about that file (the sender says so).
+        with pytest.raises(FileNotFoundError):
+            t.upload_asset(key, {"file_name": "gone.bin"}, tmp_path / "gone.bin")
+        shutil.rmtree(home / "blobs" / "tmp")
+        (home / "blobs" / "tmp").write_text("in the way")  # the store's own folder is broken
+        with pytest.raises(TallymarkError) as refused:
+            t.upload_asset(key, {"file_name": "model.bin"}, source)
+        assert f"could not store asset 'model.bin' in {home}: [Errno 17] File exists" in refused.value.message
+    finally:
+        t.close()

@@ -224,24 +224,40 @@ class LocalTransport:
         self._held, self._dropped, self._refused_assets = [], [], []
 
     def upload_asset(self, key: str, meta: dict[str, Any], source: Path | BinaryIO) -> dict[str, Any]:
+        """Store an asset. An OSError raised here is one reading ``source``; a store that cannot
+        take the bytes is a TallymarkError naming the store and the real cause (never "cannot read")."""
         from tallymark.service.assets import add_asset
 
-        def chunks() -> Iterator[bytes]:
-            f = source.open("rb") if isinstance(source, Path) else source
-            try:
-                while data := f.read(1 << 20):
-                    yield data
-            finally:
-                if isinstance(source, Path):
-                    f.close()
+        read_errors: list[OSError] = []
 
+        def chunks() -> Iterator[bytes]:
+            try:
+                f = source.open("rb") if isinstance(source, Path) else source
+                try:
+                    while data := f.read(1 << 20):
+                        yield data
+                finally:
+                    if isinstance(source, Path):
+                        f.close()
+            except OSError as exc:
+                read_errors.append(exc)
+                raise
+
+        name = meta.get("file_name")
         try:
             return self._call(add_asset, self.store, key, meta, chunks())
         except TallymarkError as exc:
             if exc.code == "disk_full":
-                self._refused_assets.append(repr(meta.get("file_name")))
+                self._refused_assets.append(repr(name))
                 raise TallymarkError(self._local_message(exc), exc.status, exc.code, exc.detail) from None
             raise
+        except OSError as exc:
+            if read_errors:
+                raise
+            where = self.settings.home_path
+            raise TallymarkError(
+                f"could not store asset {name!r} in {where}: {exc}", 500, "store_error"
+            ) from exc
 
     def end_experiment(self, key: str) -> dict[str, Any]:
         from tallymark.service.experiments import end_experiment
@@ -334,7 +350,7 @@ class LocalTransport:
             try:
                 sha, size = self._call(store_blob, self.store, iter(lambda: f.read(1 << 20), b""), sha256)
             except TallymarkError as exc:
-                raise TallymarkError(f"{path}: {exc.message}", exc.status, exc.code) from None
+                raise TallymarkError(f"{path}: {self._local_message(exc)}", exc.status, exc.code) from None
         return {"sha256": sha, "size": size}
 
     def _download_blob(self, sha256: str, dest: Path) -> None:
