@@ -14,9 +14,11 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -343,3 +345,72 @@ def test_an_embedded_asset_the_store_cannot_take_names_the_store_not_the_file(tm
         assert f"could not store asset 'model.bin' in {home}: [Errno 17] File exists" in refused.value.message
     finally:
         t.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_disk_full_is_507_and_keeps_no_batch_half(tmp_path: Path) -> None:
+    """PostgreSQL's own "could not extend file …: No space left on device" (SQLSTATE 53100).
+
+    Only a tablespace lives on the tiny disk (its WAL does not: PostgreSQL stops on a full WAL disk
+    by design, and that is an operator's alarm, not a request's error).
+    """
+
+    import pgserver
+
+    if (reason := pgserver.unavailable_reason()) is not None:
+        pytest.skip(reason)
+    # Not under tmp_path: the postgres OS user must be able to reach the tablespace folder.
+    mountpoint = Path(tempfile.mkdtemp(prefix="tallymark-tiny-"))
+    mountpoint.chmod(0o755)
+    try:
+        with TinyDisk(mountpoint, size="8m") as disk:
+            _postgresql_disk_full(disk, tmp_path, pgserver)
+    finally:
+        mountpoint.rmdir()
+
+
+def _postgresql_disk_full(disk: TinyDisk, tmp_path: Path, pgserver: Any) -> None:
+    import psycopg
+
+    class PostgresInTheNamespace(pgserver.PostgresServer):
+        def _as_postgres_user(self) -> tuple[list[str], dict[str, object]]:
+            prefix, kwargs = super()._as_postgres_user()
+            return disk.command(prefix, cwd="/"), kwargs  # the postmaster sees the tiny disk
+
+    space = disk.root / "tablespace"
+    disk.outside(space).mkdir()
+    if os.geteuid() == 0:
+        import pwd
+
+        pw = pwd.getpwnam(pgserver._os_user())
+        os.chown(disk.outside(space), pw.pw_uid, pw.pw_gid)
+    with PostgresInTheNamespace() as pg:
+        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE TABLESPACE tiny LOCATION '{space}'")
+            conn.execute("CREATE DATABASE tm TABLESPACE tiny")
+        srv = DiskServer(disk, tmp_path / "home", tmp_path / "server.log", TALLYMARK_DB=pg.url_for("tm"))
+        try:
+            srv.wait_ready()
+            api = srv.url + "/api/v1"
+            key = uuid.uuid4().hex
+            body = {"key": key, "workspace": "w", "project": "p"}
+            assert httpx.post(api + "/experiments", json=body).status_code == 201
+            disk.fill()
+            statuses = {}
+            for i in range(10):
+                r = httpx.post(f"{api}/experiments/{key}/batch", json=_batch(i), timeout=60)
+                statuses[i] = r.status_code
+                if r.status_code == 507:
+                    message = r.json()["error"]["message"]
+                    assert message.startswith("the server's disk is full: could not write the database")
+                    assert "postgresql:" in message and "No space left on device" in message
+            assert set(statuses.values()) <= {200, 507} and 507 in statuses.values(), statuses
+            disk.free()
+            assert (
+                httpx.post(f"{api}/experiments/{key}/batch", json=_batch(10), timeout=60).status_code == 200
+            )
+            stored = [i for i, s in statuses.items() if s == 200] + [10]
+            params = httpx.get(f"{api}/experiments/{key}/params").json()["params"]
+            assert {p["name"] for p in params} == {f"p{i:02d}" for i in stored}
+        finally:
+            srv.stop()
