@@ -75,7 +75,9 @@ class LocalTransport:
                 known = _storage_error(exc, f"the home {self.settings.home_path}")
                 if known is None:
                     raise
-                raise known from None
+                raise TallymarkError(
+                    self._local_message(known), known.status, known.code, known.detail
+                ) from None
         return self._store
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -86,19 +88,20 @@ class LocalTransport:
         try:
             return fn(*args, **kwargs)
         except ServiceError as exc:
-            raise TallymarkError(exc.message, exc.status, exc.code, exc.detail) from None
+            err = TallymarkError(exc.message, exc.status, exc.code, exc.detail)
+            raise TallymarkError(self._local_message(err), exc.status, exc.code, exc.detail) from None
         except ValidationError as exc:
             raise TallymarkError(_pydantic_message(exc), 422, "invalid") from None
         except Exception as exc:
             known = _storage_error(exc, "the database")
             if known is None:
                 raise
-            raise known from None
+            raise TallymarkError(self._local_message(known), known.status, known.code, known.detail) from None
 
     def _local_message(self, exc: TallymarkError) -> str:
         """The service's "server's disk" message, said about this home instead."""
         detail = exc.detail if isinstance(exc.detail, dict) else {}
-        if exc.code == "disk_full" and "what" in detail:
+        if exc.code == "disk_full" and "what" in detail and self.settings.db_url is None:
             return (
                 f"the disk of the tallymark home {self.settings.home_path} is full: could not write "
                 f"{detail['what']} ({detail.get('cause')})"
@@ -186,12 +189,16 @@ class LocalTransport:
             try:
                 result = self._held[0].run() or {}
             except TallymarkError as exc:
-                if exc.code != "disk_full":  # refused for another reason: report it, go on
-                    refused = self._held.pop(0)
-                    _sdk_warn(f"{refused.what} was refused: {exc.message}")
-                    continue
-                self._disk_full(exc)
-                return {"held": True}
+                if exc.code == "disk_full":
+                    self._disk_full(exc)
+                    return {"held": True}
+                refused = self._held.pop(0)  # refused for another reason: say so, never block the rest
+                _sdk_warn(f"{refused.what} was refused: {exc.message}")
+                continue
+            except Exception as exc:
+                failed = self._held.pop(0)
+                _sdk_warn(f"{failed.what} could not be written: {exc!r}")
+                continue
             self._held.pop(0)
         if self._full_since is not None:
             _sdk_warn(f"the tallymark home {self.settings.home_path} has room again; held data written")
@@ -219,7 +226,7 @@ class LocalTransport:
             parts.append(f"{len(self._refused_assets)} asset(s): {', '.join(self._refused_assets[:5])}")
         _sdk_warn(
             f"not saved for lack of space in the tallymark home {self.settings.home_path}: "
-            f"{'; '.join(parts)}; everything else is in {self.settings.home_path}"
+            f"{'; '.join(parts)}; what was written before is in {self.settings.home_path}"
         )
         self._held, self._dropped, self._refused_assets = [], [], []
 
@@ -249,7 +256,6 @@ class LocalTransport:
         except TallymarkError as exc:
             if exc.code == "disk_full":
                 self._refused_assets.append(repr(name))
-                raise TallymarkError(self._local_message(exc), exc.status, exc.code, exc.detail) from None
             raise
         except OSError as exc:
             if read_errors:
@@ -350,7 +356,7 @@ class LocalTransport:
             try:
                 sha, size = self._call(store_blob, self.store, iter(lambda: f.read(1 << 20), b""), sha256)
             except TallymarkError as exc:
-                raise TallymarkError(f"{path}: {self._local_message(exc)}", exc.status, exc.code) from None
+                raise TallymarkError(f"{path}: {exc.message}", exc.status, exc.code, exc.detail) from None
         return {"sha256": sha, "size": size}
 
     def _download_blob(self, sha256: str, dest: Path) -> None:
