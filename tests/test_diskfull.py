@@ -165,6 +165,19 @@ def test_the_comet_adapter_answers_507_in_comets_shape(disk: TinyDisk, server: D
     assert body["msg"].startswith("tallymark: the server's disk is full: could not write the database")
 
 
+def test_embedded_memory_for_held_writes_is_bounded_and_what_it_dropped_is_named(
+    disk: TinyDisk, tmp_path: Path
+) -> None:
+    # 100 points fit the budget: the first batch is held, the next one (100 more) is dropped.
+    key, out, err = _train(disk, tmp_path, free_before_end=True, HELD_POINTS="150")
+    assert "full ok" in out and "end ok" in out, out + err
+    assert err.count("dropping a batch of experiment") == 1, err
+    assert "1 write(s) with 100 metric point(s)" in err, err  # the dropped one, named at end()
+    held = _stored(disk, key)
+    assert held["metrics"]["loss"] == 300  # before the disk filled, the held batch, after it freed
+    assert held["params"] == {"lr": 0.1} and held["status"] == "ended"
+
+
 def test_a_comet_upload_the_server_cannot_spool_is_507_not_a_bad_multipart_body(
     disk: TinyDisk, tmp_path: Path
 ) -> None:
@@ -196,7 +209,11 @@ def test_a_comet_upload_the_server_cannot_spool_is_507_not_a_bad_multipart_body(
 
 
 TRAIN = r"""
-import sys, tallymark
+import os, sys, tallymark
+from tallymark.sdk.transport import LocalTransport
+
+if os.environ.get("HELD_POINTS"):  # a small memory budget for held writes, to see it enforced
+    LocalTransport.MAX_HELD_POINTS = int(os.environ["HELD_POINTS"])
 
 def step(label, fn):
     try:
@@ -208,8 +225,10 @@ def step(label, fn):
 def wait():
     sys.stdin.readline()
 
+# send_interval: only flush() sends, so every batch is exactly what the script logged between two.
 exp = tallymark.Experiment(project_name="p", workspace="w", log_code=False, log_env=False,
-                           log_git=False, log_system_metrics=False, capture_stdout=False)
+                           log_git=False, log_system_metrics=False, capture_stdout=False,
+                           send_interval=3600)
 for i in range(100):
     exp.log_metric("loss", 1.0, step=i)
 exp.flush()
@@ -237,10 +256,10 @@ step("end", after)
 """
 
 
-def _train(disk: TinyDisk, tmp_path: Path, free_before_end: bool) -> tuple[str, str, str]:
+def _train(disk: TinyDisk, tmp_path: Path, free_before_end: bool, **env: str) -> tuple[str, str, str]:
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
-    env = tallymark_env(TALLYMARK_HOME=str(disk.root / "home"))
+    env = tallymark_env(TALLYMARK_HOME=str(disk.root / "home"), **env)
     proc = disk.popen(
         [sys.executable, str(script)],
         cwd=tmp_path,

@@ -160,6 +160,8 @@ class LocalTransport:
         """Run ``op`` after any writes still held for lack of space; hold it too if there is none."""
         with self._held_lock:
             if self._held:
+                self._write_held()
+            if self._held:  # still no room: keep this one behind them (or drop it, memory is bounded)
                 if not self._room_for(op):
                     if not self._dropped:
                         _sdk_warn(
@@ -168,7 +170,7 @@ class LocalTransport:
                     self._dropped.append(op)
                     return {"held": False, "dropped": True}
                 self._held.append(op)
-                return self._write_held()
+                return {"held": True}
             try:
                 return op.run() or {}
             except TallymarkError as exc:
