@@ -72,7 +72,7 @@ class LocalTransport:
             try:
                 self._store = open_store(self.settings)
             except Exception as exc:
-                known = _storage_error(exc, f"the home {self.settings.home_path}")
+                known = _storage_error(exc, "the database (opening it)")
                 if known is None:
                     raise
                 raise TallymarkError(
