@@ -366,6 +366,7 @@ def test_an_embedded_asset_the_store_cannot_take_names_the_store_not_the_file(tm
         t.close()
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_postgresql_disk_full_is_507_and_keeps_no_batch_half(tmp_path: Path) -> None:
     """PostgreSQL's own "could not extend file …: No space left on device" (SQLSTATE 53100).
@@ -377,7 +378,9 @@ def test_postgresql_disk_full_is_507_and_keeps_no_batch_half(tmp_path: Path) -> 
     import pgserver
 
     if (reason := pgserver.unavailable_reason()) is not None:
-        pytest.skip(reason)
+        if pgserver.required_by_env():
+            pytest.fail(f"{pgserver.REQUIRE_ENV}=1 but no PostgreSQL server can be started: {reason}")
+        pytest.skip(f"PostgreSQL not available: {reason}")
     # Not under tmp_path: the postgres OS user must be able to reach the tablespace folder.
     mountpoint = Path(tempfile.mkdtemp(prefix="tallymark-tiny-"))
     mountpoint.chmod(0o755)
