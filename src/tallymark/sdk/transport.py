@@ -13,7 +13,9 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Iterator
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -36,9 +38,19 @@ class Unavailable(Exception):
 
 
 class LocalTransport:
-    """In-process access to an embedded home through the service layer."""
+    """In-process access to an embedded home through the service layer.
+
+    A full disk never raises into training code from here: a batch (or the experiment's creation)
+    that the home has no room for is kept in memory, in order, behind a single warning, and written
+    as soon as there is room again (on the next send); whatever is still unwritten when the
+    transport closes (``Experiment.end()``) is named in one last warning. Memory for such batches is
+    bounded (:attr:`MAX_HELD_POINTS`); beyond it newer batches are dropped and counted. An asset the
+    home has no room for is refused with the real cause (HTTP status 507, code ``disk_full``).
+    """
 
     kind = "local"
+    MAX_HELD_POINTS = 2_000_000  # ~50 MB of columns: what a run may lose to a full disk, not more
+    MAX_HELD_BATCHES = 10_000
 
     def __init__(self, home: str | Path | None = None) -> None:
         from tallymark.settings import Settings
@@ -46,13 +58,26 @@ class LocalTransport:
         overrides = {"home": Path(home)} if home is not None else {}
         self.settings = Settings.from_env(**overrides)
         self._store: Any = None
+        self._held: list[_Held] = []
+        self._held_lock = threading.RLock()
+        self._dropped: list[_Held] = []
+        self._refused_assets: list[str] = []
+        self._full_since: str | None = None  # the cause, while the home's disk is full
 
     @property
     def store(self) -> Any:
         if self._store is None:
             from tallymark.service.store import open_store
 
-            self._store = open_store(self.settings)
+            try:
+                self._store = open_store(self.settings)
+            except Exception as exc:
+                known = _storage_error(exc, "the database (opening it)")
+                if known is None:
+                    raise
+                raise TallymarkError(
+                    self._local_message(known), known.status, known.code, known.detail
+                ) from None
         return self._store
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -63,11 +88,31 @@ class LocalTransport:
         try:
             return fn(*args, **kwargs)
         except ServiceError as exc:
-            raise TallymarkError(exc.message, exc.status, exc.code, exc.detail) from None
+            err = TallymarkError(exc.message, exc.status, exc.code, exc.detail)
+            raise TallymarkError(self._local_message(err), exc.status, exc.code, exc.detail) from None
         except ValidationError as exc:
             raise TallymarkError(_pydantic_message(exc), 422, "invalid") from None
+        except Exception as exc:
+            known = _storage_error(exc, "the database")
+            if known is None:
+                raise
+            raise TallymarkError(self._local_message(known), known.status, known.code, known.detail) from None
+
+    def _local_message(self, exc: TallymarkError) -> str:
+        """The service's "server's disk" message, said about this home instead."""
+        detail = exc.detail if isinstance(exc.detail, dict) else {}
+        if exc.code == "disk_full" and "what" in detail and self.settings.db_url is None:
+            return (
+                f"the disk of the tallymark home {self.settings.home_path} is full: could not write "
+                f"{detail['what']} ({detail.get('cause')})"
+            )
+        return exc.message
 
     def close(self) -> None:
+        with self._held_lock:
+            if self._held:
+                self._write_held()
+            self._report_unsaved()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -76,9 +121,19 @@ class LocalTransport:
     def create_experiment(self, body: dict[str, Any]) -> dict[str, Any]:
         from tallymark.service.experiments import create_experiment
 
-        return self._call(create_experiment, self.store, body, body.get("user") or "local")
+        def run() -> Any:
+            return self._call(create_experiment, self.store, body, body.get("user") or "local")
+
+        return self._in_order(_Held(f"the creation of experiment {body.get('key')}", 0, run))
 
     def send_batch(self, key: str, batch: Batch | dict[str, Any]) -> dict[str, Any]:
+        points = batch.points() if isinstance(batch, Batch) else 0
+        ends = batch.end if isinstance(batch, Batch) else bool(batch.get("end"))
+        return self._in_order(
+            _Held(f"a batch of experiment {key}", points, lambda: self._apply(key, batch), ends)
+        )
+
+    def _apply(self, key: str, batch: Batch | dict[str, Any]) -> dict[str, Any]:
         from tallymark.service.batch import apply_batch
 
         if isinstance(batch, dict):
@@ -101,24 +156,125 @@ class LocalTransport:
             )
         return self._call(apply_batch, self.store, key, batch.head(), series)
 
+    def _in_order(self, op: _Held) -> dict[str, Any]:
+        """Run ``op`` after any writes still held for lack of space; hold it too if there is none."""
+        with self._held_lock:
+            if self._held:
+                self._write_held()
+            if self._held:  # still no room: keep this one behind them (or drop it, memory is bounded)
+                if not self._room_for(op):
+                    if not self._dropped:
+                        _sdk_warn(
+                            f"no more memory set aside for data the full disk cannot take: dropping {op.what}"
+                        )
+                    self._dropped.append(op)
+                    return {"held": False, "dropped": True}
+                self._held.append(op)
+                return {"held": True}
+            try:
+                return op.run() or {}
+            except TallymarkError as exc:
+                if exc.code != "disk_full":
+                    raise
+                self._held.append(op)
+                self._disk_full(exc)
+                return {"held": True}
+
+    def _room_for(self, op: _Held) -> bool:
+        held = sum(h.points for h in self._held)
+        return len(self._held) < self.MAX_HELD_BATCHES and held + op.points <= self.MAX_HELD_POINTS
+
+    def _write_held(self) -> dict[str, Any]:
+        """Write held operations, oldest first, until the disk is full again or none is left."""
+        result: dict[str, Any] = {"held": True}
+        while self._held:
+            try:
+                result = self._held[0].run() or {}
+            except TallymarkError as exc:
+                if exc.code == "disk_full":
+                    self._disk_full(exc)
+                    return {"held": True}
+                refused = self._held.pop(0)  # refused for another reason: say so, never block the rest
+                _sdk_warn(f"{refused.what} was refused: {exc.message}")
+                continue
+            except Exception as exc:
+                failed = self._held.pop(0)
+                _sdk_warn(f"{failed.what} could not be written: {exc!r}")
+                continue
+            self._held.pop(0)
+        if self._full_since is not None:
+            _sdk_warn(f"the tallymark home {self.settings.home_path} has room again; held data written")
+            self._full_since = None
+        return result
+
+    def _disk_full(self, exc: TallymarkError) -> None:
+        if self._full_since is None:
+            _sdk_warn(
+                f"{self._local_message(exc)}; keeping what is logged in memory (up to "
+                f"{self.MAX_HELD_POINTS:,} points) and writing it once there is room"
+            )
+        self._full_since = exc.message
+
+    def _report_unsaved(self) -> None:
+        if not (self._held or self._dropped or self._refused_assets):
+            return
+        lost = self._held + self._dropped
+        parts = []
+        if lost:
+            points = sum(h.points for h in lost)
+            ends = " (including the experiment's end)" if any(h.ends for h in lost) else ""
+            parts.append(f"{len(lost)} write(s) with {points:,} metric point(s){ends}")
+        if self._refused_assets:
+            parts.append(f"{len(self._refused_assets)} asset(s): {', '.join(self._refused_assets[:5])}")
+        _sdk_warn(
+            f"not saved for lack of space in the tallymark home {self.settings.home_path}: "
+            f"{'; '.join(parts)}; what was written before is in {self.settings.home_path}"
+        )
+        self._held, self._dropped, self._refused_assets = [], [], []
+
     def upload_asset(self, key: str, meta: dict[str, Any], source: Path | BinaryIO) -> dict[str, Any]:
+        """Store an asset. An OSError raised here is one reading ``source``; a store that cannot
+        take the bytes is a TallymarkError naming the store and the real cause (never "cannot read")."""
         from tallymark.service.assets import add_asset
 
-        def chunks() -> Iterator[bytes]:
-            f = source.open("rb") if isinstance(source, Path) else source
-            try:
-                while data := f.read(1 << 20):
-                    yield data
-            finally:
-                if isinstance(source, Path):
-                    f.close()
+        read_errors: list[OSError] = []
 
-        return self._call(add_asset, self.store, key, meta, chunks())
+        def chunks() -> Iterator[bytes]:
+            try:
+                f = source.open("rb") if isinstance(source, Path) else source
+                try:
+                    while data := f.read(1 << 20):
+                        yield data
+                finally:
+                    if isinstance(source, Path):
+                        f.close()
+            except OSError as exc:
+                read_errors.append(exc)
+                raise
+
+        name = meta.get("file_name")
+        try:
+            return self._call(add_asset, self.store, key, meta, chunks())
+        except TallymarkError as exc:
+            if exc.code == "disk_full":
+                self._refused_assets.append(repr(name))
+            raise
+        except OSError as exc:
+            if read_errors:
+                raise
+            where = self.settings.home_path
+            raise TallymarkError(
+                f"could not store asset {name!r} in {where}: {exc}", 500, "store_error"
+            ) from exc
 
     def end_experiment(self, key: str) -> dict[str, Any]:
         from tallymark.service.experiments import end_experiment
 
-        return self._call(end_experiment, self.store, key)
+        return self._in_order(
+            _Held(
+                f"the end of experiment {key}", 0, lambda: self._call(end_experiment, self.store, key), True
+            )
+        )
 
     # reads
     def read(self, op: str, **kwargs: Any) -> Any:
@@ -202,7 +358,7 @@ class LocalTransport:
             try:
                 sha, size = self._call(store_blob, self.store, iter(lambda: f.read(1 << 20), b""), sha256)
             except TallymarkError as exc:
-                raise TallymarkError(f"{path}: {exc.message}", exc.status, exc.code) from None
+                raise TallymarkError(f"{path}: {exc.message}", exc.status, exc.code, exc.detail) from None
         return {"sha256": sha, "size": size}
 
     def _download_blob(self, sha256: str, dest: Path) -> None:
@@ -225,6 +381,35 @@ class LocalTransport:
         a = self._call(get_asset, self.store, key, asset_id)
         with self.store.blobs.open(a["sha256"]) as f:
             return f.read()
+
+
+class _Held:
+    """A write the home had no room for, kept to be run again in order."""
+
+    __slots__ = ("ends", "points", "run", "what")
+
+    def __init__(self, what: str, points: int, run: Callable[[], Any], ends: bool = False) -> None:
+        self.what, self.points, self.run, self.ends = what, points, run, ends
+
+
+def _storage_error(exc: BaseException, what: str) -> TallymarkError | None:
+    """A full disk or read-only store (SQLite, PostgreSQL, OS) as a TallymarkError naming it."""
+    from tallymark.service.errors import storage_error
+
+    known = storage_error(exc, what)
+    if known is None:
+        return None
+    return TallymarkError(known.message, known.status, known.code, known.detail)
+
+
+def _sdk_warn(msg: str) -> None:
+    # The real stderr: a captured one would send the warning back into the store that is full.
+    stream = sys.__stderr__ or sys.stderr
+    try:
+        stream.write(f"tallymark: {msg}\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _arrays(s: Any, total: int) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tallymark import __version__
 from tallymark.server.limits import LimitsMiddleware
-from tallymark.service.errors import ServiceError
+from tallymark.service.errors import ServiceError, storage_error
 from tallymark.settings import Settings
 
 CODES = {
@@ -32,6 +33,8 @@ CODES = {
     413: "too_large",
     415: "unsupported_media_type",
     422: "invalid",
+    503: "unavailable",
+    507: "disk_full",
 }
 
 
@@ -72,6 +75,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = "no such API route"
         return _error(exc.status_code, message)
+
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(OSError)
+    async def storage(request: Request, exc: Exception) -> JSONResponse:
+        # A full disk or a read-only store is a condition of the server, not a bug: 507/503 naming it.
+        target = "the database" if isinstance(exc, SQLAlchemyError) else "a file"
+        known = storage_error(exc, f"{target} (for {request.method} {request.url.path})")
+        if known is None:
+            return _error(500, f"internal error: {type(exc).__name__}", code="internal")
+        return _error(known.status, known.message, known.detail, known.code)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover - a bug if seen

@@ -54,7 +54,7 @@ def add_asset(
             if done is not None:
                 return done
         require_running(row, session)
-    sha, size = store_blob(store, chunks, m.sha256)
+    sha, size = store_blob(store, chunks, m.sha256, what=f"asset {m.file_name!r}")
     now = now_ms()
     with store.db.write() as conn:
         row = experiment_row(conn, key, for_update=True)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from tallymark import jsonvalue
-from tallymark.service.errors import Invalid, TooLarge
+from tallymark.service.errors import Invalid, TooLarge, storage_error
 from tallymark.service.models import FileIn
 from tallymark.service.store import Store
 from tallymark.store.schema import files
@@ -74,15 +74,22 @@ def read_files(conn: Connection, owner_kind: str, owner_id: int) -> list[dict[st
     ]
 
 
-def store_blob(store: Store, chunks: Iterable[bytes], expected_sha256: str | None = None) -> tuple[str, int]:
+def store_blob(
+    store: Store,
+    chunks: Iterable[bytes],
+    expected_sha256: str | None = None,
+    what: str = "an uploaded file",
+) -> tuple[str, int]:
     """Stream bytes into the blob store; returns (sha256, size).
 
     With ``expected_sha256`` the bytes must hash to it (else 422, nothing kept), and a blob already
     stored under it is not written again (the chunks are then left unread). Over the asset size
-    limit: 413, nothing kept.
+    limit: 413, nothing kept. No room on the blob store's disk: 507 naming ``what`` (the part
+    written is removed by the store), never an error that blames the client's file.
     """
     from tallymark.store.blobs import BlobHashMismatch, BlobTooLarge
 
+    store.db.require_writable()  # a read-only home: say so, not "permission denied" from the blob folder
     if expected_sha256 is not None and store.blobs.has(expected_sha256):
         return expected_sha256, store.blobs.size(expected_sha256)
     try:
@@ -91,6 +98,11 @@ def store_blob(store: Store, chunks: Iterable[bytes], expected_sha256: str | Non
         raise TooLarge(str(exc)) from None
     except BlobHashMismatch as exc:
         raise Invalid(str(exc)) from None
+    except OSError as exc:
+        known = storage_error(exc, f"{what} to the blob store")
+        if known is None:
+            raise
+        raise known from exc
 
 
 def missing_blobs(store: Store, shas: list[str]) -> list[str]:

@@ -32,10 +32,12 @@ class Store:
 def open_store(settings: Settings, upgrade: bool = True) -> Store:
     """Open (and by default migrate) the store the settings describe."""
     db = Database(settings.database_url)
-    if db.dialect == "sqlite":
+    if db.dialect == "sqlite" and db.read_only is None:
         settings.home_path.mkdir(parents=True, exist_ok=True)
     try:
-        if upgrade:
+        if db.read_only is not None:  # opened for reading only: nothing to migrate with, say so
+            migrate.check(db.engine)
+        elif upgrade:
             migrate.upgrade(db.engine)
         else:
             migrate.check(db.engine)
@@ -44,7 +46,8 @@ def open_store(settings: Settings, upgrade: bool = True) -> Store:
         raise
     try:
         blobs = open_blob_store(settings.blobs_url, settings.s3_endpoint_url)
-        blobs.check()  # a wrong bucket or credentials fail now, not at the first upload
+        if db.read_only is None:  # a read-only home is opened for reading: its blobs are not written
+            blobs.check()  # a wrong bucket or credentials fail now, not at the first upload
     except BaseException:
         db.dispose()
         raise

@@ -19,10 +19,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tallymark.server.compat.comet.translate import BACKEND_CUSTOM_ERROR, Refused
-from tallymark.service.errors import ServiceError
+from tallymark.service.errors import ServiceError, storage_error
 from tallymark.service.store import Store
 
 
@@ -62,7 +63,15 @@ class CometError(Exception):
         self.status, self.message, self.sdk_error_code = status, message, sdk_error_code
 
 
-_CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 409: "conflict", 413: "too_large"}
+_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    503: "read_only",
+    507: "disk_full",
+}
 
 
 def error_response(status: int, message: str, sdk_error_code: int = BACKEND_CUSTOM_ERROR) -> CometJSON:
@@ -107,6 +116,13 @@ class CometRoute(APIRoute):
             except StarletteHTTPException as exc:
                 message = exc.detail if isinstance(exc.detail, str) else "request failed"
                 return error_response(exc.status_code, message)
+            except (SQLAlchemyError, OSError) as exc:
+                # A full disk or read-only store: 507/503 naming it, never a 500 (else re-raised).
+                target = "the database" if isinstance(exc, SQLAlchemyError) else "a file"
+                known = storage_error(exc, f"{target} (for {request.method} {request.url.path})")
+                if known is None:
+                    raise
+                return error_response(known.status, known.message)
 
         return comet_handler
 

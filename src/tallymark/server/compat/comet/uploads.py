@@ -28,7 +28,7 @@ from tallymark.server.compat.comet.http import CometError, json_object, ok, rout
 from tallymark.server.compat.comet.lifecycle import experiment_key
 from tallymark.server.compat.comet.log import apply
 from tallymark.service import assets, compat_support, files
-from tallymark.service.errors import Invalid, TooLarge
+from tallymark.service.errors import Invalid, TooLarge, storage_error
 from tallymark.service.models import BATCH_ID_RE, KEY_RE
 from tallymark.service.store import Store
 
@@ -68,6 +68,11 @@ async def _form(request: Request) -> tuple[UploadFile | None, str | None, dict[s
         raise CometError(400, "uploads need the python-multipart package on the server") from None
     except (CometError, StarletteHTTPException):  # e.g. 413 from the body limit, as it streams in
         raise
+    except OSError as exc:  # spooling the parts to a temporary file: the server's fault, not the body's
+        known = storage_error(exc, "the upload to a temporary file")
+        if known is None:
+            raise
+        raise known from exc
     except Exception as exc:
         raise CometError(400, f"the upload is not a valid multipart body: {exc}") from None
     upload = form.get("file")
