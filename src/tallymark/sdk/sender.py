@@ -1,10 +1,21 @@
 """The background sender: ships what the experiment buffered, in batches, off the training thread.
 
 Every ``interval`` seconds (and on ``flush()``) it takes what is buffered, packs metric points into
-columns and sends one batch (large backlogs are split). A batch that cannot be delivered is retried
-with exponential backoff; when the server stays unreachable, batches go to the on-disk journal and
-are replayed, in order, once it answers again. Every batch carries a fresh id, so a retry or a replay
-never applies twice.
+columns and sends one batch (large backlogs are split). What a batch's answer means decides its fate:
+
+- acknowledged (2xx): stored; a batch id seen before is acknowledged without being stored twice;
+- refused (4xx): the batch can never be stored (a value the server cannot hold, a batch too large).
+  It is dropped with a warning naming the server's message and the next batches go on; retrying or
+  journaling it would only make it block every later batch;
+- unavailable (connection refused or reset, timeout, 5xx, 408/429), or an auth refusal (401/403:
+  the data is fine, the key is not): retried with backoff, then written to the on-disk journal;
+  later batches follow it there, and the journal is replayed in order before anything new is sent
+  once the server answers.
+
+So when ``flush()`` returns, every point logged before it is either stored or in a journal entry
+fsynced on disk (or, when even the journal cannot be written, held in memory and reported at
+``end()``). Transport and journal problems never raise into the training code: they are warned
+about once, and ``end()`` prints one line saying what was not saved and where the rest is.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tallymark.sdk.journal import Journal
+from tallymark.sdk.journal import AUTH_STATUSES, Journal
 from tallymark.sdk.transport import TallymarkError, Unavailable
 from tallymark.sdk.wire import Batch, Columns, MetricBuffer
 
@@ -70,6 +81,12 @@ class Sender:
         self._stop = threading.Event()
         self._down_since: float | None = None
         self.errors: list[TallymarkError] = []
+        self.pending_create: dict[str, Any] | None = None  # set when the server was down at start
+        self.refused: list[str] = []
+        self.refused_points = 0
+        self.lost_assets: list[str] = []
+        self._held: list[Batch] = []  # neither sent nor journaled (the journal is not writable)
+        self._warned: set[str] = set()
         self.sent_points = 0
         self.before_first_send: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name=f"tallymark-sender-{key[:8]}", daemon=True)
@@ -160,70 +177,185 @@ class Sender:
         return b, assets, more
 
     def drain(self, end: bool = False) -> None:
-        """Send everything buffered so far (in the calling thread); with end=True, end the experiment."""
+        """Send everything buffered so far (in the calling thread); with end=True, end the experiment.
+
+        Never raises for a transport or journal problem (see the module docstring)."""
         with self._send_lock:
-            if self.before_first_send is not None:
-                hook, self.before_first_send = self.before_first_send, None
-                hook()
-            while True:
-                batch, assets, more = self._take()
-                for meta, path, cleanup in assets:
-                    self._deliver_asset(meta, path, cleanup)
-                if end and not more:
-                    batch.end = True
-                if not batch.empty():
-                    self._deliver(batch)
-                if not more:
-                    break
+            try:
+                self._drain(end)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not break the training run
+                self._warn_once("sender", f"sender error: {exc!r}")
+
+    def _drain(self, end: bool) -> None:
+        if self.before_first_send is not None:
+            hook, self.before_first_send = self.before_first_send, None
+            hook()
+        held, self._held = self._held, []
+        for old in held:
+            self._deliver(old)
+        while True:
+            batch, assets, more = self._take()
+            for meta, path, cleanup in assets:
+                self._deliver_asset(meta, path, cleanup)
+            if end and not more:
+                batch.end = True
+            if not batch.empty():
+                self._deliver(batch)
+            if not more:
+                break
+
+    # --- delivery ---
+    def _warn_once(self, topic: str, msg: str) -> None:
+        if topic not in self._warned:
+            self._warned.add(topic)
+            _warn(msg)
+
+    def _create(self) -> None:
+        """Create the experiment the server has not seen yet (the server was down at start)."""
+        body = self.pending_create
+        if body is None:
+            return
+        try:
+            self.transport.create_experiment(body)
+        except TallymarkError as exc:
+            if exc.status in AUTH_STATUSES:
+                raise
+            if exc.status != 409:  # 409: it exists (created by a concurrent replay)
+                self._warn_once(
+                    "create", f"the server refused to create experiment {self.key}: {exc.message}"
+                )
+        self.pending_create = None
+
+    def _send(self, fn: Callable[[], Any]) -> None:
+        """One try: create the experiment if needed, replay the journal, then ``fn``."""
+        self._create()
+        if self.journal.pending():
+            try:
+                self.journal.replay(self.transport, self.key, on_refused=self._entry_refused)
+            except OSError as exc:  # an unreadable journal must not stop what is new
+                self._warn_once("journal-read", f"cannot read the journal at {self.journal.folder}: {exc}")
+        fn()
+
+    def _entry_refused(self, entry: Path, exc: TallymarkError) -> bool:
+        self._refused(f"journal entry {entry.name}", exc.message, 0)
+        return True
+
+    def _refused(self, what: str, message: str, points: int) -> None:
+        self.refused.append(message)
+        self.refused_points += points
+        self._warn_once(
+            f"refused:{message}",
+            f"the server refused {what} of experiment {self.key} (dropped; later batches go on): {message}",
+        )
 
     def _attempt(self, fn: Callable[[], Any]) -> bool:
-        """Run fn with retries; True when delivered, False when the server is unreachable."""
+        """Run fn with retries; True when delivered, False when it should be journaled.
+
+        Raises TallymarkError for a refusal (4xx other than auth): the caller drops that request."""
         if self.offline:
             return False
         if self._down_since is not None and time.monotonic() - self._down_since < 5.0:
             return False  # known down: journal at once, try again in a few seconds
         for delay in (*self.retry_delays, None):
             try:
-                if self.journal.pending():
-                    self.journal.replay(self.transport, self.key)
-                fn()
+                self._send(fn)
+            except Unavailable as exc:
+                if delay is not None:
+                    time.sleep(delay)
+                    continue
+                reason = str(exc)
+            except TallymarkError as exc:
+                if exc.status not in AUTH_STATUSES:
+                    raise
+                reason = f"the server refused the API key ({exc.status}): {exc.message}"
+            else:
                 if self._down_since is not None:
                     _warn(f"connection restored; journal for {self.key} replayed")
                 self._down_since = None
                 return True
-            except Unavailable as exc:
-                if delay is None:
-                    if self._down_since is None:
-                        _warn(f"{exc}; saving to the journal at {self.journal.folder} until it answers")
-                    self._down_since = time.monotonic()
-                    return False
-                time.sleep(delay)
+            if self._down_since is None:
+                _warn(f"{reason}; saving to the journal at {self.journal.folder} until it answers")
+            self._down_since = time.monotonic()
+            return False
         return False
 
     def _deliver(self, batch: Batch) -> None:
         try:
-            if not self._attempt(lambda: self.transport.send_batch(self.key, batch)):
-                self.journal.append_batch(batch.body())
-            self.sent_points += batch.points()
+            if self._attempt(lambda: self.transport.send_batch(self.key, batch)):
+                self.sent_points += batch.points()
+                return
         except TallymarkError as exc:
             self.errors.append(exc)
-            _warn(f"the server refused a batch of experiment {self.key}: {exc.message}")
+            self._refused("a batch", exc.message, batch.points())
+            return
+        except Exception as exc:  # noqa: BLE001 - a batch that cannot even be encoded can never be sent
+            self._refused("a batch", f"{type(exc).__name__}: {exc}", batch.points())
+            return
+        try:
+            body = batch.body()
+        except Exception as exc:  # noqa: BLE001
+            self._refused("a batch", f"{type(exc).__name__}: {exc}", batch.points())
+            return
+        try:
+            self.journal.append_batch(body)
+        except OSError as exc:
+            self._warn_once(
+                "journal-write",
+                f"cannot write the journal at {self.journal.folder} ({exc}); keeping unsent points in "
+                "memory and trying again on the next send",
+            )
+            self._held.append(batch)
 
     def _deliver_asset(self, meta: dict[str, Any], path: Path, cleanup: bool) -> None:
+        name = meta.get("file_name")
         try:
-            if not self._attempt(lambda: self.transport.upload_asset(self.key, meta, path)):
+            try:
+                if self._attempt(lambda: self.transport.upload_asset(self.key, meta, path)):
+                    return
+            except TallymarkError as exc:
+                self.errors.append(exc)
+                self._refused(f"asset {name!r}", exc.message, 0)
+                return
+            except OSError as exc:
+                self.lost_assets.append(f"{name} (cannot read {path}: {exc.strerror or exc})")
+                _warn(f"cannot read asset {path}: {exc}")
+                return
+            try:
                 self.journal.append_asset(meta, path)
-        except TallymarkError as exc:
-            self.errors.append(exc)
-            _warn(f"the server refused asset {meta.get('file_name')!r}: {exc.message}")
-        except OSError as exc:
-            _warn(f"cannot read asset {path}: {exc}")
+            except OSError as exc:
+                self.lost_assets.append(f"{name} (journal not writable: {exc.strerror or exc})")
+                self._warn_once("journal-asset", f"cannot write asset {name!r} to the journal: {exc}")
         finally:
             if cleanup:
                 try:
                     os.unlink(path)
                 except OSError:
                     pass
+
+    def summary(self) -> str | None:
+        """One line for ``end()``: what was not saved and where the rest is (None: all stored)."""
+        lost = []
+        if self.refused:
+            lost.append(
+                f"{len(self.refused)} request(s) refused by the server ({self.refused_points:,} points; "
+                f"first: {self.refused[0]})"
+            )
+        held = sum(b.points() for b in self._held)
+        if self._held:
+            lost.append(f"{held:,} points (the journal could not be written)")
+        if self.lost_assets:
+            lost.append(f"asset(s) {', '.join(self.lost_assets[:3])}")
+        parts = []
+        if lost:
+            parts.append("not saved: " + "; ".join(lost))
+        pending = self.journal.pending()
+        if pending:
+            folder = self.journal.folder
+            parts.append(
+                f"{self.journal.points():,} points ({pending} journal entr{'y' if pending == 1 else 'ies'}) "
+                f"are in the journal at {folder}: send them with `tallymark upload {folder}`"
+            )
+        return f"experiment {self.key}: " + "; ".join(parts) if parts else None
 
     def _run(self) -> None:
         while not self._stop.is_set():
