@@ -36,6 +36,7 @@ from tallymark.sdk.wire import Batch, Columns, MetricBuffer
 MAX_POINTS_PER_BATCH = 500_000
 STDOUT_ITEM_BYTES = 1 << 20
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+MAX_REFUSAL_WARNINGS = 3  # distinct messages; a loop logging a bad value must not flood stderr
 
 
 def _warn(msg: str) -> None:
@@ -243,8 +244,14 @@ class Sender:
     def _refused(self, what: str, message: str, points: int) -> None:
         self.refused.append(message)
         self.refused_points += points
+        topic = f"refused:{message}"
+        if topic in self._warned:
+            return
+        if sum(t.startswith("refused:") for t in self._warned) >= MAX_REFUSAL_WARNINGS:
+            self._warn_once("refused-more", "more requests refused; end() reports how many")
+            return
         self._warn_once(
-            f"refused:{message}",
+            topic,
             f"the server refused {what} of experiment {self.key} (dropped; later batches go on): {message}",
         )
 
