@@ -36,6 +36,7 @@ from tallymark.sdk.wire import Batch, Columns, MetricBuffer
 MAX_POINTS_PER_BATCH = 500_000
 STDOUT_ITEM_BYTES = 1 << 20
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+RECHECK_AFTER = 5.0  # seconds a server found down is not retried (batches go to the journal at once)
 MAX_REFUSAL_WARNINGS = 3  # distinct messages; a loop logging a bad value must not flood stderr
 
 
@@ -65,6 +66,7 @@ class Sender:
         self.offline = offline
         self.interval = interval
         self.retry_delays = retry_delays
+        self.recheck_after = RECHECK_AFTER
         # Buffers. Metric points: one list per metric name, appended to by the training thread.
         self.metric_buffers: dict[str, MetricBuffer] = {}
         self._retired: list[MetricBuffer] = []
@@ -261,7 +263,7 @@ class Sender:
         Raises TallymarkError for a refusal (4xx other than auth): the caller drops that request."""
         if self.offline:
             return False
-        if self._down_since is not None and time.monotonic() - self._down_since < 5.0:
+        if self._down_since is not None and time.monotonic() - self._down_since < self.recheck_after:
             return False  # known down: journal at once, try again in a few seconds
         for delay in (*self.retry_delays, None):
             try:
