@@ -59,11 +59,11 @@ def _upload(url: str, *paths: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
 
 
-def _journal_named(stderr: str) -> Path:
-    """The folder of the `tallymark upload PATH` command the SDK printed at end()."""
+def _printed_upload(stderr: str) -> list[str]:
+    """The arguments of the one `tallymark upload ...` command the SDK printed at end()."""
     found = re.findall(r"`tallymark upload ([^`]+)`", stderr)
     assert len(found) == 1, stderr
-    return Path(found[0])
+    return found[0].split()
 
 
 @pytest.fixture
@@ -93,11 +93,16 @@ def test_server_down_at_end_every_flushed_point_arrives_after_upload(tmp_path, c
             exp.log_metric("m", i, step=i)
         exp.end()
         stderr = capfd.readouterr().err
-        journal = _journal_named(stderr)
+        args = _printed_upload(stderr)
+        journal = Path(args[0])
         assert journal == client_home / "journal" / key
+        assert args[1:] == ["--url", srv.url]
         assert "2,000 points" in stderr, stderr
         srv.start()
-        up = _upload(srv.url, journal)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TALLYMARK_")}
+        up = subprocess.run(  # exactly the command printed, from a shell without TALLYMARK_* set
+            [sys.executable, "-m", "tallymark", "upload", *args], capture_output=True, text=True, env=env
+        )
         assert up.returncode == 0, up.stderr
         assert _steps(srv.url, key) == list(range(3000))
         info = httpx.get(f"{srv.url}/api/v1/experiments/{key}", timeout=30).json()
@@ -231,3 +236,65 @@ def test_an_unwritable_journal_never_raises_and_end_says_what_was_not_saved(tmp_
     exp.end()
     err = capfd.readouterr().err
     assert "not saved: 10 points (the journal could not be written)" in err, err
+
+
+KILLED_CLIENT = """
+import sys, time, tallymark
+exp = tallymark.Experiment(project_name="p", workspace="w", url=sys.argv[1], send_interval=3600,
+                           log_code=False, log_env=False, log_git=False, log_system_metrics=False,
+                           capture_stdout=False)
+exp._sender.retry_delays = (0.05,)
+print(exp.get_key(), flush=True)
+for i in range(300):
+    exp.log_metric("m", i, step=i)
+exp.flush()
+print("stored", flush=True)
+sys.stdin.readline()  # the test kills the server meanwhile
+for i in range(300, 1000):
+    exp.log_metric("m", i, step=i)
+exp.flush()
+for i in range(1000, 1050):
+    exp.log_metric("m", i, step=i)  # never flushed: may or may not survive the kill
+print("flushed", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_client_killed_after_flush_while_the_server_is_down_is_sent_by_the_next_run(
+    tmp_path, client_home, capfd
+):
+    script = tmp_path / "client.py"
+    script.write_text(KILLED_CLIENT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLYMARK_")}
+    env["TALLYMARK_HOME"] = str(client_home)
+    srv = ServerProcess(tmp_path / "srv").start()
+    p = subprocess.Popen(
+        [sys.executable, str(script), srv.url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        key = p.stdout.readline().strip()  # type: ignore[union-attr]
+        assert p.stdout.readline().strip() == "stored"  # type: ignore[union-attr]
+        _kill(srv)
+        p.stdin.write("go\n")  # type: ignore[union-attr]
+        p.stdin.flush()  # type: ignore[union-attr]
+        assert p.stdout.readline().strip() == "flushed"  # type: ignore[union-attr]
+        p.kill()
+        p.wait()
+        journal = client_home / "journal" / key
+        assert Journal(journal).pending() >= 1
+        srv.start()
+        nxt = _experiment(srv.url)  # the next run against this server, same home
+        nxt.end()  # end() waits for the journals it adopted to be sent
+        assert "sent the journal an earlier run left" in capfd.readouterr().err
+        steps = _steps(srv.url, key)
+        assert len(steps) == len(set(steps)), "nothing stored twice"
+        assert set(range(1000)) <= set(steps) <= set(range(1050))
+        assert not journal.exists()
+    finally:
+        p.kill()
+        p.wait()
+        srv.stop()

@@ -145,7 +145,7 @@ class Experiment:
         else:
             folder = _home() / "journal" / self._key
         # The journal keeps the create request, so a journal left on disk is a complete upload.
-        self._journal = Journal(folder, experiment=body)
+        self._journal = Journal(folder, experiment=body, origin=getattr(self._transport, "url", None))
         self._url = None
         pending_create: dict[str, Any] | None = None
         if offline:
@@ -597,6 +597,7 @@ class Experiment:
             _warn(summary)
         if not self._journal.pending() and self._journal.folder.exists() and self._transport is not None:
             self._journal.remove()
+        self._journal.release()  # what is left is the next run's to send
         if isinstance(self._transport, LocalTransport):
             self._transport.close()
 

@@ -15,6 +15,13 @@ either exists whole or not at all, whatever moment the process is killed. Entrie
 after the server acknowledged them; batches and assets carry idempotency ids, so an entry sent but
 not yet deleted (a kill in between) is acknowledged again without being stored twice.
 
+While its run lives, a journal is claimed by an advisory lock on ``journal/<key>.lock`` (released
+by the kernel when the process dies, and by ``end()``). The next run that talks to the same server
+(``origin.json``) sends every unclaimed journal it finds there (:func:`adopt_orphans`), so even a run
+killed while the server was down loses nothing it flushed, with nobody typing ``tallymark upload``.
+Two replays of one folder at once are harmless: entries are idempotent and deleted only once
+acknowledged, so the lock only saves work.
+
 An offline archive (``OfflineExperiment``) is the same folder zipped as ``<key>.zip``.
 """
 
@@ -29,6 +36,11 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no claims, no adoption by the next run
+    fcntl = None  # type: ignore[assignment]
 
 ENTRY_GLOB = "[0-9]" * 8 + "-*.json"
 # Refusals that say nothing about the data (a wrong or missing API key): never a reason to drop it.
@@ -65,14 +77,45 @@ def _atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def _try_lock(path: Path) -> int | None:
+    """An exclusive advisory lock on ``path`` (created if needed), or None when another holds it."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class Journal:
     """One experiment's journal folder. ``experiment`` is the create request written beside the
-    first entry, so that the folder alone is enough to upload everything."""
+    first entry, so that the folder alone is enough to upload everything; ``origin`` is the server
+    URL it is meant for (only a run talking to that server adopts it)."""
 
-    def __init__(self, folder: Path, experiment: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, folder: Path, experiment: dict[str, Any] | None = None, origin: str | None = None
+    ) -> None:
         self.folder = Path(folder)
         self.experiment = experiment
+        self.origin = origin
         self._lock = threading.Lock()
+        self._claim: int | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        return self.folder.parent / f"{self.folder.name}.lock"
+
+    def release(self) -> None:
+        """Give up the claim (at end()): from now on the next run may send what is left."""
+        if self._claim is not None:
+            os.close(self._claim)
+            self._claim = None
 
     def _next(self) -> int:
         nums = [int(p.name[:8]) for p in self.folder.glob(ENTRY_GLOB)]
@@ -80,8 +123,12 @@ class Journal:
 
     def _prepare(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        if self._claim is None and self.origin is not None:
+            self._claim = _try_lock(self.lock_path)
         if self.experiment is not None and not (self.folder / "experiment.json").exists():
             _atomic_write(self.folder / "experiment.json", json.dumps(self.experiment).encode())
+        if self.origin is not None and not (self.folder / "origin.json").exists():
+            _atomic_write(self.folder / "origin.json", json.dumps({"url": self.origin}).encode())
 
     def write_experiment(self, body: dict[str, Any]) -> None:
         self.experiment = body
@@ -184,6 +231,9 @@ class Journal:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        if self._claim is not None:
+            self.lock_path.unlink(missing_ok=True)
+        self.release()
 
 
 def _remove_entry(entry: Path) -> None:
@@ -237,7 +287,12 @@ def _refusals(path: Path, refused: list[tuple[str, str]]) -> EntriesRefused:
     )
 
 
-def upload_journal(folder: Path, transport: Any, on_entry: Callable[[int, int], None] | None = None) -> str:
+def upload_journal(
+    folder: Path,
+    transport: Any,
+    on_entry: Callable[[int, int], None] | None = None,
+    drop_refused: bool = False,
+) -> str:
     """Upload a journal folder (what the SDK left while the server was down); returns the key.
 
     Entries are deleted as the server acknowledges them and the folder once none is left, so a
@@ -251,14 +306,55 @@ def upload_journal(folder: Path, transport: Any, on_entry: Callable[[int, int], 
 
     def keep(entry: Path, exc: Any) -> bool:
         refused.append((entry.name, exc.message))
-        return False
+        return drop_refused
 
     Journal(folder).replay(transport, key, on_refused=keep, on_entry=on_entry)
-    if refused:
-        raise _refusals(folder, refused)
     if not any(folder.glob(ENTRY_GLOB)):
         shutil.rmtree(folder, ignore_errors=True)
+    if refused:
+        raise _refusals(folder, refused)
     return key
+
+
+def adopt_orphans(journals: Path, transport: Any, exclude: str, warn: Callable[[str], None]) -> int:
+    """Send the journals earlier runs left in ``journals`` for this transport's server (killed, or
+    ended while it was down) and that no live run claims; returns how many were sent whole.
+
+    Stops at the first sign that the server is unreachable (the journals stay for the next run).
+    Entries the server refuses are dropped, as the SDK does for its own batches."""
+    from tallymark.sdk.transport import TallymarkError, Unavailable
+
+    url = getattr(transport, "url", None)
+    if fcntl is None or url is None:
+        return 0
+    try:
+        folders = sorted(p for p in journals.iterdir() if p.is_dir() and p.name != exclude)
+    except OSError:
+        return 0
+    done = 0
+    for folder in folders:
+        try:
+            if json.loads((folder / "origin.json").read_text()).get("url") != url:
+                continue
+        except (OSError, ValueError, AttributeError):
+            continue  # another server's, or not ours to guess
+        lock = journals / f"{folder.name}.lock"
+        fd = _try_lock(lock)
+        if fd is None:
+            continue  # its run is alive (or another run is sending it right now)
+        try:
+            upload_journal(folder, transport, drop_refused=True)
+            done += 1
+            warn(f"sent the journal an earlier run left at {folder}")
+        except Unavailable:
+            return done
+        except (EntriesRefused, TallymarkError, OSError, ValueError) as exc:
+            warn(f"could not send the journal at {folder}: {getattr(exc, 'message', None) or exc}")
+        finally:
+            if not folder.exists():
+                lock.unlink(missing_ok=True)
+            os.close(fd)
+    return done
 
 
 def replay_archive(path: Path, transport: Any, on_entry: Callable[[int, int], None] | None = None) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tallymark.sdk.journal import AUTH_STATUSES, Journal
+from tallymark.sdk.journal import AUTH_STATUSES, Journal, adopt_orphans
 from tallymark.sdk.transport import TallymarkError, Unavailable
 from tallymark.sdk.wire import Batch, Columns, MetricBuffer
 
@@ -90,12 +90,25 @@ class Sender:
         self.lost_assets: list[str] = []
         self._held: list[Batch] = []  # neither sent nor journaled (the journal is not writable)
         self._warned: set[str] = set()
+        self._adopter: threading.Thread | None = None
         self.sent_points = 0
         self.before_first_send: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name=f"tallymark-sender-{key[:8]}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        if not self.offline and getattr(self.transport, "kind", None) == "http":
+            self._adopter = threading.Thread(
+                target=self._adopt, name=f"tallymark-adopt-{self.key[:8]}", daemon=True
+            )
+            self._adopter.start()
+
+    def _adopt(self) -> None:
+        """Send journals earlier runs left for this server (in the background: training goes on)."""
+        try:
+            adopt_orphans(self.journal.folder.parent, self.transport, self.key, _warn)
+        except Exception as exc:  # noqa: BLE001 - someone else's leftovers must not break this run
+            self._warn_once("adopt", f"could not send journals left by earlier runs: {exc!r}")
 
     # --- producers (any thread) ---
     def new_buffer(self, name: str, int_aware: bool) -> MetricBuffer:
@@ -360,9 +373,12 @@ class Sender:
         pending = self.journal.pending()
         if pending:
             folder = self.journal.folder
+            url = getattr(self.transport, "url", None)
+            command = f"tallymark upload {folder}" + (f" --url {url}" if url else "")
             parts.append(
                 f"{self.journal.points():,} points ({pending} journal entr{'y' if pending == 1 else 'ies'}) "
-                f"are in the journal at {folder}: send them with `tallymark upload {folder}`"
+                f"are in the journal at {folder}: send them with `{command}` (or the next run against "
+                "this server sends them)"
             )
         return f"experiment {self.key}: " + "; ".join(parts) if parts else None
 
@@ -386,6 +402,8 @@ class Sender:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=30)
         self.drain(end=end)
+        if self._adopter is not None:
+            self._adopter.join(timeout=60)  # a journal half-sent is fine: the next run resumes it
 
 
 def _stdout_items(chunks: list[tuple[str, str]]) -> list[dict[str, Any]]:
