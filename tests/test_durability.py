@@ -298,3 +298,29 @@ def test_a_client_killed_after_flush_while_the_server_is_down_is_sent_by_the_nex
         p.kill()
         p.wait()
         srv.stop()
+
+
+def test_a_hung_server_times_out_into_the_journal_and_nothing_is_stored_twice(tmp_path, client_home):
+    """SIGSTOP: requests time out (the stopped server may still apply them once it resumes), the
+    batches go to the journal, and the replay after SIGCONT stores each point once (batch ids)."""
+    with ServerProcess(tmp_path / "srv") as srv:
+        exp = _experiment(srv.url)
+        exp._transport._client.timeout = httpx.Timeout(0.5)  # type: ignore[union-attr]
+        for i in range(100):
+            exp.log_metric("m", i, step=i)
+        exp.flush()
+        assert srv.proc is not None
+        os.killpg(srv.proc.pid, signal.SIGSTOP)
+        try:
+            for i in range(100, 400):
+                exp.log_metric("m", i, step=i)
+                if i % 100 == 99:
+                    exp.flush()  # times out, journals, never raises
+            assert exp._journal.pending() >= 1
+        finally:
+            os.killpg(srv.proc.pid, signal.SIGCONT)
+        exp._transport._client.timeout = httpx.Timeout(30)  # type: ignore[union-attr]
+        exp._sender._down_since = None
+        exp.end()
+        assert _steps(srv.url, exp.get_key()) == list(range(400))
+        assert not (client_home / "journal" / exp.get_key()).exists()

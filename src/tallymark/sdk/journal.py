@@ -43,8 +43,6 @@ except ImportError:  # pragma: no cover - Windows: no claims, no adoption by the
     fcntl = None  # type: ignore[assignment]
 
 ENTRY_GLOB = "[0-9]" * 8 + "-*.json"
-# Refusals that say nothing about the data (a wrong or missing API key): never a reason to drop it.
-AUTH_STATUSES = (401, 403)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -196,7 +194,7 @@ class Journal:
         without ``on_refused`` the error is raised. An entry that vanished meanwhile was sent and
         deleted by a concurrent replay of the same folder (``tallymark upload`` while the run lives).
         """
-        from tallymark.sdk.transport import TallymarkError
+        from tallymark.sdk.transport import TallymarkError, is_refusal
 
         sent = 0
         with self._lock:
@@ -218,7 +216,7 @@ class Journal:
                 except FileNotFoundError:
                     continue  # the asset's bytes went with a concurrent replay
                 except TallymarkError as exc:
-                    if exc.status in AUTH_STATUSES or on_refused is None:
+                    if not is_refusal(exc.status) or on_refused is None:
                         raise
                     if on_refused(entry, exc):
                         _remove_entry(entry)
@@ -360,7 +358,7 @@ def adopt_orphans(journals: Path, transport: Any, exclude: str, warn: Callable[[
 def replay_archive(path: Path, transport: Any, on_entry: Callable[[int, int], None] | None = None) -> str:
     """Upload a journal folder or an offline archive (``KEY.zip``) through ``transport``; returns
     the key. Idempotent: uploading the same archive twice stores nothing twice."""
-    from tallymark.sdk.transport import TallymarkError
+    from tallymark.sdk.transport import TallymarkError, is_refusal
 
     if path.is_dir():
         return upload_journal(path, transport, on_entry)
@@ -385,7 +383,7 @@ def replay_archive(path: Path, transport: Any, on_entry: Callable[[int, int], No
                             shutil.copyfileobj(src, dst, 1 << 20)
                         transport.upload_asset(key, body, target)
             except TallymarkError as exc:
-                if exc.status in AUTH_STATUSES:
+                if not is_refusal(exc.status):
                     raise
                 refused.append((name, exc.message))
             if on_entry:

@@ -29,13 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tallymark.sdk.journal import AUTH_STATUSES, Journal, adopt_orphans
-from tallymark.sdk.transport import TallymarkError, Unavailable
+from tallymark.sdk.journal import Journal, adopt_orphans
+from tallymark.sdk.transport import TallymarkError, Unavailable, is_refusal
 from tallymark.sdk.wire import Batch, Columns, MetricBuffer
 
 MAX_POINTS_PER_BATCH = 500_000
 STDOUT_ITEM_BYTES = 1 << 20
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+RETRY_BUDGET = 15.0  # seconds a flush() spends retrying (a hung server: one 30 s timeout, no more)
 RECHECK_AFTER = 5.0  # seconds a server found down is not retried (batches go to the journal at once)
 MAX_REFUSAL_WARNINGS = 3  # distinct messages; a loop logging a bad value must not flood stderr
 
@@ -234,7 +235,7 @@ class Sender:
         try:
             self.transport.create_experiment(body)
         except TallymarkError as exc:
-            if exc.status in AUTH_STATUSES:
+            if not is_refusal(exc.status):
                 raise
             if exc.status != 409:  # 409: it exists (created by a concurrent replay)
                 self._warn_once(
@@ -278,18 +279,20 @@ class Sender:
             return False
         if self._down_since is not None and time.monotonic() - self._down_since < self.recheck_after:
             return False  # known down: journal at once, try again in a few seconds
+        give_up = time.monotonic() + RETRY_BUDGET
         for delay in (*self.retry_delays, None):
             try:
                 self._send(fn)
-            except Unavailable as exc:
-                if delay is not None:
+            except (Unavailable, TallymarkError) as exc:
+                if isinstance(exc, TallymarkError) and is_refusal(exc.status):
+                    raise
+                if isinstance(exc, TallymarkError) and exc.status in (401, 403):
+                    reason = f"the server refused the API key ({exc.status}): {exc.message}"
+                elif delay is not None and time.monotonic() + delay < give_up:
                     time.sleep(delay)
                     continue
-                reason = str(exc)
-            except TallymarkError as exc:
-                if exc.status not in AUTH_STATUSES:
-                    raise
-                reason = f"the server refused the API key ({exc.status}): {exc.message}"
+                else:
+                    reason = getattr(exc, "message", None) or str(exc)
             else:
                 if self._down_since is not None:
                     _warn(f"connection restored; journal for {self.key} replayed")

@@ -35,6 +35,18 @@ class Unavailable(Exception):
     """The server could not be reached or failed; the request may be retried."""
 
 
+# 4xx answers that say nothing about the request itself: a wrong or missing API key (the data is
+# fine, the key is not), a timeout or rate limit. Everything else in 4xx can never succeed.
+NOT_REFUSALS = (401, 403, 408, 429)
+
+
+def is_refusal(status: int) -> bool:
+    """Whether an answer with this status means "this request will never be accepted" (a 4xx other
+    than auth, timeout or rate limit): the SDK drops such a batch instead of retrying or journaling
+    it, since it would otherwise block every batch after it."""
+    return 400 <= status < 500 and status not in NOT_REFUSALS
+
+
 class LocalTransport:
     """In-process access to an embedded home through the service layer."""
 
@@ -57,15 +69,22 @@ class LocalTransport:
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from pydantic import ValidationError
+        from sqlalchemy.exc import OperationalError
 
         from tallymark.service.errors import ServiceError
 
         try:
             return fn(*args, **kwargs)
         except ServiceError as exc:
+            if exc.status >= 500:  # the store failed (disk full…): worth retrying, journal meanwhile
+                raise Unavailable(
+                    f"the embedded store at {self.settings.home} failed: {exc.message}"
+                ) from exc
             raise TallymarkError(exc.message, exc.status, exc.code, exc.detail) from None
         except ValidationError as exc:
             raise TallymarkError(_pydantic_message(exc), 422, "invalid") from None
+        except (OSError, OperationalError) as exc:
+            raise Unavailable(f"the embedded store at {self.settings.home} failed: {exc}") from exc
 
     def close(self) -> None:
         if self._store is not None:
@@ -104,16 +123,19 @@ class LocalTransport:
     def upload_asset(self, key: str, meta: dict[str, Any], source: Path | BinaryIO) -> dict[str, Any]:
         from tallymark.service.assets import add_asset
 
-        def chunks() -> Iterator[bytes]:
-            f = source.open("rb") if isinstance(source, Path) else source
-            try:
-                while data := f.read(1 << 20):
-                    yield data
-            finally:
-                if isinstance(source, Path):
-                    f.close()
+        # Opened here, outside _call: a file that cannot be read is the caller's problem (OSError),
+        # not a store failure worth retrying.
+        f = source.open("rb") if isinstance(source, Path) else source
 
-        return self._call(add_asset, self.store, key, meta, chunks())
+        def chunks() -> Iterator[bytes]:
+            while data := f.read(1 << 20):
+                yield data
+
+        try:
+            return self._call(add_asset, self.store, key, meta, chunks())
+        finally:
+            if isinstance(source, Path):
+                f.close()
 
     def end_experiment(self, key: str) -> dict[str, Any]:
         from tallymark.service.experiments import end_experiment
@@ -311,7 +333,10 @@ class HttpTransport:
         if resp.headers.get("content-type", "").startswith("application/json"):
             from tallymark import jsonvalue
 
-            return jsonvalue.loads(resp.content)
+            try:
+                return jsonvalue.loads(resp.content)
+            except ValueError as exc:  # a cut or garbled answer (a proxy, a dying server): retry
+                raise Unavailable(f"{self.url} answered {resp.status_code} with unreadable JSON") from exc
         return resp.content
 
     @staticmethod
