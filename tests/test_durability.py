@@ -324,3 +324,20 @@ def test_a_hung_server_times_out_into_the_journal_and_nothing_is_stored_twice(tm
         exp.end()
         assert _steps(srv.url, exp.get_key()) == list(range(400))
         assert not (client_home / "journal" / exp.get_key()).exists()
+
+
+def test_upload_sends_everything_but_a_refused_entry_and_says_so(tmp_path, client_home):
+    port = free_port()
+    exp = _experiment(f"http://127.0.0.1:{port}")  # the server is down for the whole run
+    exp.log_parameter("huge", "x" * (2 << 20))
+    exp.flush()
+    for i in range(100):
+        exp.log_metric("m", i, step=i)
+    exp.end()
+    journal = client_home / "journal" / exp.get_key()
+    with ServerProcess(tmp_path / "srv", port=port) as srv:
+        up = _upload(srv.url, journal)
+        assert up.returncode == 1
+        assert "1 entry" in up.stderr and "refused" in up.stderr and "limit" in up.stderr, up.stderr
+        assert _steps(srv.url, exp.get_key()) == list(range(100))
+        assert [p.name for p in Journal(journal).entries()] == ["00000001-batch.json"]
