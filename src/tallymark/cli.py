@@ -348,8 +348,9 @@ def upload(
     """Send offline experiments and the journals runs left while a server was down.
 
     Takes OfflineExperiment archives (KEY.zip), journal folders (the path the SDK names at end(),
-    under ~/.tallymark/journal/) and comet_ml OfflineExperiment archives. Idempotent: nothing is stored twice. A journal folder's entries are deleted as the server
-    acknowledges them and the folder once it is empty; entries the server refuses stay in it."""
+    under ~/.tallymark/journal/) and comet_ml OfflineExperiment archives. Idempotent: nothing is
+    stored twice. A journal folder's entries are deleted as the server acknowledges them, and the
+    folder once it is empty; entries the server refuses stay in it."""
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -7,10 +7,10 @@ columns and sends one batch (large backlogs are split). What a batch's answer me
 - refused (4xx): the batch can never be stored (a value the server cannot hold, a batch too large).
   It is dropped with a warning naming the server's message and the next batches go on; retrying or
   journaling it would only make it block every later batch;
-- unavailable (connection refused or reset, timeout, 5xx, 408/429), or an auth refusal (401/403:
-  the data is fine, the key is not): retried with backoff, then written to the on-disk journal;
-  later batches follow it there, and the journal is replayed in order before anything new is sent
-  once the server answers.
+- unavailable (connection refused or reset, timeout, 5xx, 408/429, a failing embedded store):
+  retried with backoff, then written to the on-disk journal; later batches follow it there, and the
+  journal is replayed in order before anything new is sent once the server answers. An auth refusal
+  (401/403: the data is fine, the key is not) is journaled at once, for an upload with the right key.
 
 So when ``flush()`` returns, every point logged before it is either stored or in a journal entry
 fsynced on disk (or, when even the journal cannot be written, held in memory and reported at
