@@ -366,33 +366,39 @@ def upload(
     url: UrlOpt = None,
     home: HomeOpt = None,
 ) -> None:
-    """Send offline experiments: OfflineExperiment archives, journals left while a server was down, and
-    comet_ml OfflineExperiment archives (KEY.zip)."""
+    """Send offline experiments and the journals runs left while a server was down.
+
+    Takes OfflineExperiment archives (KEY.zip), journal folders (the path the SDK names at end(),
+    under ~/.tallymark/journal/) and comet_ml OfflineExperiment archives. Idempotent: nothing is
+    stored twice. A journal folder's entries are deleted as the server acknowledges them, and the
+    folder once it is empty; entries the server refuses stay in it."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tallymark.sdk.journal import replay_archive
+    from tallymark.sdk.journal import EntriesRefused, replay_archive
     from tallymark.sdk.transport import TallymarkError, Unavailable
     from tallymark.server.compat.comet.offline import is_comet_archive, replay_comet_archive
 
     t = _transport(url, home)
-    failed = 0
+    failures: list[str] = []
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     ) as progress:
         for f in files:
             if not f.exists():
-                err.print(f"[red]{f}: no such file[/]")
-                failed += 1
+                failures.append(f"{f}: no such file or folder")
                 continue
             task = progress.add_task(f.name, total=None)
             try:
                 replay = replay_comet_archive if is_comet_archive(f) else replay_archive
                 key = replay(f, t, lambda i, n, task=task: progress.update(task, completed=i, total=n))
                 progress.update(task, description=f"{f.name} → {key}")
-            except (TallymarkError, Unavailable, ValueError, OSError) as exc:
-                progress.update(task, description=f"[red]{f.name}: {exc}")
-                failed += 1
-    if failed:
+            except (TallymarkError, Unavailable, EntriesRefused, ValueError, OSError) as exc:
+                progress.update(task, description=f"[red]{f.name}: failed")
+                failures.append(f"{f}: {getattr(exc, 'message', None) or exc}")
+    for line in failures:  # whole lines, not cut to the width of a progress bar
+        err.print(f"[red]{escape(line)}[/]")
+    if failures:
         raise typer.Exit(1)
 
 

@@ -144,9 +144,10 @@ class Experiment:
             folder = self._offline_directory / f".{self._key}"  # type: ignore[operator]
         else:
             folder = _home() / "journal" / self._key
-        self._journal = Journal(folder)
+        # The journal keeps the create request, so a journal left on disk is a complete upload.
+        self._journal = Journal(folder, experiment=body, origin=getattr(self._transport, "url", None))
         self._url = None
-        self._pending_create: dict[str, Any] | None = None
+        pending_create: dict[str, Any] | None = None
         if offline:
             self._journal.write_experiment(body)
         else:
@@ -155,17 +156,15 @@ class Experiment:
                 self._url = info.get("url")
             except Unavailable as exc:
                 _warn(f"{exc}; logging to the journal at {folder} until the server answers")
-                self._journal.write_experiment(body)
-                self._pending_create = body
+                pending_create = body
         self.name = name
         self._sender = Sender(
             self._transport, self._key, self._journal, offline=offline, interval=send_interval
         )
+        self._sender.pending_create = pending_create  # created by the sender once the server answers
         self._buffers = self._sender.metric_buffers
         self._capture = None
         self._monitor = None
-        if self._pending_create:
-            self._sender.before_first_send = self._retry_create
         self._autolog = (log_code, log_env, log_git)
         if any(self._autolog):
             # Autolog (pip packages, git, code) runs on the sender thread, before the first send.
@@ -218,15 +217,12 @@ class Experiment:
         return f"{base.rstrip('/')}/{ws}/{proj}/{self._key}"
 
     def _retry_create(self) -> None:
-        body = self._pending_create
-        if body is None or self._transport is None:
+        if self._sender.pending_create is None or self._transport is None:
             return
         try:
-            info = self._transport.create_experiment(body)
-            self._url = info.get("url")
-            self._pending_create = None
-        except Unavailable:
-            self._sender.before_first_send = self._retry_create  # try again on the next send
+            self._sender._create()
+        except (Unavailable, TallymarkError):
+            pass  # still pending: the sender tries again on its next send
 
     def _collect_autolog(self) -> None:
         log_code, log_env, log_git = self._autolog
@@ -480,9 +476,9 @@ class Experiment:
         self._live_check()
         if self._transport is None:
             raise TallymarkError(f"{what} needs a store: it is not available in an OfflineExperiment", 400)
-        if self._pending_create is not None:
+        if self._sender.pending_create is not None:
             self._retry_create()
-            if self._pending_create is not None:
+            if self._sender.pending_create is not None:
                 raise Unavailable(f"{what}: the server is unreachable")
         return self._transport
 
@@ -598,22 +594,14 @@ class Experiment:
         self._sender.close(end=True)
         _live.discard(self)
         self._finish()
-        if self._sender.errors:
-            _warn(
-                f"{len(self._sender.errors)} request(s) of experiment {self._key} were refused; "
-                f"first: {self._sender.errors[0].message}"
-            )
 
     def _finish(self) -> None:
-        pending = self._journal.pending()
-        if pending:
-            _warn(
-                f"{pending} batch(es) of experiment {self._key} are in the journal at "
-                f"{self._journal.folder}; run `tallymark upload {self._journal.folder}` once the server "
-                "is back"
-            )
-        elif self._journal.folder.exists() and self._transport is not None:
+        summary = self._sender.summary()  # one line: what was not saved, where the rest is
+        if summary:
+            _warn(summary)
+        if not self._journal.pending() and self._journal.folder.exists() and self._transport is not None:
             self._journal.remove()
+        self._journal.release()  # what is left is the next run's to send
         if isinstance(self._transport, LocalTransport):
             self._transport.close()
 

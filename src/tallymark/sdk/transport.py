@@ -37,6 +37,18 @@ class Unavailable(Exception):
     """The server could not be reached or failed; the request may be retried."""
 
 
+# 4xx answers that say nothing about the request itself: a wrong or missing API key (the data is
+# fine, the key is not), a timeout or rate limit. Everything else in 4xx can never succeed.
+NOT_REFUSALS = (401, 403, 408, 429)
+
+
+def is_refusal(status: int) -> bool:
+    """Whether an answer with this status means "this request will never be accepted" (a 4xx other
+    than auth, timeout or rate limit): the SDK drops such a batch instead of retrying or journaling
+    it, since it would otherwise block every batch after it."""
+    return 400 <= status < 500 and status not in NOT_REFUSALS
+
+
 class LocalTransport:
     """In-process access to an embedded home through the service layer.
 
@@ -82,6 +94,7 @@ class LocalTransport:
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from pydantic import ValidationError
+        from sqlalchemy.exc import OperationalError
 
         from tallymark.service.errors import ServiceError
 
@@ -94,9 +107,13 @@ class LocalTransport:
             raise TallymarkError(_pydantic_message(exc), 422, "invalid") from None
         except Exception as exc:
             known = _storage_error(exc, "the database")
-            if known is None:
-                raise
-            raise TallymarkError(self._local_message(known), known.status, known.code, known.detail) from None
+            if known is not None:
+                raise TallymarkError(
+                    self._local_message(known), known.status, known.code, known.detail
+                ) from None
+            if isinstance(exc, (OSError, OperationalError)):  # the store failed: retry, journal meanwhile
+                raise Unavailable(f"the embedded store at {self.settings.home} failed: {exc}") from exc
+            raise
 
     def _local_message(self, exc: TallymarkError) -> str:
         """The service's "server's disk" message, said about this home instead."""
@@ -237,17 +254,15 @@ class LocalTransport:
         take the bytes is a TallymarkError naming the store and the real cause (never "cannot read")."""
         from tallymark.service.assets import add_asset
 
+        # Opened here: a file that cannot be read is the caller's problem (an OSError about it), not
+        # a store failure worth retrying.
+        f = source.open("rb") if isinstance(source, Path) else source
         read_errors: list[OSError] = []
 
         def chunks() -> Iterator[bytes]:
             try:
-                f = source.open("rb") if isinstance(source, Path) else source
-                try:
-                    while data := f.read(1 << 20):
-                        yield data
-                finally:
-                    if isinstance(source, Path):
-                        f.close()
+                while data := f.read(1 << 20):
+                    yield data
             except OSError as exc:
                 read_errors.append(exc)
                 raise
@@ -256,16 +271,22 @@ class LocalTransport:
         try:
             return self._call(add_asset, self.store, key, meta, chunks())
         except TallymarkError as exc:
+            if read_errors:
+                raise read_errors[0] from None
             if exc.code == "disk_full":
                 self._refused_assets.append(repr(name))
             raise
-        except OSError as exc:
+        except (Unavailable, OSError) as exc:
             if read_errors:
-                raise
+                raise read_errors[0] from None
+            cause = exc.__cause__ if isinstance(exc, Unavailable) and exc.__cause__ is not None else exc
             where = self.settings.home_path
             raise TallymarkError(
-                f"could not store asset {name!r} in {where}: {exc}", 500, "store_error"
+                f"could not store asset {name!r} in {where}: {cause}", 500, "store_error"
             ) from exc
+        finally:
+            if isinstance(source, Path):
+                f.close()
 
     def end_experiment(self, key: str) -> dict[str, Any]:
         from tallymark.service.experiments import end_experiment
@@ -496,7 +517,10 @@ class HttpTransport:
         if resp.headers.get("content-type", "").startswith("application/json"):
             from tallymark import jsonvalue
 
-            return jsonvalue.loads(resp.content)
+            try:
+                return jsonvalue.loads(resp.content)
+            except ValueError as exc:  # a cut or garbled answer (a proxy, a dying server): retry
+                raise Unavailable(f"{self.url} answered {resp.status_code} with unreadable JSON") from exc
         return resp.content
 
     @staticmethod
