@@ -273,9 +273,13 @@ class LocalTransport:
         except TallymarkError as exc:
             if read_errors:
                 raise read_errors[0] from None
-            if exc.code == "disk_full":
-                self._refused_assets.append(repr(name))
-            raise
+            if exc.code != "disk_full":
+                raise
+            # Not retried or journaled: the journal is on the same full disk, and retrying would
+            # hold up every later batch. Named in the report at close() instead.
+            _sdk_warn(f"{self._local_message(exc)}; asset {name!r} is not saved")
+            self._refused_assets.append(repr(name))
+            return {"held": False, "dropped": True}
         except (Unavailable, OSError) as exc:
             if read_errors:
                 raise read_errors[0] from None
