@@ -7,11 +7,20 @@ from typing import Any
 
 from tallymark import jsonvalue
 from tallymark.service.errors import Invalid, TooLarge
+from tallymark.storable import value_problem
+
+
+def check_value(what: str, value: Any) -> None:
+    """:class:`Invalid` for a value the store cannot hold (the rule in :mod:`tallymark.storable`)."""
+    problem = value_problem(value)
+    if problem is not None:
+        raise Invalid(f"{what} cannot be stored: {problem}")
 
 
 def encode_value(what: str, value: Any, limit: int) -> dict[str, Any]:
     """JSON text plus the typed copies the query language compares against."""
     value = jsonvalue.decode_tagged(value)
+    check_value(what, value)
     text = jsonvalue.dumps(value)
     if len(text.encode()) > limit:
         raise TooLarge(f"{what} is {len(text.encode()):,} bytes encoded; the limit is {limit:,} bytes")
@@ -20,7 +29,7 @@ def encode_value(what: str, value: Any, limit: int) -> dict[str, Any]:
         f = float(value)
         num = f if math.isfinite(f) else None
     if isinstance(value, str):
-        vtext = value
+        vtext = value.replace("\x00", "")  # the query copy: PostgreSQL text cannot hold NUL
     elif isinstance(value, bool):
         vtext = "true" if value else "false"
     elif value is None:
