@@ -9,8 +9,9 @@ from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from tallymark import jsonvalue
-from tallymark.service.models import KEY_RE
+from tallymark.service.models import KEY_PATTERN
 from tallymark.service.store import Store
+from tallymark.storable import INT64_MAX
 
 
 def get_store(request: Request) -> Store:
@@ -18,7 +19,9 @@ def get_store(request: Request) -> Store:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
-KeyPath = Annotated[str, Path(pattern=KEY_RE.pattern, description="experiment key: 32 lowercase hex")]
+KeyPath = Annotated[str, Path(pattern=KEY_PATTERN, description="experiment key: 32 lowercase hex")]
+# Ids are INTEGER columns: one past int64 would reach the database driver and fail there (500).
+IdPath = Annotated[int, Path(ge=1, le=INT64_MAX, description="a positive 64-bit id")]
 
 
 class TallyJSON(JSONResponse):
