@@ -165,3 +165,12 @@ def test_python_regexes_are_anchored_at_the_very_end():
 
     for regex, good in ((KEY_RE, "a" * 32), (SEMVER_RE, "1.0.0"), (ALIAS_RE, "prod"), (BATCH_ID_RE, "b-1")):
         assert regex.match(good) and not regex.match(good + "\n"), regex.pattern
+
+
+@pytest.mark.parametrize("asset_id", ["18446744073709551616", "9" * 40, "²", "-1"])
+def test_comet_asset_ids_beyond_int64_are_404(client, asset_id):
+    key = _create(client)
+    r = client.get(
+        "/api/rest/v2/experiment/asset/get-asset", params={"experimentKey": key, "assetId": asset_id}
+    )
+    assert r.status_code == 404, r.text

@@ -231,8 +231,9 @@ def _blob_of(store: Store, q: Any) -> tuple[str, int, str]:
         files = next((m["files"] for m in registry.list_logged_models(store, key) if m["name"] == model), [])
     else:
         key = q.get("experimentKey") or ""
-        if not KEY_RE.match(key) or not asset_id.isdigit():
-            raise CometError(404, f"no asset {asset_id!r}")
+        # ASCII digits of an int64 only: int("²") raises, and a bigger id would reach the driver.
+        if not KEY_RE.match(key) or not (asset_id.isascii() and asset_id.isdigit() and len(asset_id) < 19):
+            raise CometError(404, f"no asset {asset_id[:100]!r}")
         a = assets.get_asset(store, key, int(asset_id))
         return a["sha256"], a["fileSize"], a["fileName"]
     f = next((f for f in files if f["logicalPath"] == path), None)
