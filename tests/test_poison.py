@@ -128,13 +128,23 @@ def test_poison_metrics_names_and_steps_are_warned_about(home, capfd):
             exp.log_parameter("bad\n", 1)
             exp.add_tags(["ok", "prod\n"])
             exp.set_name("name\x1b]52;c;x\x07")
+            exp.log_curve("roc", [0, 1], [0])  # the server would refuse the whole batch for it
+            exp.log_confusion_matrix(matrix=[[1, 2]])
     exp.end()
     err = capfd.readouterr().err
-    for fragment in ("64 bits", "'bad\\nname'", "'prod\\n'", "'bad\\n'", "control character"):
+    for fragment in (
+        "64 bits",
+        "'bad\\nname'",
+        "'prod\\n'",
+        "'bad\\n'",
+        "control character",
+        "curve 'roc' was not logged: curve 'roc': x has 2 values but y has 1",
+        "must be square",
+    ):
         assert fragment in err, (fragment, err)
     e = tallymark.API().get_experiment_by_key(exp.get_key())
     assert [p["metricValue"] for p in e.get_metrics("m")] == list(range(100))
-    assert e.get_tags() == ["ok"] and e.get_parameters_summary() == []
+    assert e.get_tags() == ["ok"] and e.get_parameters_summary() == [] and e.get_curves() == []
 
 
 @pytest.mark.slow

@@ -32,8 +32,11 @@ True
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from typing import Any
+
+from tallymark import jsonvalue
 
 MAX_DEPTH = 64  # every JSON request body, the binary batch header, Comet bodies
 MAX_VALUE_DEPTH = 48  # one logged value (parameter, other, item data)
@@ -140,3 +143,83 @@ def text_problem(text: str) -> str | None:
 
 def fits_int64(n: int) -> bool:
     return INT64_MIN <= n <= INT64_MAX
+
+
+# ----- structured items: the shape the server checks, checked by the SDK too (else a whole batch
+# would be refused for one malformed curve) -----
+
+
+def _numbers(what: str, seq: Any, allow_nan: bool = True) -> list[float | int]:
+    if not isinstance(seq, list):
+        raise ValueError(f"{what} must be a list of numbers")
+    out = []
+    for i, v in enumerate(seq):
+        v = jsonvalue.decode_tagged(v)
+        if isinstance(v, str):
+            try:
+                v = jsonvalue.metric_number(v)
+            except ValueError as exc:
+                raise ValueError(f"{what}[{i}]: {exc}") from None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{what}[{i}] is {v!r}, not a number")
+        if not allow_nan and isinstance(v, float) and math.isnan(v):
+            raise ValueError(f"{what}[{i}] is NaN, which is not allowed here")
+        out.append(v)
+    return out
+
+
+def validate_item(kind: str, name: str, data: Any) -> Any:
+    """Check the shape of a structured item; returns the normalised data."""
+    where = f"{kind.replace('_', ' ')} {name!r}"
+    if kind == "confusion_matrix":
+        if not isinstance(data, dict) or not isinstance(data.get("matrix"), list):
+            raise ValueError(f"{where} needs a 'matrix': a list of rows of counts")
+        rows = data["matrix"]
+        n = len(rows)
+        if n == 0 or n > 1000:
+            raise ValueError(f"{where}: the matrix must have between 1 and 1000 rows")
+        matrix = []
+        for r, row in enumerate(rows):
+            vals = _numbers(f"{where} row {r}", row, allow_nan=False)
+            if len(vals) != n:
+                raise ValueError(
+                    f"{where}: the matrix must be square; row {r} has {len(vals)} cells, not {n}"
+                )
+            if any(v < 0 for v in vals):
+                raise ValueError(f"{where}: counts may not be negative (row {r})")
+            matrix.append(vals)
+        labels = data.get("labels")
+        if labels is None:
+            labels = [str(i) for i in range(n)]
+        if not isinstance(labels, list) or len(labels) != n or not all(isinstance(x, str) for x in labels):
+            raise ValueError(f"{where}: 'labels' must be {n} strings, one per row")
+        title = data.get("title") or "Confusion Matrix"
+        return {"matrix": matrix, "labels": labels, "title": str(title)}
+    if kind == "curve":
+        if not isinstance(data, dict):
+            raise ValueError(f"{where} needs 'x' and 'y' lists")
+        x = _numbers(f"{where} x", data.get("x"))
+        y = _numbers(f"{where} y", data.get("y"))
+        if len(x) != len(y):
+            raise ValueError(f"{where}: x has {len(x)} values but y has {len(y)}")
+        return {"x": x, "y": y}
+    if kind == "table":
+        if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+            raise ValueError(f"{where} needs 'columns' and 'rows'")
+        cols = data.get("columns")
+        if cols is not None and not (isinstance(cols, list) and all(isinstance(c, str) for c in cols)):
+            raise ValueError(f"{where}: 'columns' must be a list of strings")
+        for i, row in enumerate(data["rows"]):
+            if not isinstance(row, list):
+                raise ValueError(f"{where}: row {i} is not a list")
+            if cols is not None and len(row) != len(cols):
+                raise ValueError(f"{where}: row {i} has {len(row)} cells but there are {len(cols)} columns")
+        return {"columns": cols, "rows": data["rows"]}
+    if kind in ("code", "stdout"):
+        key = "source" if kind == "code" else "text"
+        if not isinstance(data, dict) or not isinstance(data.get(key), str):
+            raise ValueError(f"{where} needs a '{key}' string")
+        return data
+    if not isinstance(data, (dict, list)):
+        raise ValueError(f"{where} must be a JSON object or list")
+    return data

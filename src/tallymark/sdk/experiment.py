@@ -465,10 +465,16 @@ class Experiment:
             size, limit = len(jsonvalue.dumps(data).encode()), Settings.max_item_bytes
             if size > limit:
                 problem = f"it is {size:,} bytes encoded; the limit is {limit:,} bytes"
+        if problem is None:
+            data = json_ready(data)
+            try:  # the shape the server checks: a malformed item would cost the whole batch
+                storable.validate_item(kind, name, jsonvalue.decode_tagged(data))
+            except ValueError as exc:
+                problem = str(exc)
         if problem is not None:
             self._refuse(what, problem)
             return
-        item = {"kind": kind, "name": name, "data": json_ready(data), "overwrite": overwrite}
+        item = {"kind": kind, "name": name, "data": data, "overwrite": overwrite}
         if step is not None:
             item["step"] = self._check_step(step)
         self._sender.item(item)
