@@ -101,12 +101,14 @@ def test_binary_batch_header_nested_too_deep(client):
         ("GET", "/api/v1/experiments?workspace=w&page=9223372036854775807"),
         ("GET", "/api/v1/experiments/KEY/assets/18446744073709551616/content"),
         ("GET", "/api/v1/experiments/KEY/assets/-9223372036854775809/content"),
+        ("GET", "/api/v1/experiments/KEY/assets/2147483648/content"),
+        ("POST", "/api/v1/requests/2147483648/approve"),
         ("POST", "/api/v1/requests/18446744073709551616/approve"),
         ("POST", "/api/v1/requests/99999999999999999999999999/reject"),
         ("GET", "/api/v1/experiments/KEY/metric?name=m&points=" + "9" * 30),
     ],
 )
-def test_integers_beyond_int64_are_422(client, method, path):
+def test_integers_beyond_int64_and_ids_beyond_their_column_are_422(client, method, path):
     key = _create(client)
     r = client.request(method, path.replace("KEY", key))
     assert r.status_code == 422, r.text
@@ -167,10 +169,18 @@ def test_python_regexes_are_anchored_at_the_very_end():
         assert regex.match(good) and not regex.match(good + "\n"), regex.pattern
 
 
-@pytest.mark.parametrize("asset_id", ["18446744073709551616", "9" * 40, "²", "-1"])
+@pytest.mark.parametrize("asset_id", ["18446744073709551616", "2147483648", "9" * 40, "9" * 5000, "²", "-1"])
 def test_comet_asset_ids_beyond_int64_are_404(client, asset_id):
     key = _create(client)
     r = client.get(
         "/api/rest/v2/experiment/asset/get-asset", params={"experimentKey": key, "assetId": asset_id}
     )
     assert r.status_code == 404, r.text
+
+
+def test_deep_json_in_the_asset_meta_query_is_422(client):
+    key = _create(client)
+    meta = '{"file_name": "a.txt", "metadata": ' + "[" * 3000 + "]" * 3000 + "}"
+    r = client.post(f"/api/v1/experiments/{key}/assets", params={"meta": meta}, content=b"abc")
+    assert r.status_code == 422 and "meta nests 3,001 levels deep; the limit is 64" in r.text, r.text
+    assert client.get(f"/api/v1/experiments/{key}/assets").json()["assets"] == []

@@ -244,3 +244,20 @@ def test_binary_batch_with_a_poison_value_is_4xx_and_writes_nothing(client, head
     assert client.get(f"/api/v1/experiments/{key}/metrics").json()["metrics"] == []
     r = client.post(url, content=good, headers={"content-type": "application/x-tallymark-batch"})
     assert r.status_code == 200 and r.json()["points"] == 3, r.text
+
+
+def test_the_service_refuses_poison_on_every_store(store):
+    """The same rule on SQLite and PostgreSQL; text with NUL is kept (PostgreSQL text cannot hold NUL:
+    only the query copy drops it)."""
+    from tallymark.service import batch, experiments, reads
+    from tallymark.service.errors import Invalid
+
+    key = new_key()
+    experiments.create_experiment(store, {"key": key, "workspace": "w", "project": "p"}, "alice")
+    for value in (10**400, _nested(MAX_VALUE_DEPTH + 1), "\ud800"):
+        with pytest.raises(Invalid, match="parameter 'p' cannot be stored"):
+            batch.apply_batch(store, key, {"batch_id": "b1", "params": {"ok": 1, "p": value}})
+    assert reads.parameters_summary(store, key) == []
+    batch.apply_batch(store, key, {"batch_id": "b1", "params": {"p": "a\x00b", "big": 2**1000}})
+    params = {p["name"]: p["valueCurrent"] for p in reads.parameters_summary(store, key)}
+    assert params == {"p": "a\x00b", "big": 2**1000}

@@ -42,6 +42,7 @@ MAX_DEPTH = 64  # every JSON request body, the binary batch header, Comet bodies
 MAX_VALUE_DEPTH = 48  # one logged value (parameter, other, item data)
 MAX_NAME = 500
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_ID = 2**31 - 1  # row ids are INTEGER columns: 32 bits on PostgreSQL
 
 _CONTAINERS = (list, tuple, set, frozenset, dict)
 

@@ -50,6 +50,19 @@ def _scope_name(value: str) -> str:
     return value
 
 
+def _prose(value: str) -> str:
+    # Descriptions, comments, URIs: newlines are fine, but NUL is not (PostgreSQL text cannot hold
+    # it: a 500 there) and neither are lone surrogates (no encoding can write them).
+    if "\x00" in value:
+        raise ValueError("text may not contain the NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (it holds a lone surrogate)") from None
+    return value
+
+
 def _key(value: str) -> str:
     if not KEY_RE.match(value):
         raise ValueError(f"{value!r} is not an experiment key (32 lowercase hex characters)")
@@ -73,7 +86,7 @@ class ExperimentCreate(Strict):
     project: ScopeName
     name: Name | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=1000)
-    user: str | None = Field(default=None, max_length=200)
+    user: Annotated[str, Field(max_length=200), AfterValidator(_prose)] | None = None
 
 
 class Packed(Strict):
@@ -159,10 +172,10 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 class FileIn(Strict):
     """One file of an artifact version or a model: a stored blob (sha256) or a remote URI."""
 
-    logical_path: Annotated[str, Field(min_length=1, max_length=1000)]
+    logical_path: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_prose)]
     sha256: Sha256 | None = None
     size: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
-    uri: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    uri: Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_prose)] | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -179,7 +192,7 @@ class ArtifactVersionIn(Strict):
 class ModelIn(Strict):
     name: ScopeName
     files: list[FileIn] = Field(default_factory=list, max_length=100_000)
-    remote_uri: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    remote_uri: Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_prose)] | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -188,17 +201,17 @@ class RegisterIn(Strict):
     experiment_model: ScopeName
     version: Version | None = None
     status: Status = "development"
-    description: Annotated[str, Field(max_length=10_000)] | None = None
+    description: Annotated[str, Field(max_length=10_000), AfterValidator(_prose)] | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=1000)
 
 
 class StatusRequestIn(Strict):
     status: Status
-    comment: Annotated[str, Field(max_length=10_000)] | None = None
+    comment: Annotated[str, Field(max_length=10_000), AfterValidator(_prose)] | None = None
 
 
 class DecisionIn(Strict):
-    comment: Annotated[str, Field(max_length=10_000)] | None = None
+    comment: Annotated[str, Field(max_length=10_000), AfterValidator(_prose)] | None = None
 
 
 M = TypeVar("M", bound=BaseModel)

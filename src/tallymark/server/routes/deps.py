@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from tallymark import jsonvalue
 from tallymark.service.models import KEY_PATTERN
 from tallymark.service.store import Store
-from tallymark.storable import INT64_MAX
+from tallymark.storable import MAX_ID
 
 
 def get_store(request: Request) -> Store:
@@ -20,8 +20,9 @@ def get_store(request: Request) -> Store:
 
 StoreDep = Annotated[Store, Depends(get_store)]
 KeyPath = Annotated[str, Path(pattern=KEY_PATTERN, description="experiment key: 32 lowercase hex")]
-# Ids are INTEGER columns: one past int64 would reach the database driver and fail there (500).
-IdPath = Annotated[int, Path(ge=1, le=INT64_MAX, description="a positive 64-bit id")]
+# Ids are INTEGER columns (32 bits on PostgreSQL): a bigger one would reach the database driver
+# and fail there (a 500), so it is refused here.
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="a row id: 1 to 2**31 - 1")]
 
 
 class TallyJSON(JSONResponse):
