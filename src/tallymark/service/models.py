@@ -172,7 +172,7 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 class FileIn(Strict):
     """One file of an artifact version or a model: a stored blob (sha256) or a remote URI."""
 
-    logical_path: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_prose)]
+    logical_path: Annotated[str, Field(min_length=1, max_length=1000)]  # store/paths.py checks it
     sha256: Sha256 | None = None
     size: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
     uri: Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_prose)] | None = None
