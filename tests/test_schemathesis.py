@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402 - after the importors
 
 from tallymark.settings import Settings  # noqa: E402
 
-EXAMPLES = 40  # per operation and generation mode; the whole run stays well under a minute here
+EXAMPLES = 30  # per operation and generation mode; both backends together stay near a minute here
 
 
 def _run(op, mode, cases: Counter[str], failures: list, examples: int) -> None:
