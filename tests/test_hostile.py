@@ -4,6 +4,7 @@ characters (a trailing newline above all: ``$`` in a Python regex lets one throu
 
 from __future__ import annotations
 
+import gzip
 import re
 
 import pytest
@@ -50,6 +51,12 @@ def test_deep_bodies_are_400_on_every_rest_route(client, depth):
             seen += 1
     assert seen >= 10, seen  # every route with a JSON body said why
     r = client.post(f"/api/v1/experiments/{key}/batch", content=DEEP[depth])  # no content type at all
+    assert r.status_code == 400 and "the limit is 64" in r.json()["error"]["message"], r.text
+    r = client.post(  # measured after decompression
+        f"/api/v1/experiments/{key}/batch",
+        content=gzip.compress(DEEP[depth].encode()),
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
     assert r.status_code == 400 and "the limit is 64" in r.json()["error"]["message"], r.text
 
 

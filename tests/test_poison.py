@@ -7,6 +7,8 @@ after it is counted.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import tallymark
@@ -96,6 +98,10 @@ def _run_with_poison(name: str, value, capfd) -> str:
     for step in range(50, 100):
         exp.log_metric("loss", step / 100, step=step)
     exp.log_parameter("after", 3)
+    # The deepest value the SDK lets through, NaN (a {"$float"} object on the wire) at the bottom:
+    # the server takes it, so the body limit (64) leaves room for the batch around it.
+    exp.log_parameter("edge", _nested(MAX_VALUE_DEPTH, leaf=float("nan")))
+    exp.log_table("deep.json", [["a"], [_nested(MAX_VALUE_DEPTH - 3, leaf=float("inf"))]])  # data, rows, row
     exp.end()
     err = capfd.readouterr().err
     # (a nested dict is flattened to a.b names: it is refused by the name it grows into)
@@ -106,7 +112,12 @@ def _run_with_poison(name: str, value, capfd) -> str:
     points = e.get_metrics("loss")
     assert [p["step"] for p in points] == list(range(100)), name
     params = {p["name"]: p["valueCurrent"] for p in e.get_parameters_summary()}
+    edge = params.pop("edge")
+    for _ in range(MAX_VALUE_DEPTH):
+        (edge,) = edge
+    assert math.isnan(edge)
     assert params == {"before": 1, "kept": 2, "after": 3}, name
+    assert [t["name"] for t in e.get_tables()].count("deep.json") == 1
     assert e.get_others_summary() == []
     return exp.get_key()
 
