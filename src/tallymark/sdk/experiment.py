@@ -383,9 +383,9 @@ class Experiment:
     def _refuse(self, what: str, problem: str) -> None:
         """Warn (once per value and reason) that something was not logged; training goes on."""
         message = f"{what} was not logged: {problem}"
-        if message not in self._refused:
+        if message not in self._refused and len(self._refused) <= 1000:
             self._refused.add(message)
-            _warn(message)
+            _warn(message if len(self._refused) <= 1000 else "more values were not logged (not shown)")
 
     def _metric_name_ok(self, name: Any) -> bool:
         problem = _name_problem("metric", name)
