@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -67,6 +68,52 @@ def dumps(value: Any) -> str:
         return json.dumps(value, allow_nan=False, default=_default, ensure_ascii=False)
     except ValueError:
         return json.dumps(_tag_nonfinite(to_plain(value)), allow_nan=False, ensure_ascii=False)
+
+
+class TooDeep(ValueError):
+    """A JSON text nests deeper than allowed; raised before any recursive parsing starts."""
+
+
+# A JSON string (escapes included), matched without recursion, so brackets inside it are not counted.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def nesting_depth(text: str | bytes) -> int:
+    """How deep ``[``/``{`` nest in a JSON text, found by a linear scan that never recurses.
+
+    ``json.loads`` recurses once per level and fails with ``RecursionError`` around 1,000 levels, so
+    bodies from the network are measured with this first (see :func:`parse`). Brackets inside
+    strings do not count; an unterminated string counts its brackets (the text is invalid anyway).
+    """
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    if b"[" not in data and b"{" not in data:
+        return 0
+    if b'"' in data:
+        data = _STRING.sub(b"", data)
+    brackets = data.translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    import numpy as np
+
+    step = np.zeros(256, np.int64)
+    step[[ord("["), ord("{")]] = 1
+    step[[ord("]"), ord("}")]] = -1
+    return max(0, int(np.cumsum(step[np.frombuffer(brackets, np.uint8)]).max()))
+
+
+def check_depth(text: str | bytes, limit: int, what: str = "the JSON body") -> None:
+    """Raise :class:`TooDeep` when ``text`` nests deeper than ``limit`` levels."""
+    depth = nesting_depth(text)
+    if depth > limit:
+        raise TooDeep(f"{what} nests {depth:,} levels deep; the limit is {limit}")
+
+
+def parse(text: str | bytes, limit: int, what: str = "the JSON body") -> Any:
+    """``json.loads`` for text from outside: :class:`TooDeep` past ``limit`` levels, never a
+    ``RecursionError``; other bad JSON raises ``ValueError`` as ``json.loads`` does."""
+    check_depth(text, limit, what)
+    return json.loads(text)
 
 
 def _hook(obj: dict[str, Any]) -> Any:

@@ -24,12 +24,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tallymark import jsonvalue
+from tallymark import jsonvalue, storable
 from tallymark.sdk.identity import current_user
 from tallymark.sdk.journal import Journal, zip_folder
 from tallymark.sdk.sender import Sender, _warn
 from tallymark.sdk.transport import LocalTransport, TallymarkError, Unavailable, default_transport
 from tallymark.sdk.wire import NO_EPOCH
+from tallymark.settings import Settings
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _live: weakref.WeakSet[Experiment] = weakref.WeakSet()
@@ -58,7 +59,8 @@ def _coerce_metric(name: str, value: Any) -> float | int:
         return int(value)
     if isinstance(value, int):
         if not INT64_MIN <= value <= INT64_MAX:
-            raise ValueError(f"metric {name!r}: integer {value} does not fit in 64 bits")
+            shown = value if abs(value) < 10**30 else f"of about {storable._digits(value)} digits"
+            raise ValueError(f"the integer {shown} does not fit in 64 bits")
         return value
     if isinstance(value, float):
         return value
@@ -71,32 +73,55 @@ def _coerce_metric(name: str, value: Any) -> float | int:
 
 
 def _flatten(mapping: Mapping[str, Any], prefix: str | None, sep: str = ".") -> dict[str, Any]:
+    # A loop, not recursion: a dict nested 100k deep must give a warning, not a RecursionError.
+    # A name grown past the limit stops the descent (it is refused as a name).
     out: dict[str, Any] = {}
-    for k, v in mapping.items():
-        if not isinstance(k, str):
-            k = str(k)
-        full = f"{prefix}{sep}{k}" if prefix else k
-        if isinstance(v, Mapping) and v:
-            out.update(_flatten(v, full, sep))
-        else:
+    stack = [(prefix, iter(mapping.items()))]
+    while stack:
+        pre, items = stack[-1]
+        for k, v in items:
+            full = f"{pre}{sep}{k}" if pre else str(k)
+            if isinstance(v, Mapping) and v and len(full) <= storable.MAX_NAME:
+                stack.append((full, iter(v.items())))
+                break
             out[full] = v
+        else:
+            stack.pop()
     return out
 
 
 def _check_name(what: str, name: Any) -> str:
     if not isinstance(name, str):
         raise TypeError(f"{what} name must be a string, not {type(name).__name__}")
-    if not name.strip() or len(name) > 500:
-        raise ValueError(f"{what} name must have 1 to 500 characters and not be blank: {name!r:.60}")
+    problem = storable.name_problem(name)
+    if problem is not None:
+        raise ValueError(f"{what} name {name!r:.60}: {problem}")
     return name
 
 
-def _plain_value(what: str, value: Any) -> Any:
+def _name_problem(what: str, name: Any) -> str | None:
+    if not isinstance(name, str):
+        raise TypeError(f"{what} name must be a string, not {type(name).__name__}")
+    return storable.name_problem(name)
+
+
+def _plain_value(what: str, value: Any, limit: int = Settings.max_value_bytes) -> tuple[Any, str | None]:
+    """The value as plain JSON data, or why the store cannot hold it (:mod:`tallymark.storable`).
+
+    A wrong type raises TypeError (it shows on the first run); a value the store cannot hold is
+    returned as a problem to warn about, since it may depend on the data and appear hours in.
+    """
+    problem = storable.value_problem(value)
+    if problem is not None:
+        return None, problem
     try:
-        jsonvalue.dumps(value)
+        text = jsonvalue.dumps(value)
     except TypeError as exc:
         raise TypeError(f"{what}: {exc}") from None
-    return jsonvalue.to_plain(value)
+    size = len(text.encode())
+    if size > limit:
+        return None, f"it is {size:,} bytes encoded; the limit is {limit:,} bytes"
+    return jsonvalue.to_plain(value), None
 
 
 class Experiment:
@@ -163,6 +188,7 @@ class Experiment:
         )
         self._sender.pending_create = pending_create  # created by the sender once the server answers
         self._buffers = self._sender.metric_buffers
+        self._refused: set[str] = set()
         self._capture = None
         self._monitor = None
         self._autolog = (log_code, log_env, log_git)
@@ -277,28 +303,41 @@ class Experiment:
             raise ExperimentEnded(f"experiment {self._key} has ended")
         buf = self._buffers.get(name)
         if type(value) is not float:
-            value = _coerce_metric(name, value)
+            try:
+                value = _coerce_metric(name, value)
+            except ValueError as exc:
+                self._refuse(f"metric {name!r:.100}", str(exc))
+                return
             if type(value) is int and (buf is None or buf.iv is None):
-                buf = self._sender.int_buffer(_check_name("metric", name))
+                if buf is None and not self._metric_name_ok(name):
+                    return
+                buf = self._sender.int_buffer(name)
         if buf is None:
-            buf = self._sender.new_buffer(_check_name("metric", name), False)
+            if not self._metric_name_ok(name):
+                return
+            buf = self._sender.new_buffer(name, False)
         if step is None:
             if self._step is not None:
                 step = self._step
             else:
                 step = self._auto_steps.get(name, -1) + 1
                 self._auto_steps[name] = step
-        elif type(step) is not int:
-            step = self._check_step(step)
-        if epoch is None:
-            epoch = self._epoch if self._epoch is not None else NO_EPOCH
-        elif type(epoch) is not int or not INT64_MIN < epoch <= INT64_MAX:
-            epoch = self._check_step(epoch)
+        try:
+            if type(step) is not int:
+                step = self._check_step(step)
+            if epoch is None:
+                epoch = self._epoch if self._epoch is not None else NO_EPOCH
+            elif type(epoch) is not int or not INT64_MIN < epoch <= INT64_MAX:
+                epoch = self._check_step(epoch)
+        except ValueError as exc:
+            self._refuse(f"metric {name!r:.100}", str(exc))
+            return
         # Appends in this order: steps first (may overflow before anything is written), time last.
         try:
             buf.s.append(step)
         except OverflowError:
-            raise ValueError(f"metric {name!r}: step {step} does not fit in 64 bits") from None
+            self._refuse(f"metric {name!r:.100}", f"the step {step} does not fit in 64 bits")
+            return
         buf.v.append(value)
         buf.e.append(epoch)
         if buf.iv is not None:
@@ -337,6 +376,32 @@ class Experiment:
     def set_epoch(self, epoch: int | None) -> None:
         self._epoch = None if epoch is None else self._check_step(epoch)
 
+    def _refuse(self, what: str, problem: str) -> None:
+        """Warn (once per value and reason) that something was not logged; training goes on."""
+        message = f"{what} was not logged: {problem}"
+        if message not in self._refused and len(self._refused) <= 1000:
+            self._refused.add(message)
+            _warn(message if len(self._refused) <= 1000 else "more values were not logged (not shown)")
+
+    def _metric_name_ok(self, name: Any) -> bool:
+        problem = _name_problem("metric", name)
+        if problem is not None:
+            self._refuse(f"metric {name!r:.100}", problem)
+        return problem is None
+
+    def _checked(self, what: str, mapping: Mapping[str, Any]) -> dict[str, Any]:
+        """The entries of ``mapping`` the store can hold, as plain values; the rest warned about."""
+        out = {}
+        for k, v in mapping.items():
+            problem = _name_problem(what, k)
+            if problem is None:
+                v, problem = _plain_value(f"{what} {k!r}", v)
+            if problem is not None:
+                self._refuse(f"{what} {k!r:.100}", problem)
+            else:
+                out[k] = v
+        return out
+
     # ----- parameters, others, tags, name -----
     def _live_check(self) -> None:
         if self._ended:
@@ -348,24 +413,26 @@ class Experiment:
     def log_parameters(self, mapping: Mapping[str, Any], prefix: str | None = None) -> None:
         """Log hyperparameters; nested dicts are flattened to ``a.b`` names."""
         self._live_check()
-        flat = {
-            _check_name("parameter", k): _plain_value(f"parameter {k!r}", v)
-            for k, v in _flatten(mapping, prefix).items()
-        }
-        self._sender.params(flat)
+        flat = self._checked("parameter", _flatten(mapping, prefix))
+        if flat:
+            self._sender.params(flat)
 
     def log_other(self, key: str, value: Any) -> None:
         self.log_others({key: value})
 
     def log_others(self, mapping: Mapping[str, Any]) -> None:
         self._live_check()
-        self._sender.others(
-            {_check_name("other", k): _plain_value(f"other {k!r}", v) for k, v in mapping.items()}
-        )
+        checked = self._checked("other", mapping)
+        if checked:
+            self._sender.others(checked)
 
     def set_name(self, name: str) -> None:
         self._live_check()
-        self.name = _check_name("experiment", name)
+        problem = _name_problem("experiment", name)
+        if problem is not None:
+            self._refuse(f"experiment name {name!r:.100}", problem)
+            return
+        self.name = name
         self._sender.name(name)
 
     def add_tag(self, tag: str) -> None:
@@ -373,19 +440,37 @@ class Experiment:
 
     def add_tags(self, tags: Iterable[str]) -> None:
         self._live_check()
-        self._sender.tags([_check_name("tag", t) for t in tags])
+        kept = []
+        for t in tags:
+            problem = _name_problem("tag", t)
+            if problem is not None:
+                self._refuse(f"tag {t!r:.100}", problem)
+            else:
+                kept.append(t)
+        if kept:
+            self._sender.tags(kept)
 
     # ----- structured items -----
     def _item(
         self, kind: str, name: str, data: Any, step: int | None = None, overwrite: bool = False
     ) -> None:
         self._live_check()
-        item = {
-            "kind": kind,
-            "name": _check_name(kind, name),
-            "data": json_ready(data),
-            "overwrite": overwrite,
-        }
+        what = f"{kind.replace('_', ' ')} {name!r:.100}"
+        problem = _name_problem(kind, name) or storable.value_problem(data)
+        if problem is None:
+            size, limit = len(jsonvalue.dumps(data).encode()), Settings.max_item_bytes
+            if size > limit:
+                problem = f"it is {size:,} bytes encoded; the limit is {limit:,} bytes"
+        if problem is None:
+            data = json_ready(data)
+            try:  # the shape the server checks: a malformed item would cost the whole batch
+                storable.validate_item(kind, name, jsonvalue.decode_tagged(data))
+            except ValueError as exc:
+                problem = str(exc)
+        if problem is not None:
+            self._refuse(what, problem)
+            return
+        item = {"kind": kind, "name": name, "data": data, "overwrite": overwrite}
         if step is not None:
             item["step"] = self._check_step(step)
         self._sender.item(item)
@@ -413,10 +498,14 @@ class Experiment:
 
     def log_curve(self, name: str, x: Any, y: Any, overwrite: bool = False, step: int | None = None) -> None:
         """Log an (x, y) curve such as ROC or precision-recall."""
-        self._item("curve", name, {"x": jsonvalue.to_plain(x), "y": jsonvalue.to_plain(y)}, step, overwrite)
+        self._item("curve", name, {"x": x, "y": y}, step, overwrite)
 
     def log_table(self, file_name: str, data: Any) -> None:
         """Log a table: a pandas DataFrame, a list of dicts, or a list of rows (first row = header)."""
+        problem = storable.value_problem(data)  # before _table turns it into lists (no recursion)
+        if problem is not None:
+            self._refuse(f"table {file_name!r:.100}", problem)
+            return
         self._item("table", file_name, _table(data))
 
     def log_code(self, path: str | Path | None = None) -> None:
@@ -468,7 +557,11 @@ class Experiment:
         if step is not None:
             meta["step"] = self._check_step(step)
         if metadata is not None:
-            meta["metadata"] = _plain_value("asset metadata", dict(metadata))
+            plain, problem = _plain_value("asset metadata", dict(metadata), Settings.max_item_bytes)
+            if problem is None:
+                meta["metadata"] = plain
+            else:  # the file is what matters: upload it without the metadata
+                self._refuse(f"the metadata of asset {file_name!r:.100}", problem)
         self._sender.asset(meta, path, cleanup)
 
     # ----- artifacts, models, registry (synchronous: they return what was stored) -----

@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
-import json
 import struct
 from typing import Any
 
 import numpy as np
 
-from tallymark.service.errors import Invalid
+from tallymark import jsonvalue
+from tallymark.service.errors import Invalid, ServiceError
+from tallymark.storable import MAX_DEPTH
 from tallymark.store.chunks import F8, I8, U1, Series
 
 COLUMN_DTYPES = {"steps": I8, "values": F8, "timestamps": I8, "epochs": I8, "int_values": I8, "int_mask": U1}
@@ -26,7 +27,9 @@ def decode(body: bytes) -> tuple[dict[str, Any], list[Series]]:
     if 8 + hlen > len(body):
         raise Invalid("the binary batch header is truncated")
     try:
-        head = json.loads(body[8 : 8 + hlen])
+        head = jsonvalue.parse(body[8 : 8 + hlen], MAX_DEPTH, "the binary batch header")
+    except jsonvalue.TooDeep as exc:
+        raise ServiceError(str(exc)) from None
     except ValueError as exc:
         raise Invalid(f"the binary batch header is not JSON: {exc}") from None
     if not isinstance(head, dict) or not isinstance(head.get("metrics", []), list):

@@ -3,6 +3,11 @@
 Bodies are counted as they stream in; one that grows past its limit (after decompression, so a
 gzip bomb is stopped after at most ``limit`` bytes of output) is answered 413 before any route runs
 or, for streamed uploads, before anything becomes visible.
+
+Every body that may be parsed as JSON (all but uploads, multipart forms and the binary batch, whose
+header is checked by :mod:`tallymark.server.binary_batch`) is also measured for nesting depth before
+the route sees it: deeper than :data:`tallymark.storable.MAX_DEPTH` (64) levels is answered 400, so
+no JSON parser downstream (FastAPI's, the Comet adapter's) ever recurses into a hostile body.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
+
+from tallymark import jsonvalue
+from tallymark.storable import MAX_DEPTH
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -34,6 +42,20 @@ class BadGzip(HTTPException):
         super().__init__(400, f"the gzip body cannot be decoded: {reason}")
 
 
+class BodyTooDeep(HTTPException):
+    def __init__(self, reason: str) -> None:
+        super().__init__(400, reason)
+
+
+# Bodies that are not JSON: their bytes may hold any brackets.
+_NOT_JSON_TYPES = ("multipart/", "application/octet-stream", "application/x-tallymark-batch")
+
+
+def _json_like(path: str, content_type: str, upload: bool) -> bool:
+    raw = path.endswith("/batch/binary") or ("/blobs/" in path and not path.endswith("/blobs/missing"))
+    return not (upload or raw or content_type.startswith(_NOT_JSON_TYPES))
+
+
 def _error_body(message: str, code: str = "too_large") -> bytes:
     return json.dumps({"error": {"code": code, "message": message, "detail": None}}).encode()
 
@@ -52,7 +74,9 @@ class LimitsMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        limit = self.max_upload if scope["path"].endswith(self.upload_suffix) else self.max_body
+        upload = scope["path"].endswith(self.upload_suffix)
+        limit = self.max_upload if upload else self.max_body
+        check_depth = _json_like(scope["path"], headers.get("content-type", "").strip().lower(), upload)
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", "gzip", ""):
             await _respond(
@@ -76,6 +100,31 @@ class LimitsMiddleware:
         started = False
 
         async def limited_receive() -> Message:
+            if not check_depth:
+                return await next_part()
+            return await whole_body()
+
+        async def whole_body() -> Message:
+            # The route reads all of a JSON body before parsing it anyway; hand it over in one piece,
+            # measured first.
+            nonlocal check_depth
+            parts = []
+            while True:
+                message = await next_part()
+                if message["type"] != "http.request":
+                    return message
+                parts.append(message["body"])
+                if not message.get("more_body", False):
+                    break
+            check_depth = False
+            body = b"".join(parts)
+            try:
+                jsonvalue.check_depth(body, MAX_DEPTH, "the request body")
+            except jsonvalue.TooDeep as exc:
+                raise BodyTooDeep(str(exc)) from None
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def next_part() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] != "http.request":
@@ -113,10 +162,11 @@ class LimitsMiddleware:
             ]
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except (BodyTooLarge, BadGzip) as exc:
+        except (BodyTooLarge, BadGzip, BodyTooDeep) as exc:
             # Normally the app's exception handler answers; this covers errors outside a route.
             if not started:
-                await _respond(send, exc.status_code, _error_body(str(exc.detail)))
+                code = "too_large" if exc.status_code == 413 else "bad_request"
+                await _respond(send, exc.status_code, _error_body(str(exc.detail), code))
 
 
 async def _respond(send: Send, status: int, body: bytes) -> None:

@@ -13,7 +13,7 @@ from tallymark.service.errors import Invalid, TooLarge
 from tallymark.service.experiments import experiment_row, require_running
 from tallymark.service.models import BatchIn, validated
 from tallymark.service.store import Store, now_ms
-from tallymark.service.values import encode_value, validate_item
+from tallymark.service.values import check_value, encode_value, validate_item
 from tallymark.store.chunks import Series
 from tallymark.store.db import upsert
 from tallymark.store.schema import batches, experiments, items, others, params, tags
@@ -54,7 +54,9 @@ def apply_batch(
     ]
     item_rows = []
     for it in batch.items:
-        norm = validate_item(it.kind, it.name, jsonvalue.decode_tagged(it.data))
+        data = jsonvalue.decode_tagged(it.data)
+        check_value(f"{it.kind} {it.name!r}", data)
+        norm = validate_item(it.kind, it.name, data)
         text = jsonvalue.dumps(norm)
         if len(text) > s.max_item_bytes:
             raise TooLarge(f"{it.kind} {it.name!r} is {len(text):,} bytes; the limit is {s.max_item_bytes:,}")

@@ -7,26 +7,38 @@ message a user understands and nothing is half-written.
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
-KEY_RE = re.compile(r"^[0-9a-f]{32}$")
-BATCH_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+from tallymark.storable import INT64_MAX, INT64_MIN, name_problem, text_problem
+
+
+def _anchored(pattern: str) -> re.Pattern[str]:
+    # In Python's re, "$" also matches before a final "\n" ("1.0.0\n" would pass): end with \Z.
+    # The plain patterns go to pydantic/FastAPI, whose Rust regex reads "$" as the end of the text.
+    return re.compile(pattern.removesuffix("$") + r"\Z")
+
+
+KEY_PATTERN = r"^[0-9a-f]{32}$"
+BATCH_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+KEY_RE = _anchored(KEY_PATTERN)
+BATCH_ID_RE = _anchored(BATCH_ID_PATTERN)
 
 
 def _no_control(value: str, what: str) -> str:
-    for ch in value:
-        if unicodedata.category(ch) == "Cc" and ch not in "\t":
-            raise ValueError(f"{what} may not contain control characters such as {ch!r}")
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(f"{what} {problem}")
     return value
 
 
 def _name(value: str) -> str:
-    if not value.strip():
-        raise ValueError("a name may not be empty or blank")
-    return _no_control(value, "a name")
+    # The length is each field's own (Field(max_length=...)); the characters are the shared rule.
+    problem = name_problem(value, max_length=None)
+    if problem is not None:
+        raise ValueError(problem if problem.startswith("a name") else f"a name {problem}")
+    return value
 
 
 def _scope_name(value: str) -> str:
@@ -38,12 +50,26 @@ def _scope_name(value: str) -> str:
     return value
 
 
+def _prose(value: str) -> str:
+    # Descriptions, comments, URIs: newlines are fine, but NUL is not (PostgreSQL text cannot hold
+    # it: a 500 there) and neither are lone surrogates (no encoding can write them).
+    if "\x00" in value:
+        raise ValueError("text may not contain the NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (it holds a lone surrogate)") from None
+    return value
+
+
 def _key(value: str) -> str:
     if not KEY_RE.match(value):
         raise ValueError(f"{value!r} is not an experiment key (32 lowercase hex characters)")
     return value
 
 
+Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]  # what an INTEGER column holds
 Name = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_name)]
 ScopeName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_scope_name)]
 Key = Annotated[str, AfterValidator(_key)]
@@ -60,7 +86,7 @@ class ExperimentCreate(Strict):
     project: ScopeName
     name: Name | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=1000)
-    user: str | None = Field(default=None, max_length=200)
+    user: Annotated[str, Field(max_length=200), AfterValidator(_prose)] | None = None
 
 
 class Packed(Strict):
@@ -74,10 +100,10 @@ class SeriesIn(Strict):
     """Points of one metric, as parallel columns (lists, or packed arrays)."""
 
     name: Name
-    steps: list[StrictInt] | Packed
+    steps: list[Int64] | Packed
     values: list[float | int | str] | Packed
-    timestamps: list[StrictInt] | Packed | None = None
-    epochs: list[StrictInt | None] | Packed | None = None
+    timestamps: list[Int64] | Packed | None = None
+    epochs: list[Int64 | None] | Packed | None = None
     int_values: Packed | None = None
     int_mask: Packed | None = None
 
@@ -90,7 +116,7 @@ ItemKind = Literal[
 class ItemIn(Strict):
     kind: ItemKind
     name: Name
-    step: StrictInt | None = None
+    step: Int64 | None = None
     data: Any
     overwrite: bool = False
 
@@ -98,7 +124,7 @@ class ItemIn(Strict):
 class BatchIn(Strict):
     """Everything a client sends in one go: applied in one transaction, at most once per batch_id."""
 
-    batch_id: Annotated[str, Field(pattern=BATCH_ID_RE.pattern)]
+    batch_id: Annotated[str, Field(pattern=BATCH_ID_PATTERN)]
     name: Name | None = None
     params: dict[Name, Any] = Field(default_factory=dict)
     others: dict[Name, Any] = Field(default_factory=dict)
@@ -110,16 +136,16 @@ class BatchIn(Strict):
 
 class AssetMeta(Strict):
     file_name: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_name)]
-    step: StrictInt | None = None
+    step: Int64 | None = None
     metadata: dict[str, Any] | None = None
-    upload_id: Annotated[str, Field(pattern=BATCH_ID_RE.pattern)] | None = None
+    upload_id: Annotated[str, Field(pattern=BATCH_ID_PATTERN)] | None = None
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
 # --- artifacts, models, registry ---
 
-SEMVER_RE = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
-ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+SEMVER_RE = _anchored(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
+ALIAS_RE = _anchored(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 STATUSES = ("development", "staging", "production", "archived")
 Status = Literal["development", "staging", "production", "archived"]
 
@@ -146,10 +172,10 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 class FileIn(Strict):
     """One file of an artifact version or a model: a stored blob (sha256) or a remote URI."""
 
-    logical_path: Annotated[str, Field(min_length=1, max_length=1000)]
+    logical_path: Annotated[str, Field(min_length=1, max_length=1000)]  # store/paths.py checks it
     sha256: Sha256 | None = None
-    size: Annotated[int, Field(ge=0)] | None = None
-    uri: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    size: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
+    uri: Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_prose)] | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -166,7 +192,7 @@ class ArtifactVersionIn(Strict):
 class ModelIn(Strict):
     name: ScopeName
     files: list[FileIn] = Field(default_factory=list, max_length=100_000)
-    remote_uri: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    remote_uri: Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(_prose)] | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -175,17 +201,17 @@ class RegisterIn(Strict):
     experiment_model: ScopeName
     version: Version | None = None
     status: Status = "development"
-    description: Annotated[str, Field(max_length=10_000)] | None = None
+    description: Annotated[str, Field(max_length=10_000), AfterValidator(_prose)] | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=1000)
 
 
 class StatusRequestIn(Strict):
     status: Status
-    comment: Annotated[str, Field(max_length=10_000)] | None = None
+    comment: Annotated[str, Field(max_length=10_000), AfterValidator(_prose)] | None = None
 
 
 class DecisionIn(Strict):
-    comment: Annotated[str, Field(max_length=10_000)] | None = None
+    comment: Annotated[str, Field(max_length=10_000), AfterValidator(_prose)] | None = None
 
 
 M = TypeVar("M", bound=BaseModel)

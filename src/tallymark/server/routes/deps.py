@@ -9,8 +9,9 @@ from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from tallymark import jsonvalue
-from tallymark.service.models import KEY_RE
+from tallymark.service.models import KEY_PATTERN
 from tallymark.service.store import Store
+from tallymark.storable import MAX_ID
 
 
 def get_store(request: Request) -> Store:
@@ -18,7 +19,10 @@ def get_store(request: Request) -> Store:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
-KeyPath = Annotated[str, Path(pattern=KEY_RE.pattern, description="experiment key: 32 lowercase hex")]
+KeyPath = Annotated[str, Path(pattern=KEY_PATTERN, description="experiment key: 32 lowercase hex")]
+# Ids are INTEGER columns (32 bits on PostgreSQL): a bigger one would reach the database driver
+# and fail there (a 500), so it is refused here.
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="a row id: 1 to 2**31 - 1")]
 
 
 class TallyJSON(JSONResponse):

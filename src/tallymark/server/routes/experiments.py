@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
+from tallymark import jsonvalue
 from tallymark.server.routes.deps import KeyPath, StoreDep, TallyJSON, body_chunks, reply
 from tallymark.service import assets, batch, experiments
 from tallymark.service.errors import Invalid
 from tallymark.service.models import AssetMeta, BatchIn, ExperimentCreate
+from tallymark.storable import MAX_DEPTH
 
 router = APIRouter(tags=["experiments"])
 
@@ -61,7 +62,7 @@ async def upload_asset(
 ) -> TallyJSON:
     """Stream the request body into the blob store as an asset of the experiment."""
     try:
-        parsed = AssetMeta.model_validate(json.loads(meta))
+        parsed = AssetMeta.model_validate(jsonvalue.parse(meta, MAX_DEPTH, "meta"))
     except (ValueError, ValidationError) as exc:
         raise Invalid(f"meta is not valid: {exc}") from None
     chunks = body_chunks(request)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from tallymark.server.routes.deps import KeyPath, StoreDep, TallyJSON, reply
+from tallymark.server.routes.deps import IdPath, KeyPath, StoreDep, TallyJSON, reply
 from tallymark.service import assets, experiments, reads
 from tallymark.service.assets import SAFE_INLINE
 from tallymark.service.models import ItemKind
@@ -33,7 +33,7 @@ def query_experiments(
     project: Annotated[str | None, Query(max_length=200)] = None,
     q: Annotated[str | None, Query(max_length=4096, description="query language filter")] = None,
     sort: Annotated[str, Query(max_length=600)] = "-created_at",
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=10**15, description="1-based; page × per_page fits in 64 bits")] = 1,
     per_page: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> TallyJSON:
     """A page of experiments, filtered with the query language and sorted (``-`` = descending)."""
@@ -101,7 +101,7 @@ def list_assets(key: KeyPath, store: StoreDep) -> TallyJSON:
 
 
 @router.get("/experiments/{key}/assets/{asset_id}/content")
-def asset_content(key: KeyPath, asset_id: int, store: StoreDep) -> StreamingResponse:
+def asset_content(key: KeyPath, asset_id: IdPath, store: StoreDep) -> StreamingResponse:
     """The asset's bytes. Only inert types are served inline; everything else is an attachment."""
     a = assets.get_asset(store, key, asset_id)
     ctype = a["contentType"] if a["contentType"] in SAFE_INLINE else "application/octet-stream"

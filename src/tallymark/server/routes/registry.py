@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tallymark.server.identity import Actor
-from tallymark.server.routes.deps import KeyPath, StoreDep, TallyJSON, reply
+from tallymark.server.routes.deps import IdPath, KeyPath, StoreDep, TallyJSON, reply
 from tallymark.service import lineage, registry
 from tallymark.service.models import DecisionIn, ModelIn, RegisterIn, StatusRequestIn
 
@@ -87,12 +87,12 @@ def list_requests(
 
 
 @router.post("/requests/{request_id}/approve")
-def approve(request_id: int, store: StoreDep, who: Actor, body: DecisionIn | None = None) -> TallyJSON:
+def approve(request_id: IdPath, store: StoreDep, who: Actor, body: DecisionIn | None = None) -> TallyJSON:
     return reply(registry.decide(store, request_id, True, body, who))
 
 
 @router.post("/requests/{request_id}/reject")
-def reject(request_id: int, store: StoreDep, who: Actor, body: DecisionIn | None = None) -> TallyJSON:
+def reject(request_id: IdPath, store: StoreDep, who: Actor, body: DecisionIn | None = None) -> TallyJSON:
     return reply(registry.decide(store, request_id, False, body, who))
 
 

@@ -22,9 +22,11 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tallymark import jsonvalue
 from tallymark.server.compat.comet.translate import BACKEND_CUSTOM_ERROR, Refused
 from tallymark.service.errors import ServiceError, storage_error
 from tallymark.service.store import Store
+from tallymark.storable import MAX_DEPTH
 
 
 def _plain(value: Any) -> Any:
@@ -160,7 +162,9 @@ async def json_body(request: Request) -> Any:
     if not raw:
         return {}
     try:
-        return json.loads(raw)
+        return jsonvalue.parse(raw, MAX_DEPTH, "the request body")
+    except jsonvalue.TooDeep as exc:
+        raise CometError(400, str(exc)) from None
     except ValueError:
         raise CometError(400, "the request body is not JSON") from None
 

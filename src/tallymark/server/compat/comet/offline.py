@@ -15,7 +15,6 @@ Nothing here needs the web server's packages.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import sys
 import tempfile
@@ -24,7 +23,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tallymark import jsonvalue
 from tallymark.server.compat.comet import translate as tr
+from tallymark.storable import MAX_DEPTH
 
 BATCH_MESSAGES = 5000
 _SYSTEM_DETAILS_KEYS = {
@@ -46,7 +47,7 @@ def is_comet_archive(path: str | Path) -> bool:
         if "messages.json" not in names or "experiment.json" not in names:
             return False
         try:
-            meta = json.loads(zf.read("experiment.json"))
+            meta = jsonvalue.parse(zf.read("experiment.json"), MAX_DEPTH, "experiment.json")
         except ValueError:
             return False
     return isinstance(meta, dict) and ("offline_id" in meta or "start_time" in meta)
@@ -59,7 +60,7 @@ def _messages(zf: zipfile.ZipFile) -> Iterator[tuple[int, str, dict[str, Any]]]:
             if not line:
                 continue
             try:
-                msg = json.loads(line)
+                msg = jsonvalue.parse(line, MAX_DEPTH, f"messages.json line {n}")
             except ValueError:
                 raise ValueError(f"messages.json line {n} is not JSON") from None
             payload = msg.get("payload") or {}
@@ -316,7 +317,7 @@ def replay_comet_archive(
     """
     say = warn or (lambda text: print(f"tallymark: {Path(path).name}: {text}", file=sys.stderr))
     with zipfile.ZipFile(path) as zf, tempfile.TemporaryDirectory(prefix="tm-comet-") as tmp:
-        meta = json.loads(zf.read("experiment.json"))
+        meta = jsonvalue.parse(zf.read("experiment.json"), MAX_DEPTH, "experiment.json")
         key = meta.get("offline_id")
         if not isinstance(key, str) or not key:
             raise ValueError(f"{path}: the archive has no experiment key (offline_id)")

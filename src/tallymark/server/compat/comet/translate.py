@@ -23,7 +23,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tallymark import jsonvalue
 from tallymark.sdk.autolog.redact import redact_argv, redact_env, strip_url_credentials
+from tallymark.storable import MAX_DEPTH, fits_int64
 
 BACKEND_VERSION = "3.35.0"
 """What ``GET /clientlib/isAlive/ver`` answers. The SDK turns features on by backend version; this one
@@ -66,7 +68,7 @@ def parse_id(kind: str, value: str | None, n: int) -> list[Any]:
         raise Refused(f"{value!r} is not a {_KIND_NAMES.get(kind, kind)} id given out by this server")
     body = value[len(kind) + 1 :]
     try:
-        parts = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        parts = jsonvalue.parse(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)), MAX_DEPTH)
     except (ValueError, TypeError):
         raise Refused(f"{value!r} is not a valid {_KIND_NAMES.get(kind, kind)} id") from None
     if not isinstance(parts, list) or len(parts) != n or not all(isinstance(p, (str, int)) for p in parts):
@@ -130,7 +132,9 @@ def metadata_in(value: Any) -> dict[str, Any] | None:
         value = value.decode("utf-8", "replace")
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = jsonvalue.parse(value, MAX_DEPTH, "the metadata")
+        except jsonvalue.TooDeep as exc:
+            raise Refused(str(exc)) from None
         except ValueError:
             raise Refused(f"metadata {value[:100]!r} is not JSON") from None
     if value is None or value == {}:
@@ -171,12 +175,15 @@ def int_or_none(value: Any, what: str) -> int | None:
         return None
     if isinstance(value, bool):
         raise Refused(f"{what} {value!r} is not an integer")
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise Refused(f"{what} {value!r} is not an integer") from None
+        n = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except (TypeError, ValueError, OverflowError):
+        n = None
+    if n is None:
+        raise Refused(f"{what} {value!r:.100} is not an integer")
+    if not fits_int64(n):
+        raise Refused(f"{what} {value!r:.100} does not fit in 64 bits")
+    return n
 
 
 def metric_series(
@@ -349,7 +356,9 @@ def git_patch_text(data: bytes, limit: int) -> str:
 
 def _json_bytes(data: bytes, what: str) -> Any:
     try:
-        return json.loads(data.decode("utf-8"))
+        return jsonvalue.parse(data.decode("utf-8"), MAX_DEPTH, f"the {what}")
+    except jsonvalue.TooDeep as exc:
+        raise Refused(str(exc)) from None
     except (UnicodeDecodeError, ValueError):
         raise Refused(f"the {what} is not JSON") from None
 
