@@ -267,6 +267,12 @@ def test_ui_redacts_an_environment_stored_before_redaction(client) -> None:
         for s in SECRETS:
             assert s not in page.text, (tab, s)
     assert "access_token=***" in client.get(f"/w/p/{key}?tab=git").text
+    # ... and so does the Comet adapter's read API (APIExperiment.get_system_details / get_git_metadata)
+    for path in ("/api/rest/v2/experiment/system-details", "/api/rest/v2/experiment/git/metadata"):
+        r = client.get(path, params={"experimentKey": key}, headers={"Authorization": "k"})
+        assert r.status_code == 200, r.text
+        for s in SECRETS:
+            assert s not in r.text, (path, s)
 
 
 def test_comet_adapter_redacts_command_env_and_origin(client) -> None:

@@ -178,3 +178,15 @@ def test_no_stored_sequence_reaches_the_terminal(
     assert visible in shown
     if sequence == "rich-markup":
         assert "[bold red]RED[/][link=https://evil.example]x[/link]" in shown
+
+
+@pytest.mark.parametrize("sequence", sorted(SEQUENCES))
+def test_sdk_warnings_print_quoted_text_escaped(sequence, capfd):
+    """The SDK's warnings quote what the server or store said, which quotes what the user logged
+    (a refused parameter's name, say): nothing of it may reach the training terminal as a sequence."""
+    from tallymark.sdk.notice import warn
+
+    warn(f"the server refused a batch: parameter {SEQUENCES[sequence]!s} is not a name")
+    err = capfd.readouterr().err
+    assert err.startswith("tallymark: the server refused a batch") and err.endswith("\n")
+    assert FORBIDDEN.search(err) is None, repr(err)

@@ -372,7 +372,6 @@ def upload(
     under ~/.tallymark/journal/) and comet_ml OfflineExperiment archives. Idempotent: nothing is
     stored twice. A journal folder's entries are deleted as the server acknowledges them, and the
     folder once it is empty; entries the server refuses stay in it."""
-    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tallymark.sdk.journal import EntriesRefused, replay_archive
@@ -388,16 +387,17 @@ def upload(
             if not f.exists():
                 failures.append(f"{f}: no such file or folder")
                 continue
-            task = progress.add_task(f.name, total=None)
+            name = markup(f.name)
+            task = progress.add_task(name, total=None)
             try:
                 replay = replay_comet_archive if is_comet_archive(f) else replay_archive
                 key = replay(f, t, lambda i, n, task=task: progress.update(task, completed=i, total=n))
-                progress.update(task, description=f"{f.name} → {key}")
+                progress.update(task, description=f"{name} → {markup(key)}")
             except (TallymarkError, Unavailable, EntriesRefused, ValueError, OSError) as exc:
-                progress.update(task, description=f"[red]{f.name}: failed")
+                progress.update(task, description=f"[red]{name}: failed")
                 failures.append(f"{f}: {getattr(exc, 'message', None) or exc}")
     for line in failures:  # whole lines, not cut to the width of a progress bar
-        err.print(f"[red]{escape(line)}[/]")
+        err.print(f"[red]{markup(line)}[/]")
     if failures:
         raise typer.Exit(1)
 

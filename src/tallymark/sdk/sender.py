@@ -21,7 +21,6 @@ about once, and ``end()`` prints one line saying what was not saved and where th
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import uuid
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tallymark.sdk.journal import Journal, adopt_orphans
+from tallymark.sdk.notice import warn as _warn
 from tallymark.sdk.transport import TallymarkError, Unavailable, is_refusal
 from tallymark.sdk.wire import Batch, Columns, MetricBuffer
 
@@ -39,16 +39,6 @@ RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
 RETRY_BUDGET = 15.0  # seconds a flush() spends retrying (a hung server: one 30 s timeout, no more)
 RECHECK_AFTER = 5.0  # seconds a server found down is not retried (batches go to the journal at once)
 MAX_REFUSAL_WARNINGS = 3  # distinct messages; a loop logging a bad value must not flood stderr
-
-
-def _warn(msg: str) -> None:
-    # Write to the real stderr: the captured one would send our warning back to the server.
-    stream = sys.__stderr__ or sys.stderr
-    try:
-        stream.write(f"tallymark: {msg}\n")
-        stream.flush()
-    except (OSError, ValueError):
-        pass
 
 
 class Sender:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
+from tallymark.sdk.notice import warn as _sdk_warn
 from tallymark.sdk.wire import Batch
 
 GZIP_MIN_BYTES = 32 * 1024
@@ -425,16 +425,6 @@ def _storage_error(exc: BaseException, what: str) -> TallymarkError | None:
     if known is None:
         return None
     return TallymarkError(known.message, known.status, known.code, known.detail)
-
-
-def _sdk_warn(msg: str) -> None:
-    # The real stderr: a captured one would send the warning back into the store that is full.
-    stream = sys.__stderr__ or sys.stderr
-    try:
-        stream.write(f"tallymark: {msg}\n")
-        stream.flush()
-    except (OSError, ValueError):
-        pass
 
 
 def _arrays(s: Any, total: int) -> dict[str, Any]:

@@ -14,14 +14,14 @@ from fastapi import Depends, Request
 
 from tallymark.service.errors import Invalid
 
-_USER_RE = re.compile(r"^[\w.@+-]{1,200}$")
+_USER_RE = re.compile(r"[\w.@+-]{1,200}")
 
 
 def actor(request: Request) -> str:
     user = request.headers.get("x-tallymark-user")
     if user is None:
         return request.app.state.user
-    if not _USER_RE.match(user):
+    if not _USER_RE.fullmatch(user):
         raise Invalid("X-Tallymark-User must be 1–200 letters, digits or . @ + - _")
     return user
 

@@ -25,7 +25,7 @@ from tallymark.store.paths import UnsafePath, clean_logical_path
 __all__ = ["BlobStore", "open_blob_store"]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
-_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
+_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 
 
 @runtime_checkable
@@ -96,7 +96,7 @@ def _open_s3(url: str, endpoint_url: str | None) -> S3BlobStore:
             f"{url!r}: put no credentials in the URL; use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
         )
     bucket = parts.netloc
-    if not _BUCKET.match(bucket):
+    if not _BUCKET.fullmatch(bucket):
         raise ValueError(f"{url!r}: {bucket!r} is not a valid bucket name")
     raw_prefix = unquote(parts.path).strip("/")
     prefix = ""

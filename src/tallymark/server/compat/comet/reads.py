@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from tallymark.sdk.autolog.redact import redact_environment, redact_git
 from tallymark.server.compat.comet import translate as tr
 from tallymark.server.compat.comet.http import (
     CometError,
@@ -265,7 +266,8 @@ async def get_asset(request: Request) -> Any:
 
 
 def _system_details(store: Store, key: str) -> dict[str, Any]:
-    env = _last(store, key, "environment") or {}
+    # Redacted again on the way out: experiments recorded before capture-time redaction.
+    env = redact_environment(_last(store, key, "environment") or {})
     pkgs = _last(store, key, "packages") or {}
     py, osd = env.get("python") or {}, env.get("os") or {}
     argv = env.get("argv") or []
@@ -317,7 +319,7 @@ async def output(request: Request) -> Any:
 
 
 def _git(store: Store, key: str) -> dict[str, Any]:
-    g = _last(store, key, "git") or {}
+    g = redact_git(_last(store, key, "git") or {})
     return {
         "user": g.get("user"),
         "root": g.get("root_commit"),
