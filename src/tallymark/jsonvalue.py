@@ -31,14 +31,22 @@ def _float_tag(value: float) -> dict[str, str]:
     return {"$float": "Infinity" if value > 0 else "-Infinity"}
 
 
-def _default(value: Any) -> Any:
-    # numpy and friends: anything with .item() (scalars) or .tolist() (arrays).
+def unwrap(value: Any) -> Any:
+    """numpy and friends as the Python numbers and lists they hold: anything with .tolist()
+    (arrays) or .item() (scalars); anything else as it is."""
     tolist = getattr(value, "tolist", None)
     if callable(tolist):
         return tolist()
     item = getattr(value, "item", None)
     if callable(item):
         return item()
+    return value
+
+
+def _default(value: Any) -> Any:
+    plain = unwrap(value)
+    if plain is not value:
+        return plain
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     raise TypeError(

@@ -72,17 +72,6 @@ def _string_problem(s: str) -> str | None:
     return None
 
 
-def _unwrap(value: Any) -> Any:
-    """numpy scalars and arrays as the Python numbers and lists they hold (as jsonvalue does)."""
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return tolist()
-    item = getattr(value, "item", None)
-    if callable(item):
-        return item()
-    return value
-
-
 def value_problem(value: Any, max_depth: int = MAX_VALUE_DEPTH) -> str | None:
     """Why ``value`` cannot be stored, or None when it can. Never recurses (100k levels are fine).
 
@@ -111,7 +100,7 @@ def value_problem(value: Any, max_depth: int = MAX_VALUE_DEPTH) -> str | None:
             else:
                 stack.extend((x, depth + 1) for x in v)
         else:
-            plain = _unwrap(v)
+            plain = jsonvalue.unwrap(v)
             if plain is not v:
                 stack.append((plain, depth))
             problem = None

@@ -221,16 +221,27 @@ def consume_artifact_version(
         return version_dict(conn, vid)
 
 
+def own_version(
+    conn: Connection, workspace: str, name: str, version: str, experiment_key: str
+) -> tuple[int, Any, Any]:
+    """(id, version row, experiment row) of a version, refused unless ``experiment_key`` made it:
+    only the producing experiment adds files to a version, closes it or withdraws it."""
+    vid = _resolve(conn, workspace, name, version)
+    v = conn.execute(select(artifact_versions).where(artifact_versions.c.id == vid)).one()
+    exp = experiment_row(conn, experiment_key, for_update=True)
+    if v.source_experiment_id != exp.id:
+        raise Conflict(
+            f"artifact {name!r} {version} was not created by experiment {experiment_key}; its files are fixed"
+        )
+    return vid, v, exp
+
+
 def close_artifact_version(
     store: Store, workspace: str, name: str, version: str, experiment_key: str
 ) -> dict[str, Any]:
     """The producing experiment says all files arrived (Comet's ``CLOSED``); closing twice is fine."""
     with store.db.write() as conn:
-        vid = _resolve(conn, workspace, name, version)
-        v = conn.execute(select(artifact_versions).where(artifact_versions.c.id == vid)).one()
-        exp = experiment_row(conn, experiment_key)
-        if v.source_experiment_id != exp.id:
-            raise Conflict(f"artifact {name!r} {version} was not created by experiment {experiment_key}")
+        vid, v, _ = own_version(conn, workspace, name, version, experiment_key)
         if v.closed_at is None:
             conn.execute(
                 artifact_versions.update().where(artifact_versions.c.id == vid).values(closed_at=now_ms())
@@ -245,11 +256,7 @@ def abandon_artifact_version(
     goes, so nobody consumes it. Only the experiment still uploading it may do this: a version made
     elsewhere, a closed one, or one with consumers is refused."""
     with store.db.write() as conn:
-        vid = _resolve(conn, workspace, name, version)
-        v = conn.execute(select(artifact_versions).where(artifact_versions.c.id == vid)).one()
-        exp = experiment_row(conn, experiment_key)
-        if v.source_experiment_id != exp.id:
-            raise Conflict(f"artifact {name!r} {version} was not created by experiment {experiment_key}")
+        vid, v, exp = own_version(conn, workspace, name, version, experiment_key)
         if v.closed_at is not None:
             raise Conflict(f"artifact {name!r} {version} is closed; its files are final")
         require_running(exp, session)

@@ -164,21 +164,14 @@ def append_artifact_files(
     Comet creates a version first and uploads its files afterwards; only the producing experiment
     may add them, and only until it ends. A path already stored with the same content is a retry.
     """
-    from tallymark.service.artifacts import _resolve, version_dict
+    from tallymark.service.artifacts import own_version, version_dict
 
     specs = [validated(FileIn, f) for f in data]
     if not specs:
         raise Invalid("no files to add")
     rows = check_files(store, specs)
     with store.db.write() as conn:
-        vid = _resolve(conn, workspace, name, version)
-        v = conn.execute(select(artifact_versions).where(artifact_versions.c.id == vid)).one()
-        exp = experiment_row(conn, experiment_key, for_update=True)
-        if v.source_experiment_id != exp.id:
-            raise Conflict(
-                f"artifact {name!r} {version} was not created by experiment {experiment_key}; "
-                "its files are fixed"
-            )
+        vid, v, exp = own_version(conn, workspace, name, version, experiment_key)
         if v.closed_at is not None:
             raise Conflict(f"artifact {name!r} {version} is closed; its files are final (log a new version)")
         try:
