@@ -175,11 +175,14 @@ def upsert(
     """INSERT … ON CONFLICT (keys) DO UPDATE SET update… (or DO NOTHING when update is None)."""
     if not rows:
         return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    # Both dialects' Insert have the same on_conflict_* API but are distinct classes to mypy.
+    stmt: postgresql.Insert | sqlite.Insert
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        stmt = postgresql.insert(table)
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table)
+        stmt = sqlite.insert(table)
     if update:
         stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
     else:
