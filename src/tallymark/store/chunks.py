@@ -36,7 +36,7 @@ class Series:
     def __len__(self) -> int:
         return int(self.steps.shape[0])
 
-    def take(self, index: np.ndarray) -> Series:
+    def take(self, index: np.ndarray | slice) -> Series:
         return Series(
             self.name,
             self.steps[index],

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool, StaticPool
 
@@ -167,6 +167,18 @@ def _sqlite_on_connect_read_only(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("immediate") else "BEGIN")
+
+
+def inserted_id(result: CursorResult) -> int:
+    """The primary key of the row a single-row INSERT just wrote.
+
+    SQLAlchemy types ``inserted_primary_key`` as optional: it is None only for statements that are
+    not a single-row INSERT, which no caller runs, so None here is a programming error.
+    """
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("inserted_id() needs the result of a single-row INSERT")
+    return int(key[0])
 
 
 def upsert(
