@@ -7,7 +7,7 @@ import hmac
 import secrets
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Join, Row, func, select
 
 from tallymark.service.errors import Conflict, NotFound
 from tallymark.service.models import ExperimentCreate, validated
@@ -49,7 +49,7 @@ EXPERIMENT_COLUMNS = (
 )
 
 
-def _joined():  # noqa: ANN202 - a SQLAlchemy join
+def _joined() -> Join:
     return experiments.join(projects, projects.c.id == experiments.c.project_id).join(
         workspaces, workspaces.c.id == projects.c.workspace_id
     )
