@@ -397,6 +397,23 @@ def test_production_needs_a_second_person(client):
     _comet_error(bad, 400, "not one of Development, Staging, Production, Archived")
 
 
+def test_a_registry_name_that_is_not_a_string_is_a_400(client):
+    key, _ = _create(client, ws="ws")
+    body = {
+        "experimentKey": key,
+        "modelName": "m",
+        "remoteEntities": [{"remoteUrl": "s3://m/model.bin", "fileName": "model.bin"}],
+    }
+    assert client.post("/clientlib/asset/log-remote-model", json=body).status_code == 200
+    for name in (5, ["m"], {"m": 1}):
+        r = client.post(
+            "/api/rest/v2/write/registry-model/item/create",
+            json={"experimentKey": key, "experimentModelName": "m", "registryModelName": name},
+        )
+        _comet_error(r, 400, "'registryModelName' must be a string")
+    assert client.get("/api/v1/workspaces/ws/models").json()["models"] == []
+
+
 GARBAGE_TARGETS = [
     "/clientlib/logger/add/run",
     "/clientlib/logger/get/run",

@@ -16,7 +16,14 @@ from tallymark.service.errors import Invalid, ServiceError
 from tallymark.storable import MAX_DEPTH
 from tallymark.store.chunks import F8, I8, U1, Series
 
-COLUMN_DTYPES = {"steps": I8, "values": F8, "timestamps": I8, "epochs": I8, "int_values": I8, "int_mask": U1}
+COLUMN_DTYPES: dict[str, np.dtype[Any]] = {
+    "steps": I8,
+    "values": F8,
+    "timestamps": I8,
+    "epochs": I8,
+    "int_values": I8,
+    "int_mask": U1,
+}
 REQUIRED = ("steps", "values", "timestamps")
 
 

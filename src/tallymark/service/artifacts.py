@@ -18,6 +18,7 @@ from tallymark.service.files import check_files, insert_files, read_files
 from tallymark.service.models import SEMVER_RE, ArtifactVersionIn, validated
 from tallymark.service.store import Store, now_ms
 from tallymark.service.versions import allocate
+from tallymark.store.db import inserted_id
 from tallymark.store.schema import (
     artifact_aliases,
     artifact_versions,
@@ -69,7 +70,7 @@ def log_artifact_version(
             select(artifacts).where(artifacts.c.workspace_id == ws, artifacts.c.name == name)
         ).first()
         if art is None:
-            aid = conn.execute(
+            res = conn.execute(
                 artifacts.insert().values(
                     workspace_id=ws,
                     name=name,
@@ -77,7 +78,8 @@ def log_artifact_version(
                     created_at=now,
                     created_by=actor,
                 )
-            ).inserted_primary_key[0]
+            )
+            aid = inserted_id(res)
         else:
             aid = art.id
             if art.artifact_type != spec.artifact_type:
@@ -89,7 +91,7 @@ def log_artifact_version(
         version, major, minor, patch = allocate(
             conn, artifact_versions, artifact_versions.c.artifact_id, aid, spec.version, f"artifact {name!r}"
         )
-        vid = conn.execute(
+        res = conn.execute(
             artifact_versions.insert().values(
                 artifact_id=aid,
                 version=version,
@@ -104,7 +106,8 @@ def log_artifact_version(
                 created_by=actor,
                 closed_at=None if open_for_files else now,
             )
-        ).inserted_primary_key[0]
+        )
+        vid = inserted_id(res)
         insert_files(conn, "artifact_version", vid, rows)
         for alias in dict.fromkeys(spec.aliases):
             conn.execute(

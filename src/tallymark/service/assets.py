@@ -14,6 +14,7 @@ from tallymark.service.experiments import experiment_row, require_running
 from tallymark.service.files import store_blob
 from tallymark.service.models import AssetMeta, validated
 from tallymark.service.store import Store, now_ms
+from tallymark.store.db import inserted_id
 from tallymark.store.schema import assets
 
 # Served inline only when they cannot run script in a browser; everything else is an attachment.
@@ -76,7 +77,7 @@ def add_asset(
                 created_at=now,
             )
         )
-        new = conn.execute(select(assets).where(assets.c.id == res.inserted_primary_key[0])).one()
+        new = conn.execute(select(assets).where(assets.c.id == inserted_id(res))).one()
         return asset_dict(new) | {"duplicate": False}
 
 

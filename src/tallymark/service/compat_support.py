@@ -25,6 +25,7 @@ from tallymark.service.files import check_files, insert_files
 from tallymark.service.models import FileIn, validated
 from tallymark.service.store import Store, now_ms
 from tallymark.service.values import validate_item
+from tallymark.store.db import inserted_id
 from tallymark.store.schema import (
     artifact_versions,
     experiment_models,
@@ -236,7 +237,7 @@ def add_model_files(
                     "(log the new files as a new model and register that)"
                 )
         if existing is None:
-            mid = conn.execute(
+            res = conn.execute(
                 experiment_models.insert().values(
                     experiment_id=row.id,
                     name=spec.name,
@@ -244,7 +245,8 @@ def add_model_files(
                     metadata_json=meta,
                     created_at=now_ms(),
                 )
-            ).inserted_primary_key[0]
+            )
+            mid = inserted_id(res)
         else:
             mid = existing.id
             update: dict[str, Any] = {}

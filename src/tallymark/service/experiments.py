@@ -7,7 +7,7 @@ import hmac
 import secrets
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Join, Row, func, select
 
 from tallymark.service.errors import Conflict, NotFound
 from tallymark.service.models import ExperimentCreate, validated
@@ -49,13 +49,13 @@ EXPERIMENT_COLUMNS = (
 )
 
 
-def _joined():  # noqa: ANN202 - a SQLAlchemy join
+def _joined() -> Join:
     return experiments.join(projects, projects.c.id == experiments.c.project_id).join(
         workspaces, workspaces.c.id == projects.c.workspace_id
     )
 
 
-def experiment_row(conn: Connection, key: str, for_update: bool = False) -> Row[Any]:
+def experiment_row(conn: Connection, key: str, for_update: bool = False) -> Row:
     stmt = select(*EXPERIMENT_COLUMNS).select_from(_joined()).where(experiments.c.key == key)
     if for_update and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=experiments)
@@ -65,7 +65,7 @@ def experiment_row(conn: Connection, key: str, for_update: bool = False) -> Row[
     return row
 
 
-def experiment_dict(row: Row[Any], settings: Any = None) -> dict[str, Any]:
+def experiment_dict(row: Row, settings: Any = None) -> dict[str, Any]:
     out = {
         "key": row.key,
         "name": row.name,
@@ -129,7 +129,7 @@ def get_experiment(store: Store, key: str) -> dict[str, Any]:
         return experiment_dict(experiment_row(conn, key), store.settings)
 
 
-def require_running(row: Row[Any], session: str | None = None, conn: Connection | None = None) -> None:
+def require_running(row: Row, session: str | None = None, conn: Connection | None = None) -> None:
     """Refuse a write to an ended experiment, except the late uploads of its own import session.
 
     ``session`` is the token an offline-archive replay was given at its handshake (see
@@ -194,7 +194,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _lease_open(row: Row[Any], session: str, now: int) -> bool:
+def _lease_open(row: Row, session: str, now: int) -> bool:
     if row.import_token is None or row.import_until is None or now >= row.import_until:
         return False
     return hmac.compare_digest(row.import_token, _token_hash(session))

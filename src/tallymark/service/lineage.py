@@ -11,9 +11,10 @@ Node references (CLI, API): ``experiment:KEY``, ``artifact:WORKSPACE/NAME:VERSIO
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, or_, select
 
 from tallymark.service.errors import Invalid
 from tallymark.service.store import Store, now_ms
@@ -49,8 +50,9 @@ def add_edge(conn: Connection, src_kind: str, src_id: int, dst_kind: str, dst_id
     )
 
 
-def _edges(conn: Connection, kind: str, node_id: int, direction: str) -> list[Any]:
+def _edges(conn: Connection, kind: str, node_id: int, direction: str) -> Sequence[Row]:
     c = lineage_edges.c
+    cond: ColumnElement[bool]
     if direction == "upstream":
         cond = (c.dst_kind == kind) & (c.dst_id == node_id)
     elif direction == "downstream":
@@ -101,7 +103,7 @@ def describe(conn: Connection, kind: str, node_id: int) -> dict[str, Any]:
             + (f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""),
         }
     if kind == "model_version":
-        r = conn.execute(
+        mv = conn.execute(
             select(
                 model_versions.c.version,
                 model_versions.c.status,
@@ -114,12 +116,12 @@ def describe(conn: Connection, kind: str, node_id: int) -> dict[str, Any]:
         ).one()
         return {
             "kind": kind,
-            "ref": f"model:{r.workspace}/{r.name}:{r.version}",
-            "name": r.name,
-            "version": r.version,
-            "status": r.status,
-            "workspace": r.workspace,
-            "label": f"model {r.name} {r.version} ({r.status})",
+            "ref": f"model:{mv.workspace}/{mv.name}:{mv.version}",
+            "name": mv.name,
+            "version": mv.version,
+            "status": mv.status,
+            "workspace": mv.workspace,
+            "label": f"model {mv.name} {mv.version} ({mv.status})",
         }
     raise Invalid(f"unknown node kind {kind!r}")
 

@@ -147,14 +147,15 @@ def append(conn: Connection, experiment_id: int, series: Series, chunk_points: i
                 metric_chunks.c.seq == n_chunks - 1,
             )
         ).first()
-        if tail is not None and tail.count < chunk_points:
-            room = chunk_points - tail.count
+        # Row.count is tuple.count to a type checker; the column is read through the mapping.
+        if tail is not None and tail._mapping["count"] < chunk_points:
+            room = chunk_points - tail._mapping["count"]
             head, pending = pending.take(slice(0, room)), pending.take(slice(room, None))
             merged = ch.concat(name, [ch.from_row(name, tail), head])
             conn.execute(
                 metric_chunks.update().where(metric_chunks.c.id == tail.id).values(**ch.to_row(merged))
             )
-    rows = []
+    rows: list[dict[str, Any]] = []
     for start in range(0, len(pending), chunk_points):
         piece = pending.take(slice(start, start + chunk_points))
         rows.append(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Row, func, select
 
 from tallymark import jsonvalue
 from tallymark.service import metrics
@@ -203,7 +204,7 @@ def query_experiments(
     return {"experiments": out, "total": total, "page": page, "per_page": per_page}
 
 
-def _attach_values(conn: Any, rows: list[Any], out: list[dict[str, Any]]) -> None:
+def _attach_values(conn: Connection, rows: Sequence[Row], out: list[dict[str, Any]]) -> None:
     ids = {r.id: o for r, o in zip(rows, out, strict=True)}
     for o in out:
         o["params"], o["metrics"], o["tags"] = {}, {}, []
@@ -219,7 +220,7 @@ def _attach_values(conn: Any, rows: list[Any], out: list[dict[str, Any]]) -> Non
         )
     ):
         ids[r.experiment_id]["metrics"][r.name] = jsonvalue.loads(r.last_json)
-    for r in conn.execute(
+    for t in conn.execute(
         select(tags.c.experiment_id, tags.c.tag).where(tags.c.experiment_id.in_(ids)).order_by(tags.c.tag)
     ):
-        ids[r.experiment_id]["tags"].append(r.tag)
+        ids[t.experiment_id]["tags"].append(t.tag)

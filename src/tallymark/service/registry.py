@@ -20,6 +20,7 @@ from tallymark.service.files import check_files, insert_files, read_files
 from tallymark.service.models import DecisionIn, ModelIn, RegisterIn, StatusRequestIn, validated
 from tallymark.service.store import Store, now_ms
 from tallymark.service.versions import allocate
+from tallymark.store.db import inserted_id
 from tallymark.store.schema import (
     experiment_models,
     experiments,
@@ -47,7 +48,7 @@ def log_model(store: Store, key: str, data: ModelIn | dict[str, Any]) -> dict[st
             )
         ).first():
             raise Conflict(f"experiment {key} already logged a model named {spec.name!r}")
-        mid = conn.execute(
+        res = conn.execute(
             experiment_models.insert().values(
                 experiment_id=row.id,
                 name=spec.name,
@@ -55,7 +56,8 @@ def log_model(store: Store, key: str, data: ModelIn | dict[str, Any]) -> dict[st
                 metadata_json=None if spec.metadata is None else jsonvalue.dumps(spec.metadata),
                 created_at=now_ms(),
             )
-        ).inserted_primary_key[0]
+        )
+        mid = inserted_id(res)
         insert_files(conn, "model", mid, rows)
         return _model_dict(conn, mid)
 
@@ -105,11 +107,12 @@ def _registered(
         return row.id
     if create_by is None:
         raise NotFound(f"no registered model {name!r} in workspace {workspace!r}")
-    return conn.execute(
+    res = conn.execute(
         registered_models.insert().values(
             workspace_id=ws, name=name, description=description, created_at=now_ms(), created_by=create_by
         )
-    ).inserted_primary_key[0]
+    )
+    return inserted_id(res)
 
 
 def resolve_version(conn: Connection, workspace: str, name: str, version: str) -> int:
@@ -183,7 +186,7 @@ def register_model(
             spec.version,
             f"model {model_name!r}",
         )
-        vid = conn.execute(
+        res = conn.execute(
             model_versions.insert().values(
                 registered_model_id=rid,
                 version=version,
@@ -197,7 +200,8 @@ def register_model(
                 created_at=now_ms(),
                 created_by=actor,
             )
-        ).inserted_primary_key[0]
+        )
+        vid = inserted_id(res)
         conn.execute(
             model_transitions.insert().values(
                 model_version_id=vid,
@@ -352,7 +356,7 @@ def request_status(
         ).first()
         if dup is not None:
             raise Conflict(f"request {dup.id} for {name} {version} → {spec.status} is already pending")
-        rid = conn.execute(
+        res = conn.execute(
             status_requests.insert().values(
                 model_version_id=vid,
                 to_status=spec.status,
@@ -361,7 +365,8 @@ def request_status(
                 comment=spec.comment,
                 state="pending",
             )
-        ).inserted_primary_key[0]
+        )
+        rid = inserted_id(res)
         if spec.status != NEEDS_APPROVAL:  # no approval needed: apply at once, keep the request as record
             _decide(conn, rid, actor, "approved", spec.comment, four_eyes=False)
         return _request_dict(conn, rid)

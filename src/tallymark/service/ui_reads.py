@@ -53,10 +53,11 @@ def experiment_counts(store: Store, key: str) -> dict[str, int]:
         counts["assets"] = conn.execute(
             select(func.count()).select_from(assets).where(assets.c.experiment_id == eid)
         ).scalar_one()
-        names = conn.execute(
-            select(metric_summaries.c.name).where(metric_summaries.c.experiment_id == eid)
-        ).scalars()
-        names = list(names)
+        names = list(
+            conn.execute(
+                select(metric_summaries.c.name).where(metric_summaries.c.experiment_id == eid)
+            ).scalars()
+        )
         counts["sys_metrics"] = sum(1 for n in names if n.startswith("sys."))
         counts["metrics"] = len(names) - counts["sys_metrics"]
         counts["params"] = conn.execute(
@@ -82,26 +83,26 @@ def experiments_by_keys(store: Store, keys: Sequence[str]) -> list[dict[str, Any
         out = {k: experiment_dict(by_key[k], store.settings) for k in keys}
         for o in out.values():
             o.update(params={}, metrics={}, others={}, tags=[])
-        for r in conn.execute(
+        for p in conn.execute(
             select(params.c.experiment_id, params.c.name, params.c.value_json).where(
                 params.c.experiment_id.in_(ids)
             )
         ):
-            out[ids[r.experiment_id]]["params"][r.name] = jsonvalue.loads(r.value_json)
-        for r in conn.execute(
+            out[ids[p.experiment_id]]["params"][p.name] = jsonvalue.loads(p.value_json)
+        for oth in conn.execute(
             select(others.c.experiment_id, others.c.name, others.c.value_json).where(
                 others.c.experiment_id.in_(ids)
             )
         ):
-            out[ids[r.experiment_id]]["others"][r.name] = jsonvalue.loads(r.value_json)
-        for r in conn.execute(select(metric_summaries).where(metric_summaries.c.experiment_id.in_(ids))):
-            out[ids[r.experiment_id]]["metrics"][r.name] = metrics.summary_dict(r)
-        for r in conn.execute(
+            out[ids[oth.experiment_id]]["others"][oth.name] = jsonvalue.loads(oth.value_json)
+        for m in conn.execute(select(metric_summaries).where(metric_summaries.c.experiment_id.in_(ids))):
+            out[ids[m.experiment_id]]["metrics"][m.name] = metrics.summary_dict(m)
+        for t in conn.execute(
             select(tags.c.experiment_id, tags.c.tag)
             .where(tags.c.experiment_id.in_(ids))
             .order_by(tags.c.created_at, tags.c.tag)
         ):
-            out[ids[r.experiment_id]]["tags"].append(r.tag)
+            out[ids[t.experiment_id]]["tags"].append(t.tag)
     return [out[k] for k in keys]
 
 

@@ -493,7 +493,7 @@ class S3BlobStore:
             return
         part_size = self._part_size_for(size)
 
-        def parts() -> Iterator[bytes]:
+        def parts() -> Iterator[bytearray]:
             nonlocal read
             while read < size:
                 # A bytearray body is sent as is; a bytes body would be copied once more by botocore.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ NO_EPOCH = np.iinfo(np.int64).min
 I8 = np.dtype("<i8")
 F8 = np.dtype("<f8")
 U1 = np.dtype("|u1")
-DTYPES = {"<i8": I8, "<f8": F8, "|u1": U1}
+DTYPES: dict[str, np.dtype[Any]] = {"<i8": I8, "<f8": F8, "|u1": U1}
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Series:
     def __len__(self) -> int:
         return int(self.steps.shape[0])
 
-    def take(self, index: np.ndarray) -> Series:
+    def take(self, index: np.ndarray | slice) -> Series:
         return Series(
             self.name,
             self.steps[index],

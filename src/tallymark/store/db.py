@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool, StaticPool
 
@@ -169,17 +169,32 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("immediate") else "BEGIN")
 
 
+def inserted_id(result: CursorResult) -> int:
+    """The primary key of the row a single-row INSERT just wrote.
+
+    SQLAlchemy types ``inserted_primary_key`` as optional: it is None only for statements that are
+    not a single-row INSERT, which no caller runs, so None here is a programming error.
+    """
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("inserted_id() needs the result of a single-row INSERT")
+    return int(key[0])
+
+
 def upsert(
     conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str], update: list[str] | None
 ) -> None:
     """INSERT … ON CONFLICT (keys) DO UPDATE SET update… (or DO NOTHING when update is None)."""
     if not rows:
         return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    # Both dialects' Insert have the same on_conflict_* API but are distinct classes to mypy.
+    stmt: postgresql.Insert | sqlite.Insert
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        stmt = postgresql.insert(table)
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table)
+        stmt = sqlite.insert(table)
     if update:
         stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
     else:

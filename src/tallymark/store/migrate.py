@@ -7,8 +7,12 @@ and that a migrated database equals the tables in :mod:`tallymark.store.schema`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
+
+if TYPE_CHECKING:  # alembic is imported lazily: most commands never migrate
+    from alembic.config import Config
 
 SCHEMA_HEAD = "0004_closed_versions"
 KNOWN_REVISIONS = ("0001_initial", "0002_artifacts_registry", "0003_import_sessions", "0004_closed_versions")
@@ -26,7 +30,7 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def _config(connection: object):  # noqa: ANN202 - alembic.config.Config, imported lazily
+def _config(connection: object) -> Config:
     from alembic.config import Config
 
     cfg = Config()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -87,7 +87,7 @@ def delete_version(workspace: str, name: str, version: str, store: StoreDep) -> 
 
 
 @router.get("/blobs/{sha256}")
-def get_blob(sha256: Sha, store: StoreDep):  # noqa: ANN201 - a streaming response
+def get_blob(sha256: Sha, store: StoreDep) -> Response:
     from fastapi.responses import StreamingResponse
 
     from tallymark.service.errors import NotFound

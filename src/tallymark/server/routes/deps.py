@@ -42,10 +42,17 @@ def body_chunks(request: Request) -> Iterator[bytes]:
     import anyio.from_thread
 
     stream = request.stream().__aiter__()
-    while True:
+
+    async def next_chunk() -> bytes | None:
+        # from_thread.run takes a coroutine function; the end of the stream comes back as None.
         try:
-            data = anyio.from_thread.run(stream.__anext__)
+            return await stream.__anext__()
         except StopAsyncIteration:
+            return None
+
+    while True:
+        data = anyio.from_thread.run(next_chunk)
+        if data is None:
             return
         if data:
             yield data

@@ -37,9 +37,11 @@ rest = router()
 
 def _register(store: Store, body: dict[str, Any], key: str, who: str) -> dict[str, Any]:
     model = body.get("experimentModelName")
-    name = body.get("registryModelName") or model
     if not isinstance(model, str) or not model:
         raise CometError(400, "'experimentModelName' is required")
+    name = body.get("registryModelName") or model
+    if not isinstance(name, str):
+        raise CometError(400, "'registryModelName' must be a string")
     workspace = experiments.get_experiment(store, key)["workspace"]
     status = body.get("status")
     spec: dict[str, Any] = {

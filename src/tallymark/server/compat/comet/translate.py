@@ -252,8 +252,9 @@ def stdout_items(lines: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def packages_item(installed: Iterable[str]) -> dict[str, Any]:
-    """Comet's ``pip freeze``-style list → tallymark's ``packages`` item data."""
+def packages_item(installed: Iterable[object]) -> dict[str, Any]:
+    """Comet's ``pip freeze``-style list → tallymark's ``packages`` item data (entries that are not
+    strings, as an untrusted body may hold, are skipped)."""
     pkgs = []
     for line in installed:
         if not isinstance(line, str):
