@@ -21,6 +21,9 @@ from tallymark.termsafe import markup
 
 T = TypeVar("T")
 
+UserArg = Annotated[str, typer.Argument(help="A user name (see `admin users list`).", show_default=False)]
+WorkspaceArg = Annotated[str, typer.Argument(help="A workspace name.", show_default=False)]
+
 admin_app = typer.Typer(
     help="Users, workspaces, roles and API keys (start with `admin init`).", no_args_is_help=True
 )
@@ -180,7 +183,7 @@ def users_list(home: HomeOpt = None, db: DbOpt = None) -> None:
 
 
 @users_app.command("disable")
-def users_disable(name: str, home: HomeOpt = None, db: DbOpt = None) -> None:
+def users_disable(name: UserArg, home: HomeOpt = None, db: DbOpt = None) -> None:
     """Disable a user: none of their API keys authenticates from now on.
 
     The keys are not revoked (they stay listed as they were, state "user disabled"); revoke them
@@ -203,7 +206,11 @@ def users_disable(name: str, home: HomeOpt = None, db: DbOpt = None) -> None:
 
 
 @workspaces_app.command("create")
-def workspaces_create(name: str, home: HomeOpt = None, db: DbOpt = None) -> None:
+def workspaces_create(
+    name: Annotated[str, typer.Argument(help="Name: no / or \\, not . or .., at most 200 characters.")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
     """Create an empty workspace (then give people roles in it with `admin members add`)."""
     from tallymark.service.workspaces import create_workspace
 
@@ -230,8 +237,8 @@ def workspaces_list(home: HomeOpt = None, db: DbOpt = None) -> None:
 
 @members_app.command("add")
 def members_add(
-    workspace: str,
-    user: str,
+    workspace: WorkspaceArg,
+    user: UserArg,
     role: Annotated[
         str,
         typer.Option(
@@ -259,7 +266,7 @@ def members_add(
 
 
 @members_app.command("list")
-def members_list(workspace: str, home: HomeOpt = None, db: DbOpt = None) -> None:
+def members_list(workspace: WorkspaceArg, home: HomeOpt = None, db: DbOpt = None) -> None:
     """List the members of WORKSPACE with their roles."""
     from tallymark.service.memberships import list_members
 
@@ -282,7 +289,7 @@ def members_list(workspace: str, home: HomeOpt = None, db: DbOpt = None) -> None
 
 
 @members_app.command("remove")
-def members_remove(workspace: str, user: str, home: HomeOpt = None, db: DbOpt = None) -> None:
+def members_remove(workspace: WorkspaceArg, user: UserArg, home: HomeOpt = None, db: DbOpt = None) -> None:
     """Take USER out of WORKSPACE (what they did there stays attributed to them)."""
     from tallymark.service.memberships import remove_member
 

@@ -6,8 +6,8 @@ what people read in approvals and the audit log: ``dаna`` with a Cyrillic ``а`
 ``dana``. For the same reason two names that differ only in case (``Dana``, ``dana``) cannot both
 exist.
 
-Disabling a user is immediate and reversible by nobody but the database: from then on none of their
-API keys authenticates (:func:`tallymark.service.apikeys.authenticate` checks ``disabled_at`` on every
+Disabling a user takes effect at once (there is no ``enable`` yet): from then on none of their API
+keys authenticates (:func:`tallymark.service.apikeys.authenticate` checks ``disabled_at`` on every
 call), but the keys are *not* revoked, so ``keys list`` still shows them as they were. The last
 enabled server admin cannot be disabled (nobody could manage the server any more).
 """
