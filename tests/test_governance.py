@@ -366,3 +366,42 @@ def test_cli_prints_stored_names_terminal_safe(db_url):
     assert _cli("users", "add", "dana", "--display-name", "[red]x[/]", db=db_url).exit_code == 0
     out = _cli("users", "list", db=db_url).stdout
     assert "[red]x[/]" in out
+
+
+def test_concurrent_admin_init_processes_make_exactly_one_admin(db_url, tmp_path):
+    """Three real `tallymark admin init` processes on one fresh store: one wins, two are refused."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "200"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tallymark", "admin", "init", "--user", f"admin{i}", "--db", db_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(3)
+    ]
+    results = []
+    for p in procs:
+        out, errs = p.communicate(timeout=120)
+        results.append((p.returncode, out, errs))
+    winners = [r for r in results if r[0] == 0]
+    assert len(winners) == 1, results
+    assert is_well_formed(winners[0][1].strip())
+    for code, out, errs in results:
+        if code != 0:
+            assert code == 1 and "server admin already" in errs and out == "", (code, out, errs)
+    from tallymark.service.store import open_store
+    from tallymark.settings import Settings
+
+    store = open_store(Settings(home=tmp_path / "home", db_url=db_url), upgrade=False)
+    try:
+        listed = users.list_users(store, ADMIN)
+        assert [u["isAdmin"] for u in listed] == [True]
+        assert authenticate(store, winners[0][1].strip()).name == listed[0]["name"]
+    finally:
+        store.close()

@@ -51,7 +51,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from tallymark.service.caller import Caller, require_server_admin
 from tallymark.service.errors import Conflict, Invalid, NotFound
@@ -232,7 +232,7 @@ def _key_dict(row: Any, now: int) -> dict[str, Any]:
     }
 
 
-def _key_select():  # noqa: ANN202 - a SQLAlchemy select; never selects key_sha256
+def _key_select() -> Select[Any]:  # never selects key_sha256
     return select(
         api_keys.c.id,
         api_keys.c.name,

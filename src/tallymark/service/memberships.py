@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, select
 
 from tallymark.service.caller import ROLES, Caller, Role, require_server_admin
 from tallymark.service.errors import Invalid, NotFound
@@ -29,7 +29,7 @@ __all__ = ["add_member", "check_role", "list_members", "remove_member", "roles_o
 def check_role(role: str) -> Role:
     if role not in ROLES:
         raise Invalid(f"{role!r} is not a role: use one of {', '.join(ROLES)}")
-    return role  # type: ignore[return-value]
+    return role
 
 
 def _member_dict(row: Any) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def _member_dict(row: Any) -> dict[str, Any]:
     }
 
 
-def _joined():  # noqa: ANN202 - a SQLAlchemy select
+def _joined() -> Select[Any]:
     return select(
         workspaces.c.name.label("workspace"),
         users.c.name.label("user"),

@@ -110,7 +110,7 @@ def list_users(store: Store, caller: Caller) -> list[dict[str, Any]]:
     now = now_ms()
     with store.db.read() as conn:
         rows = conn.execute(select(users).order_by(users.c.name)).all()
-        ws = dict(
+        ws: dict[int, int] = dict(
             conn.execute(select(memberships.c.user_id, func.count()).group_by(memberships.c.user_id)).all()
         )
         live = (
@@ -119,8 +119,13 @@ def list_users(store: Store, caller: Caller) -> list[dict[str, Any]]:
             .where((api_keys.c.expires_at.is_(None)) | (api_keys.c.expires_at > now))
             .group_by(api_keys.c.user_id)
         )
-        keys = dict(conn.execute(live).all())
-    return [user_dict(r) | {"workspaces": ws.get(r.id, 0), "activeKeys": keys.get(r.id, 0)} for r in rows]
+        keys: dict[int, int] = dict(conn.execute(live).all())
+    # A disabled user's keys are not revoked but cannot be used: they count as none usable.
+    return [
+        user_dict(r)
+        | {"workspaces": ws.get(r.id, 0), "activeKeys": 0 if r.disabled_at is not None else keys.get(r.id, 0)}
+        for r in rows
+    ]
 
 
 def disable_user(store: Store, caller: Caller, name: str) -> dict[str, Any]:

@@ -58,12 +58,12 @@ def list_workspaces(store: Store, caller: Caller) -> list[dict[str, Any]]:
     require_server_admin(caller, "listing workspaces")
     with store.db.read() as conn:
         rows = conn.execute(select(workspaces).order_by(workspaces.c.name)).all()
-        members = dict(
+        members: dict[int, int] = dict(
             conn.execute(
                 select(memberships.c.workspace_id, func.count()).group_by(memberships.c.workspace_id)
             ).all()
         )
-        projs = dict(
+        projs: dict[int, int] = dict(
             conn.execute(
                 select(projects.c.workspace_id, func.count()).group_by(projects.c.workspace_id)
             ).all()
