@@ -405,3 +405,10 @@ def test_concurrent_admin_init_processes_make_exactly_one_admin(db_url, tmp_path
         assert authenticate(store, winners[0][1].strip()).name == listed[0]["name"]
     finally:
         store.close()
+
+
+def test_cli_init_names_the_option_when_the_os_user_cannot_be_a_user_name(db_url):
+    r = CliRunner().invoke(app, ["admin", "init", "--db", db_url], env={"TALLYMARK_USER": "DOMAIN\\dana"})
+    assert r.exit_code == 1 and "--user NAME" in r.stderr and not KEY_RE.search(r.output)
+    ok = CliRunner().invoke(app, ["admin", "init", "--db", db_url], env={"TALLYMARK_USER": "dana"})
+    assert ok.exit_code == 0 and "server admin dana created" in ok.stderr

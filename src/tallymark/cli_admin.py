@@ -132,6 +132,14 @@ def admin_init(
     from tallymark.service.bootstrap import init_admin
 
     name = user or current_user()
+    if user is None:
+        from tallymark.service.errors import Invalid
+        from tallymark.service.users import check_user_name
+
+        try:
+            check_user_name(name)
+        except Invalid as exc:
+            _fail(f"{exc.message}; name the admin with --user NAME")
     new = _do(home, db, lambda store, _caller: init_admin(store, name, expires))
     err.print(f"server admin [bold]{markup(name)}[/] created.")
     _show_new_key(new, name)

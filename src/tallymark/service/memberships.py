@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, Select, select
+from sqlalchemy.exc import IntegrityError
 
 from tallymark.service.caller import ROLES, Caller, Role, require_server_admin
-from tallymark.service.errors import Invalid, NotFound
+from tallymark.service.errors import Conflict, Invalid, NotFound
 from tallymark.service.store import Store, now_ms
 from tallymark.service.users import user_row
 from tallymark.service.workspaces import workspace_row
@@ -74,16 +75,21 @@ def add_member(
         key = (memberships.c.user_id == u.id) & (memberships.c.workspace_id == ws.id)
         old = conn.execute(select(memberships.c.role, memberships.c.approver).where(key)).first()
         if old is None:
-            conn.execute(
-                memberships.insert().values(
-                    user_id=u.id,
-                    workspace_id=ws.id,
-                    role=role,
-                    approver=approver,
-                    created_at=now_ms(),
-                    created_by=caller.name,
+            try:
+                conn.execute(
+                    memberships.insert().values(
+                        user_id=u.id,
+                        workspace_id=ws.id,
+                        role=role,
+                        approver=approver,
+                        created_at=now_ms(),
+                        created_by=caller.name,
+                    )
                 )
-            )
+            except IntegrityError:  # the same membership added concurrently (PostgreSQL)
+                raise Conflict(
+                    f"{user!r} was added to {workspace!r} at the same moment; run it again"
+                ) from None
             previous = None
         else:
             conn.execute(memberships.update().where(key).values(role=role, approver=approver))

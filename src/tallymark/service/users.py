@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, select
+from sqlalchemy.exc import IntegrityError
 
 from tallymark.service.caller import Caller, require_server_admin
 from tallymark.service.errors import Conflict, Invalid, NotFound
@@ -71,15 +72,18 @@ def insert_user(
             f"a user called {clash!r} exists already"
             + ("" if clash == name else f" (names may not differ only in case from {name!r})")
         )
-    conn.execute(
-        users.insert().values(
-            name=name,
-            display_name=display_name,
-            is_admin=is_admin,
-            created_at=now_ms(),
-            created_by=created_by,
+    try:
+        conn.execute(
+            users.insert().values(
+                name=name,
+                display_name=display_name,
+                is_admin=is_admin,
+                created_at=now_ms(),
+                created_by=created_by,
+            )
         )
-    )
+    except IntegrityError:  # added by someone else between the check and the insert (PostgreSQL)
+        raise Conflict(f"a user called {name!r} exists already") from None
     return user_row(conn, name)
 
 

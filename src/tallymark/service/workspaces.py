@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Connection, Row, func, select
+from sqlalchemy.exc import IntegrityError
 
 from tallymark.service.caller import Caller, require_server_admin
 from tallymark.service.errors import Conflict, Invalid, NotFound
@@ -48,7 +49,10 @@ def create_workspace(store: Store, caller: Caller, name: str) -> dict[str, Any]:
     with store.db.write() as conn:
         if conn.execute(select(workspaces.c.id).where(workspaces.c.name == name)).first() is not None:
             raise Conflict(f"workspace {name!r} exists already")
-        conn.execute(workspaces.insert().values(name=name, created_at=now_ms()))
+        try:
+            conn.execute(workspaces.insert().values(name=name, created_at=now_ms()))
+        except IntegrityError:  # created at the same moment, e.g. by an experiment logging into it
+            raise Conflict(f"workspace {name!r} exists already") from None
         row = workspace_row(conn, name)
     return {"id": row.id, "name": row.name, "createdAt": row.created_at, "members": 0, "projects": 0}
 
