@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -338,4 +339,50 @@ lineage_edges = Table(
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("src_kind", "src_id", "dst_kind", "dst_id", "relation"),
     Index("ix_lineage_edges_dst", "dst_kind", "dst_id"),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Governance: users, workspace memberships and API keys (migration 0005). See docs/security.md.
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=True),
+    Column("is_admin", Boolean, nullable=False),  # a server admin: manages users and workspaces
+    Column("disabled_at", BigInteger, nullable=True),  # set: none of the user's keys authenticates
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(200), nullable=False),
+)
+
+# A user's role in one workspace: admin | member | viewer, plus the four-eyes approver flag.
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("approver", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Index("ix_memberships_workspace", "workspace_id"),
+)
+
+# API keys are stored as the SHA-256 of the whole key only (see tallymark.service.apikeys); the
+# prefix (its first characters) is kept so a list can tell keys apart without revealing them.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(200), nullable=True),
+    Column("key_sha256", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_api_keys_user", "user_id"),
 )

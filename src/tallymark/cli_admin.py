@@ -1,0 +1,368 @@
+"""``tallymark admin``: set up and manage users, workspaces, memberships and API keys on a store.
+
+These commands work directly on a store (``--home DIR`` for an embedded home, ``--db URL`` for a
+server's database) and act as its local administrator: whoever can open the database can change it
+anyway. They are thin shells over tallymark.service.{bootstrap,users,workspaces,memberships,apikeys}.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from tallymark.cli import HomeOpt, _db_shown, _fail, _row, _settings, app, console, err
+from tallymark.termsafe import markup
+
+T = TypeVar("T")
+
+UserArg = Annotated[str, typer.Argument(help="A user name (see `admin users list`).", show_default=False)]
+WorkspaceArg = Annotated[str, typer.Argument(help="A workspace name.", show_default=False)]
+
+admin_app = typer.Typer(
+    help="Users, workspaces, roles and API keys (start with `admin init`).", no_args_is_help=True
+)
+users_app = typer.Typer(help="Add, list and disable users.", no_args_is_help=True)
+workspaces_app = typer.Typer(help="Create and list workspaces.", no_args_is_help=True)
+members_app = typer.Typer(
+    help="Who has which role (admin, member, viewer) in a workspace, and who approves.",
+    no_args_is_help=True,
+)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+admin_app.add_typer(users_app, name="users")
+admin_app.add_typer(workspaces_app, name="workspaces")
+admin_app.add_typer(members_app, name="members")
+admin_app.add_typer(keys_app, name="keys")
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL of a server's store: sqlite:///PATH or postgresql://… (default: the home's).",
+        show_default=False,
+    ),
+]
+
+
+@contextmanager
+def _store(home: Path | None, db: str | None) -> Iterator[Any]:
+    """The store's database, migrated, without touching its blob store (these commands need none)."""
+    from tallymark.service.store import Store
+    from tallymark.store import migrate
+    from tallymark.store.blobfactory import open_blob_store
+    from tallymark.store.db import Database
+
+    settings = _settings(home, db)
+    try:
+        database = Database(settings.database_url)
+    except (ValueError, OSError) as exc:
+        _fail(f"cannot open the store {_db_shown(settings.database_url)}: {exc}")
+    try:
+        if database.dialect == "sqlite" and database.read_only is None:
+            settings.home_path.mkdir(parents=True, exist_ok=True)
+        if database.read_only is None:
+            migrate.upgrade(database.engine)
+        else:
+            migrate.check(database.engine)
+        # Building a blob store has no side effects (no folder, no network); it is never used here.
+        store = Store(settings=settings, db=database, blobs=open_blob_store(settings.blobs_url))
+    except Exception as exc:
+        database.dispose()
+        _fail(f"cannot open the store {_db_shown(settings.database_url)}: {exc}")
+    try:
+        yield store
+    finally:
+        database.dispose()
+
+
+def _do(home: Path | None, db: str | None, fn: Callable[[Any, Any], T]) -> T:
+    """Run ``fn(store, caller)`` as the store's local admin; service errors become a clean exit 1."""
+    from tallymark.sdk.autolog.env import current_user
+    from tallymark.service.caller import local_admin
+    from tallymark.service.errors import ServiceError
+    from tallymark.store.db import ReadOnlyDatabase
+
+    with _store(home, db) as store:
+        try:
+            return fn(store, local_admin(current_user()))
+        except ServiceError as exc:
+            _fail(exc.message)
+        except ReadOnlyDatabase as exc:
+            _fail(str(exc))
+    raise AssertionError("unreachable")  # _fail raises
+
+
+def _when(ms: int | None) -> str:
+    return "" if ms is None else dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M")
+
+
+def _show_new_key(new: Any, holder: str) -> None:
+    # The key goes alone to stdout (so `KEY=$(tallymark admin keys create …)` works); the rest to stderr.
+    expiry = f"expires {_when(new.expires_at)}" if new.expires_at else "never expires"
+    err.print(
+        f"API key {new.id} ({markup(new.prefix)}…) for {markup(holder)}, {expiry}. "
+        "[bold]It is shown only this once[/]: store it now (the store keeps only its SHA-256)."
+    )
+    typer.echo(new.secret)
+
+
+@admin_app.command("init")
+def admin_init(
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Name of the first admin (default: $TALLYMARK_USER or your OS user)."),
+    ] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="Key lifetime, e.g. 90d, 12h, 30m (default: never).")
+    ] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Create the first server admin and print their API key, once.
+
+    Refuses when the store has an admin already: there are no default credentials, and this cannot
+    take over a server that is set up. Creates the schema on an empty database."""
+    from tallymark.sdk.autolog.env import current_user
+    from tallymark.service.bootstrap import init_admin
+
+    name = user or current_user()
+    if user is None:
+        from tallymark.service.errors import Invalid
+        from tallymark.service.users import check_user_name
+
+        try:
+            check_user_name(name)
+        except Invalid as exc:
+            _fail(f"{exc.message}; name the admin with --user NAME")
+    new = _do(home, db, lambda store, _caller: init_admin(store, name, expires))
+    err.print(f"server admin [bold]{markup(name)}[/] created.")
+    _show_new_key(new, name)
+
+
+# ----- users -----
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name: ASCII letters, digits and _ . @ + -.")],
+    display_name: Annotated[str | None, typer.Option(help="Name shown in the UI.")] = None,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Make them a server admin (manages users and workspaces).")
+    ] = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Add a user. They get no role and no key yet: see `admin members add` and `admin keys create`."""
+    from tallymark.service.users import add_user
+
+    u = _do(home, db, lambda store, caller: add_user(store, caller, name, display_name, admin))
+    console.print(f"added user {markup(u['name'])}" + (" (server admin)" if u["isAdmin"] else ""))
+
+
+@users_app.command("list")
+def users_list(home: HomeOpt = None, db: DbOpt = None) -> None:
+    """List users with their workspaces and usable keys."""
+    from tallymark.service.users import list_users
+
+    rows = _do(home, db, list_users)
+    t = Table(title=f"{len(rows)} user(s)")
+    for c in ("name", "display name", "admin", "workspaces", "usable keys"):
+        t.add_column(c, overflow="fold")
+    for c in ("created", "disabled"):
+        t.add_column(c, overflow="fold")
+    for u in rows:
+        _row(
+            t,
+            u["name"],
+            u["displayName"] or "",
+            "yes" if u["isAdmin"] else "",
+            u["workspaces"],
+            u["activeKeys"],
+            _when(u["createdAt"]),
+            _when(u["disabledAt"]),
+        )
+    console.print(t)
+
+
+@users_app.command("disable")
+def users_disable(name: UserArg, home: HomeOpt = None, db: DbOpt = None) -> None:
+    """Disable a user: none of their API keys authenticates from now on.
+
+    The keys are not revoked (they stay listed as they were, state "user disabled"); revoke them
+    with `admin keys revoke ID` if they may have leaked. The last enabled server admin cannot be
+    disabled."""
+    from tallymark.service.users import disable_user
+
+    u = _do(home, db, lambda store, caller: disable_user(store, caller, name))
+    n = u["unrevokedKeys"]
+    if n == 0:
+        console.print(f"disabled {markup(u['name'])} (they hold no unrevoked key)")
+    else:
+        console.print(
+            f"disabled {markup(u['name'])}: their {n} unrevoked key(s) no longer authenticate; they are "
+            "not revoked (`tallymark admin keys revoke ID` does that)"
+        )
+
+
+# ----- workspaces -----
+
+
+@workspaces_app.command("create")
+def workspaces_create(
+    name: Annotated[str, typer.Argument(help="Name: no / or \\, not . or .., at most 200 characters.")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Create an empty workspace (then give people roles in it with `admin members add`)."""
+    from tallymark.service.workspaces import create_workspace
+
+    w = _do(home, db, lambda store, caller: create_workspace(store, caller, name))
+    console.print(f"created workspace {markup(w['name'])}")
+
+
+@workspaces_app.command("list")
+def workspaces_list(home: HomeOpt = None, db: DbOpt = None) -> None:
+    """List workspaces with their member and project counts."""
+    from tallymark.service.workspaces import list_workspaces
+
+    rows = _do(home, db, list_workspaces)
+    t = Table(title=f"{len(rows)} workspace(s)")
+    for c in ("name", "members", "projects", "created"):
+        t.add_column(c)
+    for w in rows:
+        _row(t, w["name"], w["members"], w["projects"], _when(w["createdAt"]))
+    console.print(t)
+
+
+# ----- members -----
+
+
+@members_app.command("add")
+def members_add(
+    workspace: WorkspaceArg,
+    user: UserArg,
+    role: Annotated[
+        str,
+        typer.Option(
+            help="admin (members, keys, delete), member (log, request promotions) or viewer (read)."
+        ),
+    ],
+    approver: Annotated[
+        bool,
+        typer.Option("--approver", help="May approve others' production requests here (never their own)."),
+    ] = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Give USER a role in WORKSPACE, or change the role they have there."""
+    from tallymark.service.memberships import add_member
+
+    m = _do(home, db, lambda store, caller: add_member(store, caller, workspace, user, role, approver))
+    what = f"{markup(m['role'])}{' and approver' if m['approver'] else ''}"
+    if m["previous"] is None:
+        console.print(f"{markup(m['user'])} is now {what} in {markup(m['workspace'])}")
+    else:
+        p = m["previous"]
+        was = f"{markup(p['role'])}{' and approver' if p['approver'] else ''}"
+        console.print(f"{markup(m['user'])} is now {what} in {markup(m['workspace'])} (was {was})")
+
+
+@members_app.command("list")
+def members_list(workspace: WorkspaceArg, home: HomeOpt = None, db: DbOpt = None) -> None:
+    """List the members of WORKSPACE with their roles."""
+    from tallymark.service.memberships import list_members
+
+    rows = _do(home, db, lambda store, caller: list_members(store, caller, workspace))
+    t = Table(title=f"members of {markup(workspace)}")
+    for c in ("user", "role", "approver", "added", "added by", "note"):
+        t.add_column(c)
+    for m in rows:
+        note = "user disabled" if m["userDisabled"] else ""
+        _row(
+            t,
+            m["user"],
+            m["role"],
+            "yes" if m["approver"] else "",
+            _when(m["createdAt"]),
+            m["createdBy"],
+            note,
+        )
+    console.print(t)
+
+
+@members_app.command("remove")
+def members_remove(workspace: WorkspaceArg, user: UserArg, home: HomeOpt = None, db: DbOpt = None) -> None:
+    """Take USER out of WORKSPACE (what they did there stays attributed to them)."""
+    from tallymark.service.memberships import remove_member
+
+    m = _do(home, db, lambda store, caller: remove_member(store, caller, workspace, user))
+    console.print(f"removed {markup(m['user'])} ({markup(m['role'])}) from {markup(m['workspace'])}")
+
+
+# ----- keys -----
+
+
+@keys_app.command("create")
+def keys_create(
+    user: Annotated[str, typer.Option("--user", help="Whose key it is.")],
+    name: Annotated[str | None, typer.Option(help="A label, e.g. 'laptop' or 'ci'.")] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="Lifetime, e.g. 90d, 12h, 30m (default: never).")
+    ] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Create an API key for a user and print it, once (only its SHA-256 is stored)."""
+    from tallymark.service.apikeys import create_key
+
+    new = _do(home, db, lambda store, caller: create_key(store, caller, user, name, expires))
+    _show_new_key(new, new.user)
+
+
+@keys_app.command("list")
+def keys_list(
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's keys.")] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """List API keys by id and prefix with their state and last use (never the keys themselves)."""
+    from tallymark.service.apikeys import list_keys
+
+    rows = _do(home, db, lambda store, caller: list_keys(store, caller, user))
+    t = Table(title=f"{len(rows)} API key(s)")
+    for c in ("id", "user", "name", "prefix", "state"):
+        t.add_column(c, overflow="fold", no_wrap=c in ("id", "prefix"))
+    for c in ("created", "expires", "last used"):
+        t.add_column(c, overflow="fold")
+    for k in rows:
+        _row(
+            t,
+            k["id"],
+            k["user"],
+            k["name"] or "",
+            k["prefix"] + "…",
+            k["state"],
+            _when(k["createdAt"]),
+            _when(k["expiresAt"]) or "never",
+            _when(k["lastUsedAt"]) or "never",
+        )
+    console.print(t)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(metavar="ID", help="The key's id (see `admin keys list`).")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Revoke an API key for good: it never authenticates again."""
+    from tallymark.service.apikeys import revoke_key
+
+    k = _do(home, db, lambda store, caller: revoke_key(store, caller, key_id))
+    console.print(f"revoked API key {k['id']} ({markup(k['prefix'])}…) of {markup(k['user'])}")
