@@ -10,6 +10,8 @@ import pytest
 import tallymark
 from tallymark.settings import ClientSettings, SettingsError, documented_client
 
+from servers import ServerProcess
+
 SRC = Path(__file__).resolve().parent.parent / "src" / "tallymark"
 SETTINGS_MODULE = SRC / "settings.py"
 
@@ -19,6 +21,8 @@ ENV_WRITES_ALLOWED = {
     # before scikit-learn/XGBoost are imported (see the comment there). Not a tallymark setting.
     ("demo/__init__.py", "OMP_WAIT_POLICY"),
 }
+
+quiet = dict(log_code=False, log_env=False, log_git=False, log_system_metrics=False, capture_stdout=False)
 
 
 @pytest.fixture
@@ -124,7 +128,6 @@ def test_experiment_and_api_take_settings(tmp_path, clean_env):
     clean_env.setenv("TALLYMARK_HOME", str(tmp_path / "not-this-one"))
     clean_env.setenv("TALLYMARK_USER", "env-user")
     s = ClientSettings(home=tmp_path / "home", user="carol", workspace="ws", project="pr", send_interval=0.05)
-    quiet = dict(log_code=False, log_env=False, log_git=False, log_system_metrics=False, capture_stdout=False)
     exp = tallymark.Experiment(settings=s, **quiet)
     assert (exp.workspace, exp.project_name, exp._user) == ("ws", "pr", "carol")
     assert exp._sender.interval == 0.05 and exp._journal.folder.parent == tmp_path / "home" / "journal"
@@ -141,15 +144,7 @@ def test_experiment_and_api_take_settings(tmp_path, clean_env):
 
 def test_offline_experiment_uses_the_offline_dir(tmp_path, clean_env):
     s = ClientSettings(home=tmp_path / "home", offline_dir=tmp_path / "offline-here")
-    exp = tallymark.OfflineExperiment(
-        project_name="p",
-        settings=s,
-        log_code=False,
-        log_env=False,
-        log_git=False,
-        log_system_metrics=False,
-        capture_stdout=False,
-    )
+    exp = tallymark.OfflineExperiment(project_name="p", settings=s, **quiet)
     exp.log_metric("m", 1.0)
     exp.end()
     assert (
@@ -213,3 +208,23 @@ def _environ_write(node: ast.AST) -> str | None:
         if f.attr in {"putenv", "unsetenv"}:
             return "?"
     return None
+
+
+def test_an_http_client_acts_as_its_settings_user(tmp_path, clean_env):
+    """Over HTTP the identity header comes from the settings object, not from whatever the
+    environment says at the moment of the call."""
+    with ServerProcess(tmp_path / "srv") as srv:
+        s = ClientSettings(url=srv.url, home=tmp_path / "client", user="carol", request_timeout=10.0)
+        quiet = dict(
+            log_code=False, log_env=False, log_git=False, log_system_metrics=False, capture_stdout=False
+        )
+        exp = tallymark.Experiment(project_name="p", workspace="w", settings=s, **quiet)
+        clean_env.setenv("TALLYMARK_USER", "mallory")  # too late: the experiment read its settings
+        exp.log_metric("m", 1.0)
+        exp.end()
+        api = tallymark.API(settings=s)
+        assert api._t.kind == "http" and api._t._client.timeout.read == 10.0
+        got = api.get_experiment("w", "p", exp.get_key())
+        assert got._info["user"] == "carol"
+        assert not (tmp_path / "client" / "journal" / exp.get_key()).exists()
+        api.close()

@@ -259,7 +259,7 @@ class Experiment:
 
         try:
             if log_env:
-                env = autolog.collect_environment()
+                env = autolog.collect_environment() | {"user": self._user}  # the settings' identity
                 self._sender.item({"kind": "environment", "name": "environment", "data": env})
                 pkgs = autolog.installed_packages()
                 self._sender.item(
