@@ -59,8 +59,9 @@ def _check(api, data, train, tmp_path, monkeypatch):
     with pytest.raises(TallymarkError, match="four eyes") as info:
         model.approve(req["id"])
     assert info.value.status == 403
-    monkeypatch.setenv("TALLYMARK_USER", "bob")
-    assert model.approve(req["id"], comment="reviewed")["decidedBy"] == "bob"
+    bob = tallymark.API(settings=api.settings.with_overrides(user="bob"))  # another person, another client
+    assert bob.get_model("risk", "fraud-xgb").approve(req["id"], comment="reviewed")["decidedBy"] == "bob"
+    bob.close()
     assert model.find_versions(status="production") == ["1.0.0"]
     history = model.get_details("1.0.0")["history"]
     assert [(h["to"], h["actor"]) for h in history] == [("development", "alice"), ("production", "bob")]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.main import get_command
 
 from tallymark.cli import app
-from tallymark.settings import documented
+from tallymark.settings import documented, documented_client
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -16,6 +16,22 @@ def test_every_setting_is_documented():
     text = (DOCS / "settings.md").read_text()
     missing = [name for name in documented() if f"`{name}`" not in text]
     assert not missing, f"add to docs/settings.md: {missing}"
+
+
+def test_every_client_setting_is_documented():
+    """Each client setting has a row of the "Client settings" table naming its variable."""
+    text = (DOCS / "settings.md").read_text()
+    assert "## Client settings" in text, "docs/settings.md lost its Client settings section"
+    section = text.split("## Client settings", 1)[1]
+    rows = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| `")}
+    missing = [
+        f"{name} ({env})"
+        for name, (env, _) in documented_client().items()
+        if f"`${env}`" not in rows.get(f"`{name}`", "")
+    ]
+    assert not missing, f"add to the Client settings table of docs/settings.md: {missing}"
+    unknown = sorted(set(rows) - {f"`{name}`" for name in documented_client()})
+    assert not unknown, f"docs/settings.md documents client settings that do not exist: {unknown}"
 
 
 def test_every_cli_command_is_documented():

@@ -210,11 +210,10 @@ def test_journal_while_the_server_is_down(tmp_path, monkeypatch):
     port = free_port()
     monkeypatch.setenv("TALLYMARK_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("TALLYMARK_HOME", str(tmp_path / "client"))
-    import tallymark.sdk.sender as sender_mod
+    from tallymark.settings import ClientSettings
 
-    monkeypatch.setattr(sender_mod, "RETRY_DELAYS", (0.05, 0.1))
-    exp = tallymark.Experiment(project_name="p", workspace="w", **_quiet())  # server not started yet
-    exp._sender.retry_delays = (0.05, 0.1)
+    fast = ClientSettings.from_env(retry_delays=(0.05, 0.1))
+    exp = tallymark.Experiment(project_name="p", workspace="w", settings=fast, **_quiet())  # no server yet
     exp.log_parameter("lr", 0.1)
     for i in range(1000):
         exp.log_metric("loss", 1 / (i + 1), step=i)

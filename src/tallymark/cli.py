@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -61,11 +60,12 @@ def _db_shown(url: str) -> str:
 
 def _transport(url: str | None, home: Path | None) -> Any:
     from tallymark.sdk.transport import HttpTransport, LocalTransport
+    from tallymark.settings import ClientSettings
 
-    url = url or os.environ.get("TALLYMARK_URL")
-    if url:
-        return HttpTransport(url, os.environ.get("TALLYMARK_API_KEY"))
-    return LocalTransport(home)
+    client = ClientSettings.from_env(url=url or None, home=home)
+    if client.url:
+        return HttpTransport(client.url, settings=client)
+    return LocalTransport(settings=client)
 
 
 def _settings(

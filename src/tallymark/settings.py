@@ -7,12 +7,14 @@ tests/test_settings.py fails when a setting is missing from docs/settings.md.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 MiB = 1024 * 1024
+WORKER_SETTINGS_ENV = "TALLYMARK_SERVER_SETTINGS"
 
 
 def _setting(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best here
@@ -51,6 +53,19 @@ class Settings:
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
+    def export_to_workers(self) -> None:
+        """Hand these settings to uvicorn worker processes, which inherit the environment but cannot
+        receive Python objects (read back by :meth:`from_worker_env`)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["home"] = str(self.home)
+        os.environ[WORKER_SETTINGS_ENV] = json.dumps(data)
+
+    @classmethod
+    def from_worker_env(cls) -> Settings:
+        raw = json.loads(os.environ[WORKER_SETTINGS_ENV])
+        raw["home"] = Path(raw["home"])
+        return cls(**raw)
+
     @property
     def home_path(self) -> Path:
         return self.home.expanduser()
@@ -67,3 +82,241 @@ class Settings:
 def documented() -> dict[str, str]:
     """Every setting with its help text (used by docs and their test)."""
     return {f.name: f.metadata["help"] for f in fields(Settings)}
+
+
+# --- client settings -------------------------------------------------------------------------------
+
+
+class SettingsError(ValueError):
+    """A setting has a value it cannot take; the message names the variable or argument."""
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers with arbitrary uids), no LOGNAME/USER
+        getuid = getattr(os, "getuid", None)
+        return f"uid-{getuid()}" if getuid is not None else "unknown"
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _seconds(raw: str) -> float:
+    return float(raw)
+
+
+def _delays(raw: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in raw.split(",") if part.strip())
+
+
+def _client(
+    default: Any,
+    help: str,  # noqa: A002 - "help" reads best here
+    env: str,
+    parse: Any = _text,
+    limits: tuple[float, float] | None = None,
+    repr: bool = True,  # noqa: A002 - the dataclass field option it is passed to
+) -> Any:
+    meta = {"help": help, "env": env, "parse": parse, "limits": limits}
+    return field(default=default, metadata=meta, repr=repr)
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What the SDK and the CLI's client commands run with: where to log, as whom, how to batch and retry.
+
+    ``from_env()`` is the only place the client reads the environment; ``Experiment``, ``API`` and
+    the transports take one of these (``settings=``) and their own arguments (``url=``,
+    ``api_key=``…) override it. Built once per ``Experiment``/``API``: changing the environment
+    afterwards does not change an object already created.
+    """
+
+    url: str | None = _client(
+        None, "Server to log to and read from; none = the embedded home.", "TALLYMARK_URL"
+    )
+    api_key: str | None = _client(
+        None,
+        "API key sent as `Authorization: Bearer` (never shown in repr or logs).",
+        "TALLYMARK_API_KEY",
+        repr=False,
+    )
+    user: str = _client(
+        "", "Identity in the embedded home and on a --no-auth server; default the OS user.", "TALLYMARK_USER"
+    )
+    workspace: str = _client(
+        "default", "Workspace of an Experiment() created without one.", "TALLYMARK_WORKSPACE"
+    )
+    project: str = _client("general", "Project of an Experiment() created without one.", "TALLYMARK_PROJECT")
+    home: Path = _client(
+        Path("~/.tallymark"),
+        "Embedded home; also holds journals and offline archives.",
+        "TALLYMARK_HOME",
+        Path,
+    )
+    journal_dir: Path | None = _client(
+        None, "Where journals of unsent batches go; default HOME/journal.", "TALLYMARK_JOURNAL_DIR", Path
+    )
+    offline_dir: Path | None = _client(
+        None, "Where OfflineExperiment archives go; default HOME/offline.", "TALLYMARK_OFFLINE_DIR", Path
+    )
+    public_url: str | None = _client(
+        None,
+        "Base of exp.url when the store gives none; default the URL, else http://127.0.0.1:5118.",
+        "TALLYMARK_PUBLIC_URL",
+    )
+    send_interval: float = _client(
+        1.0,
+        "Seconds between background sends of buffered data.",
+        "TALLYMARK_SEND_INTERVAL",
+        _seconds,
+        (0.01, 3600),
+    )
+    max_points_per_batch: int = _client(
+        500_000,
+        "Most metric points per batch; larger backlogs are split.",
+        "TALLYMARK_MAX_POINTS_PER_BATCH",
+        int,
+        (1, 5_000_000),
+    )
+    retry_delays: tuple[float, ...] = _client(
+        (0.2, 0.5, 1.0, 2.0, 4.0),
+        "Seconds between retries of an unavailable server (comma-separated).",
+        "TALLYMARK_RETRY_DELAYS",
+        _delays,
+        (0, 600),
+    )
+    retry_budget: float = _client(
+        15.0,
+        "Seconds one send spends retrying before the batch goes to the journal.",
+        "TALLYMARK_RETRY_BUDGET",
+        _seconds,
+        (0, 3600),
+    )
+    recheck_after: float = _client(
+        5.0,
+        "Seconds a server found down is not retried (batches go to the journal at once).",
+        "TALLYMARK_RECHECK_AFTER",
+        _seconds,
+        (0, 3600),
+    )
+    request_timeout: float = _client(
+        30.0,
+        "Seconds an HTTP request may take before the server counts as unavailable.",
+        "TALLYMARK_REQUEST_TIMEOUT",
+        _seconds,
+        (0.1, 3600),
+    )
+    system_metrics_interval: float = _client(
+        10.0,
+        "Seconds between system metric samples (CPU, memory, GPU).",
+        "TALLYMARK_SYSTEM_METRICS_INTERVAL",
+        _seconds,
+        (0.1, 86400),
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            problem = _client_problem(f, getattr(self, f.name))
+            if problem:
+                raise SettingsError(f"ClientSettings.{f.name}={_shown(f, getattr(self, f.name))}: {problem}")
+        if isinstance(self.home, str):
+            object.__setattr__(self, "home", Path(self.home))
+        for name in ("journal_dir", "offline_dir"):
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        if isinstance(self.retry_delays, list):
+            object.__setattr__(self, "retry_delays", tuple(self.retry_delays))
+        if not self.user.strip():
+            object.__setattr__(self, "user", _os_user())
+        if self.url:
+            object.__setattr__(self, "url", self.url.rstrip("/"))
+
+    def __repr__(self) -> str:
+        # The key is a credential: repr lands in logs, tracebacks and notebooks.
+        shown = ", ".join(f"{f.name}={_shown(f, getattr(self, f.name))}" for f in fields(self))
+        return f"ClientSettings({shown})"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ClientSettings:
+        """The environment's settings, with ``overrides`` (``None`` = not given) on top.
+
+        An empty variable counts as unset; a value that cannot be parsed or is out of range raises
+        :class:`SettingsError` naming the variable, before anything is logged."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f.metadata["env"], "").strip()
+            if not raw:
+                continue
+            try:
+                value = f.metadata["parse"](raw)
+            except ValueError:
+                value = None
+            problem = "cannot be parsed" if value is None else _client_problem(f, value)
+            if problem:
+                shown = "(hidden)" if not f.repr else repr(raw)
+                raise SettingsError(f"${f.metadata['env']}={shown}: {problem}; expected {_expected(f)}")
+            values[f.name] = value
+        return cls(**values).with_overrides(**overrides)
+
+    def with_overrides(self, **overrides: Any) -> ClientSettings:
+        """A copy with the given values (``None`` leaves a setting as it is)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def home_path(self) -> Path:
+        return self.home.expanduser()
+
+    @property
+    def journal_path(self) -> Path:
+        return (self.journal_dir or self.home / "journal").expanduser()
+
+    @property
+    def offline_path(self) -> Path:
+        return (self.offline_dir or self.home / "offline").expanduser()
+
+    @property
+    def ui_base(self) -> str:
+        return (self.public_url or self.url or "http://127.0.0.1:5118").rstrip("/")
+
+
+def _shown(f: Any, value: Any) -> str:
+    if not f.repr and value:
+        return "'***'"
+    return repr(value)
+
+
+def _expected(f: Any) -> str:
+    limits = f.metadata["limits"]
+    kind = {_seconds: "seconds", int: "a whole number", _delays: "comma-separated seconds"}.get(
+        f.metadata["parse"], "a value"
+    )
+    return f"{kind} from {limits[0]:g} to {limits[1]:g}" if limits else kind
+
+
+def _client_problem(f: Any, value: Any) -> str | None:
+    """Why ``value`` cannot be this setting (``None`` when it can)."""
+    limits = f.metadata["limits"]
+    if f.name == "url" and value and not str(value).startswith(("http://", "https://")):
+        return "a server URL starts with http:// or https://"
+    if limits is None:
+        return None
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or item != item:
+            return f"{item!r} is not a number"
+        if f.metadata["parse"] is int and not isinstance(item, int):
+            return f"{item!r} is not a whole number"
+        if not limits[0] <= item <= limits[1]:
+            return f"{item:g} is outside {limits[0]:g}..{limits[1]:g}"
+    if isinstance(value, (tuple, list)) and len(value) > 20:
+        return "at most 20 retries"
+    return None
+
+
+def documented_client() -> dict[str, tuple[str, str]]:
+    """Every client setting with its environment variable and help text (docs and their test)."""
+    return {f.name: (f.metadata["env"], f.metadata["help"]) for f in fields(ClientSettings)}

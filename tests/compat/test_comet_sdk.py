@@ -253,8 +253,11 @@ def test_registry_statuses_and_four_eyes(comet, tallymark_api, monkeypatch):
     assert m.get_details("1.0.0")["status"] == "staging"
 
     # another person approves it with tallymark; Comet's API then reads Production
-    monkeypatch.setenv("TALLYMARK_USER", "approver")
-    m.approve(req["id"], comment="reviewed")
+    import tallymark
+
+    approver = tallymark.API(settings=tallymark_api.settings.with_overrides(user="approver"))
+    approver.get_model(WS, "churn-model").approve(req["id"], comment="reviewed")
+    approver.close()
     assert m.get_details("1.0.0")["status"] == "production"
     status = comet.notebook("registry_notebook.py", "status", WS, "churn-model", "1.0.0")
     assert status.error_lines == [] and status.result == {"status": "Production"}

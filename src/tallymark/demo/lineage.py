@@ -6,7 +6,7 @@
 - Each training experiment consumes ``preprocessed``, logs its booster with ``log_model`` and
   registers it as a version of ``fraud-xgb``.
 - The better model is requested for production by the data scientist and approved by a second
-  identity (``TALLYMARK_USER=risk-officer``): the registry refuses a self-approval.
+  identity (user ``risk-officer``, its own client settings): the registry refuses a self-approval.
 
 Files are written once into ``HOME/demo-cache`` and are content-addressed in the blob store, so a
 second demo run uploads nothing new.
@@ -14,9 +14,6 @@ second demo run uploads nothing new.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +24,9 @@ APPROVER = "risk-officer"
 
 
 def cache_dir() -> Path:
-    home = Path(os.environ.get("TALLYMARK_HOME", "~/.tallymark")).expanduser()
-    path = home / "demo-cache"
+    from tallymark.settings import ClientSettings
+
+    path = ClientSettings.from_env().home_path / "demo-cache"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -107,38 +105,25 @@ def log_and_register(exp: Any, booster: Any, spec_name: str, preprocessed_versio
     )
 
 
-@contextmanager
-def identity(user: str) -> Iterator[None]:
-    """Act as another person for a moment (the embedded home's identity is TALLYMARK_USER)."""
-    before = os.environ.get("TALLYMARK_USER")
-    os.environ["TALLYMARK_USER"] = user
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("TALLYMARK_USER", None)
-        else:
-            os.environ["TALLYMARK_USER"] = before
-
-
 def promote(workspace: str, version: str, comment: str) -> dict[str, Any]:
-    """Request production for ``version`` as the current user; approve it as :data:`APPROVER`."""
+    """Request production for ``version`` as the current user; approve it as :data:`APPROVER`.
+
+    Two people, two clients: each ``API`` carries its own identity (settings), nothing global."""
     import tallymark
+    from tallymark.settings import ClientSettings
 
-    api = tallymark.API()
-    model = api.get_model(workspace, MODEL)
-    requester = os.environ.get("TALLYMARK_USER")
-    if requester == APPROVER:  # the approver cannot approve their own request: request as someone else
-        requester = "data-scientist"
-    with identity(requester or _os_user()):
+    me = ClientSettings.from_env()
+    # the approver cannot approve their own request: request as someone else
+    requester = "data-scientist" if me.user == APPROVER else me.user
+    as_requester = tallymark.API(settings=me.with_overrides(user=requester))
+    as_approver = tallymark.API(settings=me.with_overrides(user=APPROVER))
+    try:
+        model = as_requester.get_model(workspace, MODEL)
         request = model.request_status(version, "production", comment=comment)
-    with identity(APPROVER):
-        decision = model.approve(request["id"], comment="reviewed metrics and data lineage")
-    api.close()
+        decision = as_approver.get_model(workspace, MODEL).approve(
+            request["id"], comment="reviewed metrics and data lineage"
+        )
+    finally:
+        as_requester.close()
+        as_approver.close()
     return {"request": request, "decision": decision}
-
-
-def _os_user() -> str:
-    from tallymark.sdk.identity import current_user
-
-    return current_user()

@@ -12,6 +12,7 @@ from typing import Any
 
 from tallymark import jsonvalue
 from tallymark.sdk.transport import default_transport
+from tallymark.settings import ClientSettings
 
 
 class APIExperiment:
@@ -126,10 +127,18 @@ class APIExperiment:
 
 
 class API:
-    """Read experiments from the embedded home or, with ``url``/``TALLYMARK_URL``, a server."""
+    """Read experiments from the embedded home or, with ``url`` (``ClientSettings.url``), a server.
 
-    def __init__(self, api_key: str | None = None, url: str | None = None) -> None:
-        self._t = default_transport(url, api_key)
+    ``settings`` (default: read from the environment now) says where and as whom; ``api_key`` and
+    ``url`` override it."""
+
+    def __init__(
+        self, api_key: str | None = None, url: str | None = None, *, settings: ClientSettings | None = None
+    ) -> None:
+        self.settings = (settings or ClientSettings.from_env()).with_overrides(
+            url=url or None, api_key=api_key or None
+        )
+        self._t = default_transport(settings=self.settings)
 
     def close(self) -> None:
         self._t.close()

@@ -30,7 +30,7 @@ from tallymark.sdk.journal import Journal, zip_folder
 from tallymark.sdk.sender import Sender, _warn
 from tallymark.sdk.transport import LocalTransport, TallymarkError, Unavailable, default_transport
 from tallymark.sdk.wire import NO_EPOCH
-from tallymark.settings import Settings
+from tallymark.settings import ClientSettings, Settings
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _live: weakref.WeakSet[Experiment] = weakref.WeakSet()
@@ -40,10 +40,6 @@ _registry_lock = threading.Lock()
 
 class ExperimentEnded(RuntimeError):
     """Raised when logging to an experiment after ``end()``."""
-
-
-def _home() -> Path:
-    return Path(os.environ.get("TALLYMARK_HOME", "~/.tallymark")).expanduser()
 
 
 def _end_all() -> None:
@@ -141,21 +137,31 @@ class Experiment:
         log_system_metrics: bool = True,
         capture_stdout: bool = True,
         *,
-        system_metrics_interval: float = 10.0,
-        send_interval: float = 1.0,
+        system_metrics_interval: float | None = None,
+        send_interval: float | None = None,
+        settings: ClientSettings | None = None,
         _offline_directory: str | Path | None = None,
     ) -> None:
-        self.project_name = project_name or os.environ.get("TALLYMARK_PROJECT") or "general"
-        self.workspace = workspace or os.environ.get("TALLYMARK_WORKSPACE") or "default"
+        # Read once: arguments win over ``settings``, which default to the environment.
+        self._settings = (settings or ClientSettings.from_env()).with_overrides(
+            project=project_name or None,
+            workspace=workspace or None,
+            url=url or None,
+            api_key=api_key or None,
+            send_interval=send_interval,
+            system_metrics_interval=system_metrics_interval,
+        )
+        self.project_name = self._settings.project
+        self.workspace = self._settings.workspace
         self._key = uuid.uuid4().hex
         self._ended = False
         self._step: int | None = None
         self._epoch: int | None = None
         self._auto_steps: dict[str, int] = {}
-        self._user = current_user()
+        self._user = self._settings.user
         offline = _offline_directory is not None
         self._offline_directory = Path(_offline_directory).expanduser() if offline else None
-        self._transport = None if offline else default_transport(url, api_key)
+        self._transport = None if offline else default_transport(settings=self._settings)
         tag_list = [_check_name("tag", t) for t in (tags or [])]
         body = {
             "key": self._key,
@@ -168,7 +174,7 @@ class Experiment:
         if offline:
             folder = self._offline_directory / f".{self._key}"  # type: ignore[operator]
         else:
-            folder = _home() / "journal" / self._key
+            folder = self._settings.journal_path / self._key
         # The journal keeps the create request, so a journal left on disk is a complete upload.
         self._journal = Journal(folder, experiment=body, origin=getattr(self._transport, "url", None))
         self._url = None
@@ -184,7 +190,7 @@ class Experiment:
                 pending_create = body
         self.name = name
         self._sender = Sender(
-            self._transport, self._key, self._journal, offline=offline, interval=send_interval
+            self._transport, self._key, self._journal, offline=offline, settings=self._settings
         )
         self._sender.pending_create = pending_create  # created by the sender once the server answers
         self._buffers = self._sender.metric_buffers
@@ -211,7 +217,9 @@ class Experiment:
             from tallymark.sdk.autolog.system import SystemMonitor
 
             self._sys_step = 0
-            self._monitor = SystemMonitor(self._on_system_sample, interval=system_metrics_interval)
+            self._monitor = SystemMonitor(
+                self._on_system_sample, interval=self._settings.system_metrics_interval
+            )
             self._monitor.start()
         self._sender.start()
         self._sender.wake()
@@ -234,13 +242,8 @@ class Experiment:
             return self._url
         from urllib.parse import quote
 
-        base = (
-            os.environ.get("TALLYMARK_PUBLIC_URL")
-            or os.environ.get("TALLYMARK_URL")
-            or "http://127.0.0.1:5118"
-        )
         ws, proj = quote(self.workspace, safe=""), quote(self.project_name, safe="")
-        return f"{base.rstrip('/')}/{ws}/{proj}/{self._key}"
+        return f"{self._settings.ui_base}/{ws}/{proj}/{self._key}"
 
     def _retry_create(self) -> None:
         if self._sender.pending_create is None or self._transport is None:
@@ -256,7 +259,7 @@ class Experiment:
 
         try:
             if log_env:
-                env = autolog.collect_environment()
+                env = autolog.collect_environment() | {"user": self._user}  # the settings' identity
                 self._sender.item({"kind": "environment", "name": "environment", "data": env})
                 pkgs = autolog.installed_packages()
                 self._sender.item(
@@ -724,7 +727,9 @@ class OfflineExperiment(Experiment):
         offline_directory: str | Path | None = None,
         **kwargs: Any,
     ) -> None:
-        directory = Path(offline_directory or (_home() / "offline")).expanduser()
+        if offline_directory is None:
+            kwargs["settings"] = kwargs.get("settings") or ClientSettings.from_env()
+        directory = Path(offline_directory or kwargs["settings"].offline_path).expanduser()
         directory.mkdir(parents=True, exist_ok=True)
         super().__init__(project_name, workspace, _offline_directory=directory, **kwargs)
         self.archive_path = directory / f"{self._key}.zip"

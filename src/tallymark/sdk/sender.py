@@ -32,12 +32,9 @@ from tallymark.sdk.journal import Journal, adopt_orphans
 from tallymark.sdk.notice import warn as _warn
 from tallymark.sdk.transport import TallymarkError, Unavailable, is_refusal
 from tallymark.sdk.wire import Batch, Columns, MetricBuffer
+from tallymark.settings import ClientSettings
 
-MAX_POINTS_PER_BATCH = 500_000
 STDOUT_ITEM_BYTES = 1 << 20
-RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
-RETRY_BUDGET = 15.0  # seconds a flush() spends retrying (a hung server: one 30 s timeout, no more)
-RECHECK_AFTER = 5.0  # seconds a server found down is not retried (batches go to the journal at once)
 MAX_REFUSAL_WARNINGS = 3  # distinct messages; a loop logging a bad value must not flood stderr
 
 
@@ -48,16 +45,19 @@ class Sender:
         key: str,
         journal: Journal,
         offline: bool,
-        interval: float = 1.0,
-        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        settings: ClientSettings | None = None,
     ) -> None:
+        # Batching and retry behaviour comes from the settings (tests tune the attributes directly).
+        settings = settings or ClientSettings()
         self.transport = transport
         self.key = key
         self.journal = journal
         self.offline = offline
-        self.interval = interval
-        self.retry_delays = retry_delays
-        self.recheck_after = RECHECK_AFTER
+        self.interval = settings.send_interval
+        self.retry_delays = settings.retry_delays
+        self.retry_budget = settings.retry_budget  # a hung server: one request timeout, no more
+        self.recheck_after = settings.recheck_after  # known down: batches go to the journal at once
+        self.max_points_per_batch = settings.max_points_per_batch
         # Buffers. Metric points: one list per metric name, appended to by the training thread.
         self.metric_buffers: dict[str, MetricBuffer] = {}
         self._retired: list[MetricBuffer] = []
@@ -180,7 +180,7 @@ class Sender:
             out, self._stdout = self._stdout, []
             assets, self._assets = self._assets, []
         b.items.extend(_stdout_items(out))
-        b.metrics, more = self._take_metrics(MAX_POINTS_PER_BATCH)
+        b.metrics, more = self._take_metrics(self.max_points_per_batch)
         return b, assets, more
 
     def drain(self, end: bool = False) -> None:
@@ -269,7 +269,7 @@ class Sender:
             return False
         if self._down_since is not None and time.monotonic() - self._down_since < self.recheck_after:
             return False  # known down: journal at once, try again in a few seconds
-        give_up = time.monotonic() + RETRY_BUDGET
+        give_up = time.monotonic() + self.retry_budget
         for delay in (*self.retry_delays, None):
             try:
                 self._send(fn)

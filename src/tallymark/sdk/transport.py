@@ -1,7 +1,7 @@
 """Transports: one interface, two implementations swapped underneath the SDK.
 
 - :class:`LocalTransport` calls the service layer in-process against the embedded home
-  (``TALLYMARK_HOME``, default ``~/.tallymark``): no server needed, several processes may log at once.
+  (``ClientSettings.home``, default ``~/.tallymark``): no server needed, several processes may log at once.
 - :class:`HttpTransport` talks to ``tallymark server`` under ``/api/v1`` (keep-alive, gzip).
 
 Errors come back as :class:`TallymarkError` (``status`` 4xx: the request is wrong and will never
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from urllib.parse import quote
 
 from tallymark.sdk.notice import warn as _sdk_warn
 from tallymark.sdk.wire import Batch
+from tallymark.settings import ClientSettings
 
 GZIP_MIN_BYTES = 32 * 1024
 
@@ -64,11 +64,12 @@ class LocalTransport:
     MAX_HELD_POINTS = 2_000_000  # ~50 MB of columns: what a run may lose to a full disk, not more
     MAX_HELD_BATCHES = 10_000
 
-    def __init__(self, home: str | Path | None = None) -> None:
+    def __init__(self, home: str | Path | None = None, *, settings: ClientSettings | None = None) -> None:
         from tallymark.settings import Settings
 
-        overrides = {"home": Path(home)} if home is not None else {}
-        self.settings = Settings.from_env(**overrides)
+        client = settings or ClientSettings.from_env()
+        self.client = client.with_overrides(home=Path(home) if home is not None else None)
+        self.settings = Settings.from_env(home=self.client.home)  # the embedded store's own settings
         self._store: Any = None
         self._held: list[_Held] = []
         self._held_lock = threading.RLock()
@@ -323,11 +324,10 @@ class LocalTransport:
 
     def call(self, op: str, **kw: Any) -> Any:
         """Artifacts, models, registry and lineage operations (see ``HttpTransport.call``)."""
-        from tallymark.sdk.identity import current_user
         from tallymark.service import artifacts, files, lineage, registry
 
         s = self.store
-        who = current_user()
+        who = self.client.user
         if op == "put_blob":
             return self._put_blob(kw["sha256"], kw["path"])
         if op == "download_blob":
@@ -459,10 +459,20 @@ class HttpTransport:
 
     kind = "http"
 
-    def __init__(self, url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        timeout: float | None = None,
+        *,
+        settings: ClientSettings | None = None,
+    ) -> None:
         import httpx
 
+        self.client = (settings or ClientSettings.from_env()).with_overrides(url=url, api_key=api_key)
         self.url = url.rstrip("/")
+        timeout = timeout if timeout is not None else self.client.request_timeout
+        api_key = self.client.api_key
         # Compress large bodies except on loopback, where gzip costs more time than it saves.
         from urllib.parse import urlsplit
 
@@ -724,11 +734,8 @@ class HttpTransport:
         except httpx.HTTPError as exc:
             raise Unavailable(f"cannot reach {self.url}: {exc}") from exc
 
-    @staticmethod
-    def _identity() -> dict[str, str]:
-        from tallymark.sdk.identity import current_user
-
-        return {"X-Tallymark-User": current_user()}
+    def _identity(self) -> dict[str, str]:
+        return {"X-Tallymark-User": self.client.user}
 
 
 def _iter_file(f: BinaryIO) -> Iterator[bytes]:
@@ -736,9 +743,11 @@ def _iter_file(f: BinaryIO) -> Iterator[bytes]:
         yield data
 
 
-def default_transport(url: str | None = None, api_key: str | None = None) -> LocalTransport | HttpTransport:
-    """HTTP when a URL is given or ``TALLYMARK_URL`` is set, else the embedded home."""
-    url = url or os.environ.get("TALLYMARK_URL")
-    if url:
-        return HttpTransport(url, api_key or os.environ.get("TALLYMARK_API_KEY"))
-    return LocalTransport()
+def default_transport(
+    url: str | None = None, api_key: str | None = None, *, settings: ClientSettings | None = None
+) -> LocalTransport | HttpTransport:
+    """HTTP when a URL is given or set (``ClientSettings.url``), else the embedded home."""
+    client = (settings or ClientSettings.from_env()).with_overrides(url=url or None, api_key=api_key or None)
+    if client.url:
+        return HttpTransport(client.url, settings=client)
+    return LocalTransport(settings=client)

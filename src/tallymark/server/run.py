@@ -9,16 +9,10 @@ set the option, and hand uvicorn the descriptor.
 from __future__ import annotations
 
 import ipaddress
-import json
-import os
 import socket
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from tallymark.settings import Settings
-
-SETTINGS_ENV = "TALLYMARK_SERVER_SETTINGS"
 
 
 def is_loopback(host: str) -> bool:
@@ -45,9 +39,7 @@ def app_from_env() -> Any:
     """App factory for uvicorn worker processes (they cannot receive Python objects)."""
     from tallymark.server.app import create_app
 
-    raw = json.loads(os.environ[SETTINGS_ENV])
-    raw["home"] = Path(raw["home"])
-    return create_app(Settings(**raw))
+    return create_app(Settings.from_worker_env())
 
 
 def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level: str = "warning") -> None:
@@ -55,9 +47,7 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level:
 
     sock = bind_socket(host, port)
     if workers > 1:
-        data = asdict(settings)
-        data["home"] = str(settings.home)
-        os.environ[SETTINGS_ENV] = json.dumps(data)
+        settings.export_to_workers()
         config = uvicorn.Config(
             "tallymark.server.run:app_from_env",
             factory=True,

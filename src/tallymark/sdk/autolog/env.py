@@ -49,17 +49,10 @@ ENV_ALLOWLIST: tuple[str, ...] = (
 
 
 def current_user() -> str:
-    """The user an experiment is attributed to: ``TALLYMARK_USER`` if set, else the OS user."""
-    user = os.environ.get("TALLYMARK_USER", "").strip()
-    if user:
-        return user
-    import getpass
+    """The user an experiment is attributed to: ``ClientSettings.user`` (one rule for the SDK)."""
+    from tallymark.sdk.identity import current_user as settings_user
 
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (containers with arbitrary uids), no env vars
-        getuid = getattr(os, "getuid", None)
-        return f"uid-{getuid()}" if getuid is not None else "unknown"
+    return settings_user()
 
 
 def _cpu_model() -> str | None:
