@@ -10,8 +10,14 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-SCHEMA_HEAD = "0004_closed_versions"
-KNOWN_REVISIONS = ("0001_initial", "0002_artifacts_registry", "0003_import_sessions", "0004_closed_versions")
+SCHEMA_HEAD = "0005_audit"
+KNOWN_REVISIONS = (
+    "0001_initial",
+    "0002_artifacts_registry",
+    "0003_import_sessions",
+    "0004_closed_versions",
+    "0005_audit",
+)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
