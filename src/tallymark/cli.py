@@ -452,7 +452,8 @@ def main() -> None:
         sys.exit(130)
 
 
-# The artifacts/models/lineage/gc commands live in their own module; importing it registers them.
+# The artifacts/models/lineage/gc and audit commands live in their own modules; importing registers them.
+from tallymark import cli_audit as _cli_audit  # noqa: E402, F401
 from tallymark import cli_registry as _cli_registry  # noqa: E402, F401
 
 if __name__ == "__main__":

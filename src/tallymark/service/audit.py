@@ -362,8 +362,11 @@ def _verifier(store: Store, vkey: str | None) -> Verifier:
 def verify(store: Store, checkpoint: str | None = None, vkey: str | None = None) -> Report:
     """Recompute the chain and check it against every stored checkpoint and ``checkpoint`` (a note).
 
-    ``vkey`` is the log's verifier key (``NAME+ID+BASE64``); by default it comes from the key file.
+    ``vkey`` is the log's verifier key (``NAME+ID+BASE64``; NoteError if malformed); by default it
+    comes from the key file.
     """
+    if vkey is not None:
+        Verifier.decode(vkey)  # a malformed key is the caller's mistake: say so before anything else
     report = Report()
     stored = _stored_checkpoints(store)
     verifier: Verifier | None = None

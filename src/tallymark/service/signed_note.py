@@ -70,7 +70,7 @@ class Verifier:
 
     @classmethod
     def decode(cls, text: str) -> Verifier:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)  # base64 may hold "+": it is the last field
         if len(parts) != 3:
             raise NoteError("a verifier key reads NAME+KEYID+BASE64 (as `tallymark audit checkpoint` prints)")
         name, hex_id, b64 = parts
@@ -104,7 +104,7 @@ class Signer:
 
     @classmethod
     def decode(cls, text: str) -> Signer:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 4)
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
             raise NoteError("not a signer key (PRIVATE+KEY+NAME+KEYID+BASE64)")
         try:
