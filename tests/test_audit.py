@@ -368,6 +368,8 @@ def test_cli_verify_checkpoint_and_log(store, tmp_path):
     _sql(store, update(audit_log).where(audit_log.c.seq == 2).values(action="test.other"))
     res = runner.invoke(app, ["audit", "verify", *db])
     assert res.exit_code == 1 and "entry 2 was edited" in res.output
+    res = runner.invoke(app, ["audit", "verify", "--home", str(tmp_path / "nowhere")])
+    assert res.exit_code == 1 and "no database at" in res.output and not (tmp_path / "nowhere").exists()
     res = runner.invoke(app, ["audit", "verify", "--vkey", "nonsense", *db])
     assert res.exit_code == 1 and "verifier key" in res.output
 

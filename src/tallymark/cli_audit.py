@@ -28,10 +28,16 @@ DbOpt = Annotated[
 
 
 def _open(home: Path | None, db: str | None, upgrade: bool) -> Any:
+    from sqlalchemy.engine import make_url
+
     from tallymark.service.store import open_store
 
+    settings = _settings(home, db)
+    url = make_url(settings.database_url)
+    if not upgrade and url.get_backend_name() == "sqlite" and not Path(str(url.database)).exists():
+        _fail(f"no database at {url.database}: give --home or --db of the store to read")
     try:
-        return open_store(_settings(home, db), upgrade=upgrade)
+        return open_store(settings, upgrade=upgrade)
     except Exception as exc:  # a missing schema, a wrong URL: say so, no traceback
         _fail(f"cannot open the store: {exc}")
 

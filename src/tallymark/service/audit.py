@@ -346,9 +346,9 @@ def _check_chain(store: Store, report: Report, wanted: set[int]) -> dict[int, st
 
 def _stored_checkpoints(store: Store) -> list[Any]:
     with store.db.read() as conn:
-        return conn.execute(
-            select(audit_checkpoints).order_by(audit_checkpoints.c.size, audit_checkpoints.c.id)
-        ).all()
+        return list(
+            conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.size, audit_checkpoints.c.id))
+        )
 
 
 def _verifier(store: Store, vkey: str | None) -> Verifier:
@@ -397,20 +397,24 @@ def verify(store: Store, checkpoint: str | None = None, vkey: str | None = None)
     if key_problem or bad_sig:
         report.problem = key_problem or bad_sig
         return report
+    origin = verifier.name if verifier is not None else ""  # claims exist only with a verifier
+    for what, cp in claims:
+        if cp.origin != origin:
+            report.problem = f"{what} is of another log ({cp.origin!r}, this log is {origin!r})"
+            return report
+    longest = max(claims, key=lambda c: c[1].size, default=None)
+    if longest is not None and longest[1].size > report.size:
+        what, size = longest[0], longest[1].size
+        report.first_bad = report.size + 1
+        gap = f"entry {size}" if size == report.size + 1 else f"entries {report.size + 1}–{size}"
+        report.problem = (
+            f"the log was truncated: it ends at entry {report.size} but {what} covers {size} "
+            f"entries; {gap} deleted"
+        )
+        return report
     matched: list[int] = []
     mismatched: list[tuple[str, Checkpoint]] = []
     for what, cp in claims:
-        if cp.origin != verifier.name:  # type: ignore[union-attr]
-            report.problem = f"{what} is of another log ({cp.origin!r}, this log is {verifier.name!r})"  # type: ignore[union-attr]
-            return report
-        if cp.size > report.size:
-            report.first_bad = report.size + 1
-            gap = f"entry {cp.size}" if cp.size == report.size + 1 else f"entries {report.size + 1}–{cp.size}"
-            report.problem = (
-                f"the log was truncated: it ends at entry {report.size} but {what} covers {cp.size} "
-                f"entries; {gap} deleted"
-            )
-            return report
         if at.get(cp.size) != cp.head:
             mismatched.append((what, cp))
         else:
