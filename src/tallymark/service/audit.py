@@ -85,6 +85,9 @@ _HASH_FIELDS = (
 )
 _SIZE_RE = re.compile(r"0|[1-9][0-9]{0,18}")
 log = logging.getLogger(__name__)
+# Built once: statements with bound parameters only hit SQLAlchemy's compiled cache directly.
+_HEAD = select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+_INSERT = audit_log.insert()
 
 
 def _ns(value: Any) -> bytes:
@@ -132,9 +135,7 @@ def append(
         if not isinstance(value, str) or not value:
             raise ValueError(f"an audit entry needs a non-empty {what}")
     lock(conn)
-    head = conn.execute(
-        select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-    ).first()
+    head = conn.execute(_HEAD).first()
     entry = {
         "seq": 1 if head is None else head.seq + 1,
         "time": now_ms(),
@@ -148,7 +149,7 @@ def append(
         "prev_hash": GENESIS if head is None else head.hash,
     }
     entry["hash"] = entry_hash(entry)
-    conn.execute(audit_log.insert().values(**entry))
+    conn.execute(_INSERT, entry)
     return entry
 
 
@@ -191,9 +192,7 @@ def entries(
 
 
 def _head(conn: Connection) -> tuple[int, str]:
-    row = conn.execute(
-        select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-    ).first()
+    row = conn.execute(_HEAD).first()
     return (0, GENESIS) if row is None else (row.seq, row.hash)
 
 
