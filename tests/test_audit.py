@@ -93,6 +93,13 @@ def test_a_deleted_row_is_named(store):
     assert report.first_bad == 4 and "entry 4 missing" in report.problem
 
 
+def test_a_renumbered_first_entry_is_named(store):
+    _log(store, 3)
+    _sql(store, update(audit_log).where(audit_log.c.seq == 1).values(seq=0))
+    report = audit.verify(store)
+    assert report.first_bad == 1 and "an entry numbered 0 stands where entry 1 belongs" in report.problem
+
+
 def test_a_swapped_pair_is_named(store):
     _log(store, 8)
     _sql(

@@ -57,7 +57,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -283,7 +283,6 @@ class Report:
     problem: str | None = None
     first_bad: int | None = None
     checkpoints: int = 0  # signed checkpoints that matched
-    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -314,6 +313,10 @@ def _check_chain(store: Store, report: Report, wanted: set[int]) -> dict[int, st
     for r in _rows(store):
         row = dict(r._mapping)
         seq = row["seq"]
+        if seq < expected:  # only a hand-made row can be numbered below 1
+            report.problem = f"an entry numbered {seq} stands where entry {expected} belongs"
+            report.first_bad = expected
+            break
         if seq != expected:
             gap = f"entry {expected}" if seq == expected + 1 else f"entries {expected}–{seq - 1}"
             report.problem = f"{gap} missing: deleted from the log (entry {seq} follows entry {expected - 1})"
