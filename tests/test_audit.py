@@ -217,6 +217,25 @@ def test_the_key_file_is_private_and_shared_by_concurrent_creators(tmp_path):
         load_or_create_signer(path)
 
 
+def test_no_checkpoint_is_signed_over_a_broken_chain(store, caplog):
+    _log(store, 4)
+    first = audit.checkpoint(store)
+    assert audit.checkpoint(store) == first  # nothing new: the same checkpoint
+    _log(store, 2)
+    _sql(store, update(audit_log).where(audit_log.c.seq == 5).values(actor="mallory"))
+    with pytest.raises(audit.ChainBroken, match="entry 5 was edited"):
+        audit.checkpoint(store)
+    _log(store, 4)
+    assert audit.checkpoint_if_due(store, every=5) is None and "entry 5 was edited" in caplog.text
+    _sql(store, delete(audit_log).where(audit_log.c.seq > 2))
+    with pytest.raises(audit.ChainBroken, match="truncated"):
+        audit.checkpoint(store)
+    res = CliRunner().invoke(app, ["audit", "checkpoint", *_where(store)])
+    assert res.exit_code == 1 and "truncated" in res.output
+    with store.db.read() as conn:
+        assert conn.execute(select(audit_checkpoints.c.size)).scalars().all() == [4]
+
+
 def test_checkpoint_if_due_signs_every_n_entries(store):
     _log(store, 4)
     assert audit.checkpoint_if_due(store, every=5) is None

@@ -100,7 +100,7 @@ def audit_checkpoint(
     try:
         cp = audit.checkpoint(store)
         vkey = audit.signer(store).verifier.encode()
-    except (OSError, NoteError) as exc:
+    except (OSError, NoteError, audit.ChainBroken) as exc:
         _fail(f"cannot sign a checkpoint: {exc}")
     finally:
         store.close()

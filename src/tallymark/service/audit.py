@@ -34,7 +34,8 @@ Checkpoints
     ``settings.audit_key_file`` — a file outside the database — and stores it in
     ``audit_checkpoints``; ``tallymark audit checkpoint --out FILE`` also writes it where the
     database's owner cannot reach. :func:`checkpoint_if_due` makes one every
-    :data:`CHECKPOINT_EVERY` entries.
+    :data:`CHECKPOINT_EVERY` entries. Only a chain that verifies since the newest valid checkpoint
+    is signed (:class:`ChainBroken` otherwise).
 
 What :func:`verify` catches
     It recomputes every hash and link and names the first entry that was edited (its fields no
@@ -191,11 +192,6 @@ def entries(
     return sorted(rows, key=lambda r: r["seq"])
 
 
-def _head(conn: Connection) -> tuple[int, str]:
-    row = conn.execute(_HEAD).first()
-    return (0, GENESIS) if row is None else (row.seq, row.hash)
-
-
 # --- checkpoints -------------------------------------------------------------------------------
 
 
@@ -230,22 +226,37 @@ def parse_checkpoint(note: str, verifier: Verifier) -> Checkpoint:
     return Checkpoint(lines[0], int(lines[1]), head.hex(), note)
 
 
+class ChainBroken(ValueError):
+    """The chain does not verify: no checkpoint is signed over it (the message says where)."""
+
+
 def checkpoint(store: Store) -> Checkpoint:
-    """Sign the log's current size and head, store it, and return it (the latest, if unchanged)."""
+    """Sign the log's current size and head, store it, and return it (the latest, if unchanged).
+
+    The entries since the newest valid checkpoint are verified first (ChainBroken if they do not),
+    so a key never vouches for a chain someone already edited.
+    """
     key = signer(store)
-    with store.db.read() as conn:
-        size, head = _head(conn)
-        last = conn.execute(
-            select(audit_checkpoints.c.note)
-            .where(audit_checkpoints.c.size == size, audit_checkpoints.c.head_hash == head)
-            .order_by(audit_checkpoints.c.id.desc())
-            .limit(1)
-        ).first()
-    if last is not None:
+    last: Checkpoint | None = None
+    for c in reversed(_stored_checkpoints(store)):
         try:
-            return parse_checkpoint(last.note, key.verifier)
+            last = parse_checkpoint(c.note, key.verifier)
+            break
         except NoteError:
-            pass  # not ours or altered: sign a fresh one
+            continue  # not ours or altered: verify further back
+    with store.db.read() as conn:
+        top = conn.execute(select(func.max(audit_log.c.seq))).scalar() or 0
+    if last is not None and top < last.size:
+        raise ChainBroken(
+            f"the log ends at entry {top} but a checkpoint covers {last.size} entries: truncated"
+        )
+    report = Report()
+    _check_chain(store, report, set(), *((last.size, last.head) if last else (0, GENESIS)))
+    if report.problem is not None:
+        raise ChainBroken(f"refusing to sign a checkpoint: {report.problem}")
+    size, head = report.size, report.head
+    if last is not None and (last.size, last.head) == (size, head):
+        return last
     note = key.sign(checkpoint_text(key.name, size, head))
     with store.db.write() as conn:
         conn.execute(
@@ -269,6 +280,9 @@ def checkpoint_if_due(store: Store, every: int = CHECKPOINT_EVERY) -> Checkpoint
     except (OSError, NoteError) as exc:
         log.warning("audit checkpoint at %d entries failed: %s", size, exc)
         return None
+    except ChainBroken as exc:
+        log.error("audit log: %s (run `tallymark audit verify`)", exc)
+        return None
 
 
 # --- verification ------------------------------------------------------------------------------
@@ -289,10 +303,12 @@ class Report:
         return self.problem is None
 
 
-def _rows(store: Store) -> Iterator[Any]:
+def _rows(store: Store, after: int = 0) -> Iterator[Any]:
+    stmt = select(audit_log).order_by(audit_log.c.seq)
+    if after:  # from the start, rows numbered below 1 are read too: they are tampering to name
+        stmt = stmt.where(audit_log.c.seq > after)
     with store.db.read() as conn:
-        result = conn.execution_options(yield_per=5000).execute(select(audit_log).order_by(audit_log.c.seq))
-        yield from result
+        yield from conn.execution_options(yield_per=5000).execute(stmt)
 
 
 def _written_as(row: dict[str, Any], size: int) -> int | None:
@@ -303,14 +319,18 @@ def _written_as(row: dict[str, Any], size: int) -> int | None:
     return None
 
 
-def _check_chain(store: Store, report: Report, wanted: set[int]) -> dict[int, str]:
-    """Walk the chain; fill ``report``; return the hashes at the sizes in ``wanted``."""
+def _check_chain(
+    store: Store, report: Report, wanted: set[int], start: int = 0, start_hash: str = GENESIS
+) -> dict[int, str]:
+    """Walk the chain after entry ``start`` (whose hash is ``start_hash``); fill ``report``; return
+    the hashes at the sizes in ``wanted``."""
     with store.db.read() as conn:
         total = conn.execute(select(func.count()).select_from(audit_log)).scalar() or 0
         top = conn.execute(select(func.max(audit_log.c.seq))).scalar() or 0
-    at: dict[int, str] = {0: GENESIS}
-    expected, prev = 1, GENESIS
-    for r in _rows(store):
+    at: dict[int, str] = {start: start_hash}
+    expected, prev = start + 1, start_hash
+    report.size, report.head = start, start_hash
+    for r in _rows(store, start):
         row = dict(r._mapping)
         seq = row["seq"]
         if seq < expected:  # only a hand-made row can be numbered below 1
