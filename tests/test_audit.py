@@ -207,9 +207,38 @@ def test_verify_with_a_verifier_key_and_without_the_private_key(store, tmp_path)
     assert "not signed by the key" in audit.verify(store, note, vkey=other).problem
 
 
+_KEY_MAKER = textwrap.dedent(
+    """
+    import os, sys, time
+    from tallymark.service.signed_note import load_or_create_signer
+    while not os.path.exists(sys.argv[2]):
+        time.sleep(0.002)
+    print(load_or_create_signer(__import__("pathlib").Path(sys.argv[1])).verifier.encode())
+    """
+)
+
+
 def test_the_key_file_is_private_and_shared_by_concurrent_creators(tmp_path):
     path = tmp_path / "k" / "audit.key"
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _KEY_MAKER, str(path), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    go.touch()
+    keys = set()
+    for p in procs:
+        out, errs = p.communicate(timeout=120)
+        assert p.returncode == 0, errs
+        keys.add(out.strip())
+    assert len(keys) == 1 and sorted(x.name for x in path.parent.iterdir()) == ["audit.key"]
     a = load_or_create_signer(path)
+    assert keys == {a.verifier.encode()}
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert load_or_create_signer(path) == a and Signer.decode(path.read_text()) == a
     path.chmod(0o640)
