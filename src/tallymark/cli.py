@@ -452,8 +452,10 @@ def main() -> None:
         sys.exit(130)
 
 
-# The artifacts/models/lineage/gc and admin commands live in their own modules; importing registers them.
+# The artifacts/models/lineage/gc, admin and audit commands live in their own modules; importing
+# registers them.
 from tallymark import cli_admin as _cli_admin  # noqa: E402, F401
+from tallymark import cli_audit as _cli_audit  # noqa: E402, F401
 from tallymark import cli_registry as _cli_registry  # noqa: E402, F401
 
 if __name__ == "__main__":

@@ -35,6 +35,11 @@ class Settings:
     max_item_bytes: int = _setting(16 * MiB, "Largest structured item: table, code, matrix (422).")
     max_points_per_batch: int = _setting(5_000_000, "Most metric points in one batch (422).")
     chunk_points: int = _setting(16_384, "Metric points per stored chunk before a new one starts.")
+    audit_key_path: str | None = _setting(
+        None,
+        "Ed25519 key that signs audit checkpoints, kept outside the database; default HOME/audit.key "
+        "(created with mode 0600 on first use).",
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.home, Path):  # accept str paths too
@@ -50,6 +55,7 @@ class Settings:
             blobs=env.get("TALLYMARK_BLOBS") or None,
             s3_endpoint_url=env.get("TALLYMARK_S3_ENDPOINT_URL") or None,
             panels_dir=env.get("TALLYMARK_PANELS_DIR") or None,
+            audit_key_path=env.get("TALLYMARK_AUDIT_KEY") or None,
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -77,6 +83,10 @@ class Settings:
     @property
     def blobs_url(self) -> str:
         return self.blobs or str(self.home_path / "blobs")
+
+    @property
+    def audit_key_file(self) -> Path:
+        return Path(self.audit_key_path).expanduser() if self.audit_key_path else self.home_path / "audit.key"
 
 
 def documented() -> dict[str, str]:

@@ -4,6 +4,11 @@ Statuses: development → staging → production → archived. Moving a version 
 *request* that a different identity must approve (or reject); every change of status is kept in
 ``model_transitions`` with actor, time, comment and the request that caused it. When a version
 reaches production, the version that was in production before is archived (recorded too).
+
+Each of these writes also appends to the audit log (:mod:`tallymark.service.audit`) in the same
+transaction: ``model_version.register``, ``model_version.request``, ``model_version.approve`` /
+``model_version.reject`` and one ``model_version.status`` per change of status, each on the object
+``model_version`` ``WORKSPACE/NAME:VERSION``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from tallymark import jsonvalue
-from tallymark.service import lineage
+from tallymark.service import audit, lineage
 from tallymark.service.errors import Conflict, Forbidden, Invalid, NotFound
 from tallymark.service.experiments import _workspace_id, experiment_row, require_running
 from tallymark.service.files import check_files, insert_files, read_files
@@ -28,6 +33,7 @@ from tallymark.store.schema import (
     model_versions,
     registered_models,
     status_requests,
+    workspaces,
 )
 
 NEEDS_APPROVAL = "production"
@@ -127,11 +133,29 @@ def resolve_version(conn: Connection, workspace: str, name: str, version: str) -
     return row.id
 
 
+def _audit(conn: Connection, actor: str, action: str, vid: int, payload: Any) -> None:
+    """One audit entry on the model version ``vid`` (``WORKSPACE/NAME:VERSION``)."""
+    v = conn.execute(
+        select(workspaces.c.name.label("ws"), registered_models.c.name, model_versions.c.version)
+        .join(registered_models, registered_models.c.id == model_versions.c.registered_model_id)
+        .join(workspaces, workspaces.c.id == registered_models.c.workspace_id)
+        .where(model_versions.c.id == vid)
+    ).one()
+    audit.append(conn, actor, action, ("model_version", f"{v.ws}/{v.name}:{v.version}"), v.ws, payload)
+
+
 def _transition(
     conn: Connection, vid: int, to: str, actor: str, comment: str | None, request_id: int | None = None
 ) -> None:
     cur = conn.execute(select(model_versions.c.status).where(model_versions.c.id == vid)).scalar()
     conn.execute(model_versions.update().where(model_versions.c.id == vid).values(status=to))
+    _audit(
+        conn,
+        actor,
+        "model_version.status",
+        vid,
+        {"from": cur, "to": to, "comment": comment, "status_request": request_id},
+    )
     conn.execute(
         model_transitions.insert().values(
             model_version_id=vid,
@@ -163,6 +187,7 @@ def register_model(
             "for another person to approve"
         )
     with store.db.write() as conn:
+        audit.lock(conn)  # before any row lock: see audit.lock
         eid = experiment_row(conn, spec.experiment_key).id
         em = conn.execute(
             select(experiment_models.c.id).where(
@@ -213,7 +238,10 @@ def register_model(
             )
         )
         lineage.add_edge(conn, "experiment", eid, "model_version", vid, "registered_from")
-        return _version_dict(conn, vid)
+        _audit(conn, actor, "model_version.register", vid, spec)
+        out = _version_dict(conn, vid)
+    audit.checkpoint_if_due(store)
+    return out
 
 
 def _version_dict(conn: Connection, vid: int) -> dict[str, Any]:
@@ -332,9 +360,12 @@ def set_status(
             "request_status (tallymark models request) and have someone else approve it"
         )
     with store.db.write() as conn:
+        audit.lock(conn)  # before any row lock: see audit.lock
         vid = resolve_version(conn, workspace, name, version)
         _transition(conn, vid, spec.status, actor, spec.comment)
-        return _version_dict(conn, vid)
+        out = _version_dict(conn, vid)
+    audit.checkpoint_if_due(store)
+    return out
 
 
 def request_status(
@@ -343,6 +374,7 @@ def request_status(
     """Ask for a status change; production waits for another identity's approval."""
     spec = validated(StatusRequestIn, data)
     with store.db.write() as conn:
+        audit.lock(conn)  # before any row lock: see audit.lock
         vid = resolve_version(conn, workspace, name, version)
         cur = conn.execute(select(model_versions.c.status).where(model_versions.c.id == vid)).scalar()
         if cur == spec.status:
@@ -367,9 +399,14 @@ def request_status(
             )
         )
         rid = inserted_id(res)
+        _audit(
+            conn, actor, "model_version.request", vid, {**spec.model_dump(mode="json"), "status_request": rid}
+        )
         if spec.status != NEEDS_APPROVAL:  # no approval needed: apply at once, keep the request as record
             _decide(conn, rid, actor, "approved", spec.comment, four_eyes=False)
-        return _request_dict(conn, rid)
+        out = _request_dict(conn, rid)
+    audit.checkpoint_if_due(store)
+    return out
 
 
 def _decide(
@@ -390,6 +427,15 @@ def _decide(
         .where(status_requests.c.id == request_id)
         .values(state=state, decided_by=actor, decided_at=now_ms(), decision_comment=comment)
     )
+    if four_eyes:  # a request applied at once is recorded by its request and status entries
+        action = "model_version.approve" if state == "approved" else "model_version.reject"
+        _audit(
+            conn,
+            actor,
+            action,
+            req.model_version_id,
+            {"status_request": request_id, "to": req.to_status, "comment": comment},
+        )
     if state == "approved":
         if req.to_status == NEEDS_APPROVAL:
             rm = conn.execute(
@@ -420,8 +466,11 @@ def decide(
 ) -> dict[str, Any]:
     spec = validated(DecisionIn, data)
     with store.db.write() as conn:
+        audit.lock(conn)  # before any row lock: see audit.lock
         _decide(conn, request_id, actor, "approved" if approve else "rejected", spec.comment)
-        return _request_dict(conn, request_id)
+        out = _request_dict(conn, request_id)
+    audit.checkpoint_if_due(store)
+    return out
 
 
 def _request_dict(conn: Connection, rid: int) -> dict[str, Any]:

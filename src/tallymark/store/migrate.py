@@ -14,13 +14,14 @@ from sqlalchemy import Connection, Engine, inspect, text
 if TYPE_CHECKING:  # alembic is imported lazily: most commands never migrate
     from alembic.config import Config
 
-SCHEMA_HEAD = "0005_governance"
+SCHEMA_HEAD = "0006_audit"
 KNOWN_REVISIONS = (
     "0001_initial",
     "0002_artifacts_registry",
     "0003_import_sessions",
     "0004_closed_versions",
     "0005_governance",
+    "0006_audit",
 )
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 

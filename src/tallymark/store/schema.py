@@ -386,3 +386,39 @@ api_keys = Table(
     Column("revoked_at", BigInteger, nullable=True),
     Index("ix_api_keys_user", "user_id"),
 )
+
+# The audit log (migration 0006): one hash-chained row per write, appended in the write's own
+# transaction, and signed checkpoints of the chain. tallymark.service.audit is the specification.
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    # 1, 2, 3 … with no gap, assigned under the chain's lock (see tallymark.service.audit.append).
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("time", BigInteger, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("object_kind", String(40), nullable=False),
+    Column("object_ref", String(1000), nullable=False),
+    Column("workspace", String(200), nullable=True),
+    Column("request_id", String(200), nullable=True),
+    Column("payload_sha256", String(64), nullable=False),
+    # Unique: two entries naming the same predecessor would be a fork of the chain.
+    Column("prev_hash", String(64), nullable=False, unique=True),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_actor", "actor"),
+    Index("ix_audit_log_object_ref", "object_ref"),
+    Index("ix_audit_log_time", "time"),
+)
+
+# Signed statements "this log had SIZE entries and its last hash was HEAD" (C2SP signed notes).
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_audit_checkpoints_size", "size"),
+)
