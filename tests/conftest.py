@@ -85,7 +85,7 @@ def client(tmp_path: Path) -> Iterator[object]:
     app = create_app(
         Settings(home=tmp_path / "srv", max_body_bytes=8 * 1024 * 1024, max_asset_bytes=16 * 1024 * 1024)
     )
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:  # a loopback Host, as --no-auth needs
         yield c
 
 

@@ -133,7 +133,11 @@ def test_invalid_json_and_wrong_content(client):
         f"/api/v1/experiments/{key}/batch", content=b"{not json", headers={"content-type": "application/json"}
     )
     _assert_error(r, 422, "json")
-    r = client.post(f"/api/v1/experiments/{key}/batch", content=b"x", headers={"content-encoding": "br"})
+    r = client.post(
+        f"/api/v1/experiments/{key}/batch",
+        content=b"x",
+        headers={"content-encoding": "br", "content-type": "application/json"},
+    )
     _assert_error(r, 415, "not supported")
 
 
@@ -219,7 +223,12 @@ def test_bad_queries_point_at_the_column(client):
 def test_assets_upload_download_and_limits(client):
     key = _create(client)
     meta = json.dumps({"file_name": "evil.html", "metadata": {"k": "v"}})
-    r = client.post(f"/api/v1/experiments/{key}/assets", params={"meta": meta}, content=b"<script>x</script>")
+    r = client.post(
+        f"/api/v1/experiments/{key}/assets",
+        params={"meta": meta},
+        content=b"<script>x</script>",
+        headers={"content-type": "application/octet-stream"},
+    )
     assert r.status_code == 201, r.text
     aid = r.json()["assetId"]
     got = client.get(f"/api/v1/experiments/{key}/assets/{aid}/content")
@@ -227,12 +236,18 @@ def test_assets_upload_download_and_limits(client):
     assert got.headers["content-type"] == "application/octet-stream"
     assert got.headers["content-disposition"].startswith("attachment")
     assert got.headers["x-content-type-options"] == "nosniff"
-    r = client.post(f"/api/v1/experiments/{key}/assets", params={"meta": "{bad"}, content=b"x")
+    r = client.post(
+        f"/api/v1/experiments/{key}/assets",
+        params={"meta": "{bad"},
+        content=b"x",
+        headers={"content-type": "application/octet-stream"},
+    )
     _assert_error(r, 422, "meta")
     r = client.post(
         f"/api/v1/experiments/{key}/assets",
         params={"meta": json.dumps({"file_name": "big"})},
         content=b"x" * (17 * 1024 * 1024),
+        headers={"content-type": "application/octet-stream"},
     )
     _assert_error(r, 413)
     assert len(client.get(f"/api/v1/experiments/{key}/assets").json()["assets"]) == 1
@@ -286,5 +301,6 @@ def test_binary_batches(client):
         (b"TMB1" + struct.pack("<I", 2) + b"[]", "object"),
         (good[:8] + good[8 : 8 + hlen].replace(b'"count":3', b'"count":0') + good[8 + hlen :], "positive"),
     ]:
-        _assert_error(client.post(url, content=bad), 422, fragment)
+        r = client.post(url, content=bad, headers={"content-type": "application/x-tallymark-batch"})
+        _assert_error(r, 422, fragment)
     assert len(client.get(f"/api/v1/experiments/{key}/metric", params={"name": "loss"}).json()["values"]) == 3

@@ -131,8 +131,18 @@ def test_unsafe_paths_through_raw_http(client):
     client.post("/api/v1/experiments", json={"key": key, "workspace": "w", "project": "p"})
     data = b"bytes"
     sha = hashlib.sha256(data).hexdigest()
-    assert client.put(f"/api/v1/blobs/{sha}", content=data).status_code == 201
-    assert client.put(f"/api/v1/blobs/{'0' * 64}", content=data).status_code == 422  # hash mismatch
+    assert (
+        client.put(
+            f"/api/v1/blobs/{sha}", content=data, headers={"content-type": "application/octet-stream"}
+        ).status_code
+        == 201
+    )
+    assert (
+        client.put(
+            f"/api/v1/blobs/{'0' * 64}", content=data, headers={"content-type": "application/octet-stream"}
+        ).status_code
+        == 422
+    )  # hash mismatch
     assert client.post("/api/v1/blobs/missing", json={"sha256": [sha, "1" * 64]}).json()["missing"] == [
         "1" * 64
     ]

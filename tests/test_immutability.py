@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from sqlalchemy import select
 
 from tallymark.service import artifacts, experiments, registry
@@ -17,6 +18,14 @@ from servers import new_key
 
 WS = "risk"
 COMET = {"Authorization": "any-key-on-a-no-auth-server"}
+
+
+@pytest.fixture
+def client(client):
+    """The shared in-process client, sending an API key as comet_ml does on every request (the
+    adapter refuses writes without one: docs/security.md)."""
+    client.headers["Authorization"] = "any-key-on-a-no-auth-server"
+    return client
 
 
 def _store(client):

@@ -29,6 +29,9 @@ class Settings:
     s3_endpoint_url: str | None = _setting(None, "Endpoint of an S3-compatible server for s3:// blobs.")
     panels_dir: str | None = _setting(None, "Extra folder of custom UI panel files (besides HOME/panels).")
     public_url: str = _setting("http://127.0.0.1:5118", "Base URL of the UI, used in experiment URLs.")
+    loopback_only: bool = _setting(
+        True, "Answer only requests addressed to localhost, a loopback IP or public_url's host (421)."
+    )
     max_body_bytes: int = _setting(64 * MiB, "Largest JSON request body, after decompression (413).")
     max_asset_bytes: int = _setting(20 * 1024 * MiB, "Largest single asset upload (413).")
     max_value_bytes: int = _setting(1 * MiB, "Largest encoded parameter/other value or tag (422).")

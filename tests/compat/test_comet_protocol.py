@@ -18,6 +18,14 @@ from tallymark.server.compat.comet import translate as tr
 KEY_HEADERS = {"Authorization": "any-key-on-a-no-auth-server"}
 
 
+@pytest.fixture
+def client(client):
+    """The shared in-process client, sending an API key as comet_ml does on every request (the
+    adapter refuses writes without one: docs/security.md)."""
+    client.headers["Authorization"] = "any-key-on-a-no-auth-server"
+    return client
+
+
 def _key() -> str:
     return uuid.uuid4().hex
 
@@ -641,7 +649,7 @@ def test_uploads_get_the_asset_limit_not_the_json_limit(tmp_path):
     from tallymark.settings import Settings
 
     app = create_app(Settings(home=tmp_path / "srv", max_body_bytes=4096, max_asset_bytes=256 * 1024))
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1", headers=KEY_HEADERS) as c:
         key, r = _create(c)
         assert r.status_code == 200
         assert _upload(c, key, b"x" * 100_000, "big.bin").status_code == 200

@@ -17,6 +17,7 @@ from tallymark.server.ui.html import Markup, el, escape, json_script
 from tallymark.service import batch, experiments
 from tallymark.settings import Settings
 
+LOCAL = "http://127.0.0.1"  # a loopback Host: the app answers only those (docs/security.md)
 XSS = "<script>alert(1)</script>"
 
 
@@ -130,8 +131,8 @@ def test_panel_registry_and_folder_discovery(tmp_path: Path):
 def ui_client(tmp_path: Path):
     settings = Settings(home=tmp_path / "home")
     app = create_app(settings)
-    with TestClient(app) as c:
-        store = c.app.app.state.store if hasattr(c.app, "app") else None
+    with TestClient(app, base_url=LOCAL) as c:
+        store = _store_of(c)
         yield c, store
 
 
@@ -305,7 +306,7 @@ def test_artifacts_and_lineage_tabs_show_what_an_experiment_consumed_and_produce
         maker.log_artifact(art)
     with Experiment(project_name="p", workspace="w", capture_stdout=False, **quiet) as user:
         user.get_artifact("fraud-dataset", "raw")
-    with TestClient(create_app(Settings(home=home))) as client:
+    with TestClient(create_app(Settings(home=home)), base_url=LOCAL) as client:
         made = client.get(f"/w/p/{maker.get_key()}?tab=artifacts").text
         assert "Produced" in made and "fraud-dataset" in made and "1.0.0" in made
         used = client.get(f"/w/p/{user.get_key()}?tab=lineage").text

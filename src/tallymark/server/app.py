@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tallymark import __version__
+from tallymark.server.crosssite import CrossSiteMiddleware, Policy
 from tallymark.server.limits import LimitsMiddleware
 from tallymark.service.errors import ServiceError, storage_error
 from tallymark.settings import Settings
@@ -146,7 +147,8 @@ class _Dispatch:
 
 
 def create_app(settings: Settings, user: str = "anonymous", warm_after: float | None = 1.0) -> Any:
-    """Build the ASGI app: the REST API, the web UI and the comet_ml adapter, behind the body limits.
+    """Build the ASGI app: the REST API, the web UI and the comet_ml adapter, behind the cross-site
+    checks (:mod:`tallymark.server.crosssite`) and the body limits.
 
     ``warm_after``: seconds after start-up to build the UI and adapter routes in the background
     (None: on their first request only).
@@ -195,6 +197,7 @@ def create_app(settings: Settings, user: str = "anonymous", warm_after: float | 
 
     dispatch = _Dispatch(app, _Later(app, comet.mount), _Later(app, include_ui), comet.ROOTS)
     uploads = ("/assets", *comet.UPLOAD_SUFFIXES)
-    return LimitsMiddleware(
+    limited = LimitsMiddleware(
         dispatch, max_body=settings.max_body_bytes, max_upload=settings.max_asset_bytes, upload_suffix=uploads
     )
+    return CrossSiteMiddleware(limited, Policy.from_settings(settings, comet.ROOTS))  # docs/security.md
