@@ -412,3 +412,39 @@ def test_cli_init_names_the_option_when_the_os_user_cannot_be_a_user_name(db_url
     assert r.exit_code == 1 and "--user NAME" in r.stderr and not KEY_RE.search(r.output)
     ok = CliRunner().invoke(app, ["admin", "init", "--db", db_url], env={"TALLYMARK_USER": "dana"})
     assert ok.exit_code == 0 and "server admin dana created" in ok.stderr
+
+
+def test_every_admin_write_is_an_audit_entry_without_key_material(store):
+    """Auth events an auditor asks about: who made whom admin/member/approver, which keys were made
+    and revoked — in the audit chain, in the same transaction, and never with the key itself."""
+    from tallymark.service import audit
+
+    first = bootstrap.init_admin(store, "alice")
+    boss = local_admin("alice")
+    workspaces.create_workspace(store, boss, "risk-team")
+    users.add_user(store, boss, "bob")
+    memberships.add_member(store, boss, "risk-team", "bob", "member")
+    memberships.add_member(store, boss, "risk-team", "bob", "member", approver=True)
+    key = apikeys.create_key(store, boss, "bob", name="laptop", expires="90d")
+    apikeys.revoke_key(store, boss, key.id)
+    memberships.remove_member(store, boss, "risk-team", "bob")
+    users.disable_user(store, boss, "bob")
+
+    with store.db.read() as conn:
+        rows = conn.execute(select(schema.audit_log).order_by(schema.audit_log.c.seq)).all()
+    assert [(r.actor, r.action, r.object_ref) for r in rows] == [
+        ("alice", "admin.init", "alice"),
+        ("alice", "workspace.create", "risk-team"),
+        ("alice", "user.add", "bob"),
+        ("alice", "membership.add", "risk-team/bob"),
+        ("alice", "membership.change", "risk-team/bob"),
+        ("alice", "api_key.create", str(key.id)),
+        ("alice", "api_key.revoke", str(key.id)),
+        ("alice", "membership.remove", "risk-team/bob"),
+        ("alice", "user.disable", "bob"),
+    ]
+    report = audit.verify(store)
+    assert report.ok and report.size == 9, report.problem
+    text = repr([tuple(r) for r in rows])
+    for secret in (first.secret, key.secret, apikeys.key_sha256(key.secret)):
+        assert secret not in text

@@ -51,8 +51,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Connection, Select, select
 
+from tallymark.service import audit
 from tallymark.service.caller import Caller, require_server_admin
 from tallymark.service.errors import Conflict, Invalid, NotFound
 from tallymark.service.memberships import roles_of
@@ -193,6 +194,13 @@ def insert_key(
     )
 
 
+def _audit_key(
+    conn: Connection, actor: str, action: str, key_id: int, user: str, payload: dict[str, Any]
+) -> None:
+    """An audit entry about a key: its id, user and prefix at most — never the key or its hash."""
+    audit.append(conn, actor, action, ("api_key", str(key_id)), None, {"user": user, **payload})
+
+
 def create_key(
     store: Store, caller: Caller, user: str, name: str | None = None, expires: str | None = None
 ) -> NewKey:
@@ -203,7 +211,11 @@ def create_key(
         u = user_row(conn, user)
         if u.disabled_at is not None:
             raise Conflict(f"user {user!r} is disabled: a key for them would not authenticate")
-        return insert_key(conn, u.id, u.name, name, expires_in, caller.name)
+        new = insert_key(conn, u.id, u.name, name, expires_in, caller.name)
+        _audit_key(
+            conn, caller.name, "api_key.create", new.id, u.name, {"name": name, "expires_at": new.expires_at}
+        )
+        return new
 
 
 def key_state(row: Any, now: int) -> str:
@@ -270,6 +282,7 @@ def revoke_key(store: Store, caller: Caller, key_id: int) -> dict[str, Any]:
             raise Conflict(f"API key {key_id} ({row.prefix}…) was revoked already")
         conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=now_ms()))
         row = conn.execute(_key_select().where(api_keys.c.id == key_id)).one()
+        _audit_key(conn, caller.name, "api_key.revoke", key_id, row.user, {"prefix": row.prefix})
     return _key_dict(row, now_ms())
 
 

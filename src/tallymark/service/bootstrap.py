@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, text
 
+from tallymark.service import audit
 from tallymark.service.apikeys import NewKey, insert_key, parse_duration
 from tallymark.service.errors import Conflict
 from tallymark.service.store import Store
@@ -47,4 +48,7 @@ def init_admin(store: Store, name: str, expires: str | None = None) -> NewKey:
                 "store. An admin adds more with `tallymark admin users add NAME --admin`"
             )
         user = insert_user(conn, name, None, True, name)
-        return insert_key(conn, user.id, user.name, "admin init", expires_in, name)
+        new = insert_key(conn, user.id, user.name, "admin init", expires_in, name)
+        payload = {"key_id": new.id, "expires_at": new.expires_at}
+        audit.append(conn, name, "admin.init", ("user", user.name), None, payload)
+        return new

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, select
 from sqlalchemy.exc import IntegrityError
 
+from tallymark.service import audit
 from tallymark.service.caller import ROLES, Caller, Role, require_server_admin
 from tallymark.service.errors import Conflict, Invalid, NotFound
 from tallymark.service.store import Store, now_ms
@@ -94,6 +95,9 @@ def add_member(
         else:
             conn.execute(memberships.update().where(key).values(role=role, approver=approver))
             previous = {"role": old.role, "approver": bool(old.approver)}
+        payload = {"role": role, "approver": approver, "previous": previous}
+        action = "membership.add" if previous is None else "membership.change"
+        audit.append(conn, caller.name, action, ("membership", f"{workspace}/{user}"), workspace, payload)
         row = conn.execute(_joined().where(key)).one()
     return _member_dict(row) | {"previous": previous}
 
@@ -118,6 +122,10 @@ def remove_member(store: Store, caller: Caller, workspace: str, user: str) -> di
         if row is None:
             raise NotFound(f"{user!r} is no member of workspace {workspace!r}")
         conn.execute(memberships.delete().where(key))
+        audit.append(
+            conn, caller.name, "membership.remove", ("membership", f"{workspace}/{user}"), workspace,
+            {"role": row.role, "approver": bool(row.approver)},
+        )  # fmt: skip
     return _member_dict(row)
 
 

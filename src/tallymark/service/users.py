@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.exc import IntegrityError
 
+from tallymark.service import audit
 from tallymark.service.caller import Caller, require_server_admin
 from tallymark.service.errors import Conflict, Invalid, NotFound
 from tallymark.service.store import Store, now_ms
@@ -105,7 +106,9 @@ def add_user(
     """Add a user (no key yet: give them one with :func:`tallymark.service.apikeys.create_key`)."""
     require_server_admin(caller, "adding a user")
     with store.db.write() as conn:
-        return user_dict(insert_user(conn, name, display_name, is_admin, caller.name))
+        row = insert_user(conn, name, display_name, is_admin, caller.name)
+        audit.append(conn, caller.name, "user.add", ("user", row.name), None, {"is_admin": is_admin})
+        return user_dict(row)
 
 
 def list_users(store: Store, caller: Caller) -> list[dict[str, Any]]:
@@ -150,6 +153,7 @@ def disable_user(store: Store, caller: Caller, name: str) -> dict[str, Any]:
                     f"{name!r} is the last enabled server admin: add another admin before disabling this one"
                 )
         conn.execute(users.update().where(users.c.id == row.id).values(disabled_at=now_ms()))
+        audit.append(conn, caller.name, "user.disable", ("user", row.name), None, {})
         unrevoked = conn.execute(
             select(func.count())
             .select_from(api_keys)

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.exc import IntegrityError
 
+from tallymark.service import audit
 from tallymark.service.caller import Caller, require_server_admin
 from tallymark.service.errors import Conflict, Invalid, NotFound
 from tallymark.service.models import ScopeName
@@ -54,6 +55,7 @@ def create_workspace(store: Store, caller: Caller, name: str) -> dict[str, Any]:
         except IntegrityError:  # created at the same moment, e.g. by an experiment logging into it
             raise Conflict(f"workspace {name!r} exists already") from None
         row = workspace_row(conn, name)
+        audit.append(conn, caller.name, "workspace.create", ("workspace", name), name, {})
     return {"id": row.id, "name": row.name, "createdAt": row.created_at, "members": 0, "projects": 0}
 
 
