@@ -179,7 +179,11 @@ def _experiment_files(store: Store, key: str) -> dict[str, bytes]:
         "experiment/metrics.csv": _metrics_csv(store, key),
         "experiment/code.json": _json(
             [
-                {"name": i["name"], "file_name": i["data"].get("file_name"), "source": i["data"].get("source")}
+                {
+                    "name": i["name"],
+                    "file_name": i["data"].get("file_name"),
+                    "source": i["data"].get("source"),
+                }
                 for i in reads.get_items(store, key, "code")
             ]
         ),
@@ -271,7 +275,9 @@ def _checkpoint(store: Store, vkey: str | None) -> tuple[str | None, str | None,
     with store.db.read() as conn:
         stored = list(
             conn.execute(
-                select(audit_checkpoints).order_by(audit_checkpoints.c.size.desc(), audit_checkpoints.c.id.desc())
+                select(audit_checkpoints).order_by(
+                    audit_checkpoints.c.size.desc(), audit_checkpoints.c.id.desc()
+                )
             )
         )
     for c in stored:
