@@ -1,4 +1,4 @@
-"""CLI commands for the audit log: verify the chain, sign a checkpoint, list entries.
+"""CLI commands for the audit log: verify the chain, sign a checkpoint, list entries, export a bundle.
 
 They work on a store (``--home`` or ``--db``), like ``tallymark db upgrade`` and ``gc``: an auditor
 runs them where the database is reachable, with a checkpoint file kept elsewhere.
@@ -17,7 +17,7 @@ from tallymark.cli import HomeOpt, _fail, _row, _settings, app, console
 from tallymark.termsafe import markup
 
 audit_app = typer.Typer(
-    help="The audit log: verify its hash chain and signed checkpoints, sign one, list entries.",
+    help="The audit log: verify its chain and signed checkpoints, sign one, list entries, export a bundle.",
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
