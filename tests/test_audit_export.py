@@ -262,6 +262,7 @@ def test_two_exports_are_byte_identical_and_the_folder_holds_the_same_files(demo
     a, b = tmp_path / "a.zip", tmp_path / "b.zip"
     assert _export(demo, a).exit_code == 0 and _export(demo, b).exit_code == 0
     assert a.read_bytes() == b.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zip", "b.zip"]  # nothing left aside
     with zipfile.ZipFile(a) as z:
         infos = z.infolist()
     assert [i.filename for i in infos] == sorted(i.filename for i in infos)

@@ -45,7 +45,7 @@ import io
 import json
 import math
 import os
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -377,9 +377,10 @@ def write(bundle: Bundle, out: Path) -> Path:
         return out
     if not out.parent.is_dir():
         raise NotFound(f"no directory {out.parent} to write {out.name} in")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    # Not mkstemp: its 0600 would outlive the rename; the bundle gets the mode the umask gives files.
+    tmp = out.parent / f".{out.name}.{secrets.token_hex(6)}.part"
     try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as z:
+        with open(tmp, "xb") as fh, zipfile.ZipFile(fh, "w") as z:
             for path, data in bundle.files.items():  # sorted in build()
                 info = zipfile.ZipInfo(path, date_time=ZIP_TIME)
                 info.compress_type = zipfile.ZIP_DEFLATED
@@ -388,7 +389,7 @@ def write(bundle: Bundle, out: Path) -> Path:
                 z.writestr(info, data, compresslevel=9)
         os.replace(tmp, out)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return out
 
