@@ -1,4 +1,4 @@
-"""CLI commands for the audit log: verify the chain, sign a checkpoint, list entries.
+"""CLI commands for the audit log: verify the chain, sign a checkpoint, list entries, export a bundle.
 
 They work on a store (``--home`` or ``--db``), like ``tallymark db upgrade`` and ``gc``: an auditor
 runs them where the database is reachable, with a checkpoint file kept elsewhere.
@@ -17,7 +17,7 @@ from tallymark.cli import HomeOpt, _fail, _row, _settings, app, console
 from tallymark.termsafe import markup
 
 audit_app = typer.Typer(
-    help="The audit log: verify its hash chain and signed checkpoints, sign one, list entries.",
+    help="The audit log: verify its chain and signed checkpoints, sign one, list entries, export a bundle.",
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
@@ -169,3 +169,61 @@ def audit_log(
             r["hash"][:12],
         )
     console.print(t)
+
+
+@audit_app.command("export")
+def audit_export(
+    key: Annotated[str, typer.Argument(help="The experiment's key (e.g. the one that trained a model).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="A .zip file to write, or an empty directory to write the files into.",
+            show_default=False,
+        ),
+    ],
+    vkey: Annotated[
+        str | None,
+        typer.Option(
+            "--vkey",
+            help="The log's verifier key NAME+ID+BASE64 (default: derived from the audit key file).",
+            show_default=False,
+        ),
+    ] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Write one bundle for an auditor: the experiment, its lineage with file hashes, its models and
+    approvals, their audit entries, the newest signed checkpoint, and a SHA-256 manifest."""
+    from tallymark.service import audit_export as ax
+    from tallymark.service.errors import ServiceError
+    from tallymark.service.signed_note import NoteError
+
+    store = _open(home, db, upgrade=False)
+    try:
+        with console.status("exporting …") as status:
+            bundle = ax.export(
+                store, key, out, vkey, progress=lambda step: status.update(f"exporting: {step} …")
+            )
+    except (ServiceError, NoteError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc}")
+    finally:
+        store.close()
+    console.print(
+        f"wrote {markup(out)}: {len(bundle.files)} files, {bundle.entries} audit entries, "
+        f"manifest SHA-256 {bundle.sha256}",
+        soft_wrap=True,
+    )
+    if bundle.checkpoint_size is None:
+        console.print("no signed checkpoint yet: run `tallymark audit checkpoint`, then export again")
+    elif bundle.covered < bundle.entries:
+        newer = bundle.entries - bundle.covered
+        console.print(
+            f"{newer} entr{'y is' if newer == 1 else 'ies are'} "
+            f"newer than the checkpoint (size {bundle.checkpoint_size}): run `tallymark audit checkpoint` "
+            "first to cover them"
+        )
+    if bundle.verifier is None:
+        console.print("no verifier key: the audit key file was not found; give --vkey to include it")
