@@ -279,11 +279,16 @@ def _verified_payload(secret: bytes, token: str) -> dict[str, Any] | None:
     if m is None:
         return None
     try:
-        mac = _unb64(m[2])
-        if not hmac.compare_digest(mac, _mac(secret, m[1])):
-            return None
-        payload = json.loads(_unb64(m[1]))
+        mac, body = _unb64(m[2]), _unb64(m[1])
     except (binascii.Error, ValueError):
+        return None
+    # Only the canonical spelling: the last base64 character carries unused bits, and a token that
+    # differs from the issued one in any character must not log in.
+    if _b64(mac) != m[2] or _b64(body) != m[1] or not hmac.compare_digest(mac, _mac(secret, m[1])):
+        return None
+    try:
+        payload = json.loads(body)
+    except ValueError:
         return None
     if not isinstance(payload, dict) or set(payload) != set(_FIELDS):
         return None
