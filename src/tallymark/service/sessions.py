@@ -152,7 +152,9 @@ def insert_session(
             link_id=link_id,
         )
     )
-    return cookie, res.inserted_primary_key[0], now + lifetime_ms
+    pk = res.inserted_primary_key
+    assert pk is not None  # an INSERT of one row always has its key
+    return cookie, int(pk[0]), now + lifetime_ms
 
 
 def _audit_login(conn: Connection, user: str, session_id: int, expires_at: int, how: dict[str, Any]) -> None:
