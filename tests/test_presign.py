@@ -265,3 +265,24 @@ def test_cookie_flow_against_a_real_server(tmp_path):
     )
     for action in ("link.issue", "link.use", "session.login", "link.replay", "session.logout"):
         assert action in verify.stdout, (action, verify.stdout[-2000:])
+
+
+def test_concurrent_openings_of_one_link_log_in_exactly_once(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    seed(store)
+    link = presign.issue_link(store, ROOT, "dana")
+
+    def attempt(_: int) -> str:
+        try:
+            presign.open_link(store, _token(link))
+            return "in"
+        except presign.LinkGone:
+            return "gone"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = sorted(pool.map(attempt, range(8)))
+    assert outcomes == ["gone"] * 7 + ["in"]
+    acts = [a for _, a in actions(store)]
+    assert acts.count("link.use") == 1 and acts.count("link.replay") == 7
+    assert audit.verify(store).problem is None  # the chain stayed one chain

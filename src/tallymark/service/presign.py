@@ -312,6 +312,9 @@ def open_link(store: Store, token: str, request_id: str | None = None) -> LinkLo
 
 def _consume(conn: Any, payload: dict[str, Any] | None, request_id: str | None) -> LinkLogin | ServiceError:
     """The link's session, or the refusal to raise once the audit entry is committed."""
+    # Every path appends an entry: take the chain's lock first, before any row lock (audit.lock),
+    # which also queues concurrent openings of one link behind each other on PostgreSQL.
+    audit.lock(conn)
     if payload is None:
         log.warning("refused a login link that is malformed or not signed by this server's secret")
         _failed(conn, "link not signed by this server", request_id)
@@ -348,8 +351,9 @@ def _consume(conn: Any, payload: dict[str, Any] | None, request_id: str | None) 
         .where(login_links.c.id == link.id, login_links.c.used_at.is_(None))
         .values(used_at=now)
     ).rowcount
-    if not claimed:  # pragma: no cover - the store's single writer serialises openings
-        return LinkGone("this login link was used already: ask for a new one")
+    if not claimed:  # pragma: no cover - the lock above serialises openings; kept for safety
+        audit.append(conn, "anonymous", "link.replay", ref, link.workspace, {"user": u.name}, request_id)
+        return LinkGone("this login link was used already: each link logs in once; ask for a new one")
     cookie, sid, expires = insert_session(conn, u.id, link.session_ms, "link", link_id=link.id)
     audit.append(conn, u.name, "link.use", ref, link.workspace, {"session_id": sid}, request_id)
     how = {"method": "link", "link_id": link.id, "session_id": sid, "expires_at": expires}

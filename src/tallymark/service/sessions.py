@@ -264,6 +264,7 @@ def revoke_session(store: Store, cookie: str | None, request_id: str | None = No
     if session is None:
         return False
     with store.db.write() as conn:
+        audit.lock(conn)  # before the row lock, as audit.lock asks
         done = conn.execute(
             sessions.update()
             .where(sessions.c.id == session.id, sessions.c.revoked_at.is_(None))
@@ -298,6 +299,7 @@ def revoke_user_sessions(store: Store, caller: Caller, user: str) -> int:
 
     require_server_admin(caller, "revoking sessions")
     with store.db.write() as conn:
+        audit.lock(conn)  # before the row locks, as audit.lock asks
         u = user_row(conn, user)
         n = end_user_sessions(conn, u.id)
         audit.append(
