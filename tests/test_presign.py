@@ -204,6 +204,7 @@ def test_link_page_sets_the_cookie_redirects_and_refuses_a_replay(tmp_path):
     with c:
         store = _store_of(c)
         link = presign.issue_link(store, ROOT, "dana", path="/risk")
+        assert c.head(f"/login/link/{_token(link)}").status_code == 405  # a HEAD (link preview) uses nothing
         r = c.get(f"/login/link/{_token(link)}", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/risk"
         assert r.headers["cache-control"] == "no-store" and r.headers["referrer-policy"] == "no-referrer"
