@@ -2,7 +2,8 @@
 
 These commands work directly on a store (``--home DIR`` for an embedded home, ``--db URL`` for a
 server's database) and act as its local administrator: whoever can open the database can change it
-anyway. They are thin shells over tallymark.service.{bootstrap,users,workspaces,memberships,apikeys}.
+anyway. They are thin shells over tallymark.service.{bootstrap,users,workspaces,memberships,apikeys,
+presign,sessions}.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ members_app = typer.Typer(
     no_args_is_help=True,
 )
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+sessions_app = typer.Typer(help="End users' UI sessions.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 admin_app.add_typer(users_app, name="users")
 admin_app.add_typer(workspaces_app, name="workspaces")
 admin_app.add_typer(members_app, name="members")
 admin_app.add_typer(keys_app, name="keys")
+admin_app.add_typer(sessions_app, name="sessions")
 
 DbOpt = Annotated[
     str | None,
@@ -366,3 +369,68 @@ def keys_revoke(
 
     k = _do(home, db, lambda store, caller: revoke_key(store, caller, key_id))
     console.print(f"revoked API key {k['id']} ({markup(k['prefix'])}…) of {markup(k['user'])}")
+
+
+# ----- login links and sessions -----
+
+
+@admin_app.command("presign")
+def presign(
+    user: Annotated[str, typer.Option("--user", help="Who the link logs in.")],
+    workspace: Annotated[
+        str | None, typer.Option(help="Land on this workspace (the user must be a member of it).")
+    ] = None,
+    path: Annotated[
+        str | None, typer.Option(help="Land on this page of the UI, e.g. /risk/fraud (a local path).")
+    ] = None,
+    expires: Annotated[str, typer.Option(help="How long the link can be opened: 5s to 5m.")] = "5m",
+    session: Annotated[str, typer.Option(help="How long the session it opens lasts: 30m to 12h.")] = "12h",
+    public_url: Annotated[
+        str | None,
+        typer.Option(help="Base URL users reach the server at (default $TALLYMARK_PUBLIC_URL)."),
+    ] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Print a single-use login link that logs USER into the UI and lands on a page.
+
+    The link is signed with the server secret (setting secret_path, default HOME/server.secret):
+    use the server's --home, or set $TALLYMARK_SECRET_PATH to the server's file. Opening it a second
+    time answers 410. Issuing, using and replaying it are audited."""
+    from dataclasses import replace
+
+    from tallymark.service.presign import issue_link
+    from tallymark.service.secret import SecretError
+
+    def issue(store: Any, caller: Any) -> Any:
+        if public_url:
+            store.settings = replace(store.settings, public_url=public_url)
+        try:
+            return issue_link(store, caller, user, workspace, path, expires, session)
+        except SecretError as exc:
+            _fail(str(exc))
+
+    link = _do(home, db, issue)
+    err.print(
+        f"login link for {markup(link.user)} to {markup(link.path)}: opens once, until "
+        f"{_when(link.expires_at)}; the session lasts {_minutes(link.session_ms)}."
+    )
+    typer.echo(link.url)
+
+
+def _minutes(ms: int) -> str:
+    m = ms // 60_000
+    return f"{m // 60} h" if m % 60 == 0 else f"{m} min"
+
+
+@sessions_app.command("revoke")
+def sessions_revoke(
+    user: Annotated[str, typer.Option("--user", help="Whose sessions end.")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """End every UI session of a user now (their API keys are untouched)."""
+    from tallymark.service.sessions import revoke_user_sessions
+
+    n = _do(home, db, lambda store, caller: revoke_user_sessions(store, caller, user))
+    console.print(f"ended {n} session(s) of {markup(user)}")

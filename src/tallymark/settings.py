@@ -43,6 +43,11 @@ class Settings:
         "Ed25519 key that signs audit checkpoints, kept outside the database; default HOME/audit.key "
         "(created with mode 0600 on first use).",
     )
+    secret_path: str | None = _setting(
+        None,
+        "Server secret that signs login links and CSRF tokens, kept outside the database; default "
+        "HOME/server.secret (created with mode 0600 on first use).",
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.home, Path):  # accept str paths too
@@ -59,6 +64,7 @@ class Settings:
             s3_endpoint_url=env.get("TALLYMARK_S3_ENDPOINT_URL") or None,
             panels_dir=env.get("TALLYMARK_PANELS_DIR") or None,
             audit_key_path=env.get("TALLYMARK_AUDIT_KEY") or None,
+            secret_path=env.get("TALLYMARK_SECRET_PATH") or None,
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -90,6 +96,10 @@ class Settings:
     @property
     def audit_key_file(self) -> Path:
         return Path(self.audit_key_path).expanduser() if self.audit_key_path else self.home_path / "audit.key"
+
+    @property
+    def secret_file(self) -> Path:
+        return Path(self.secret_path).expanduser() if self.secret_path else self.home_path / "server.secret"
 
 
 def documented() -> dict[str, str]:

@@ -8,8 +8,9 @@ exist.
 
 Disabling a user takes effect at once (there is no ``enable`` yet): from then on none of their API
 keys authenticates (:func:`tallymark.service.apikeys.authenticate` checks ``disabled_at`` on every
-call), but the keys are *not* revoked, so ``keys list`` still shows them as they were. The last
-enabled server admin cannot be disabled (nobody could manage the server any more).
+call) and their UI sessions are revoked (:mod:`tallymark.service.sessions`), but the keys are
+*not* revoked, so ``keys list`` still shows them as they were. The last enabled server admin
+cannot be disabled (nobody could manage the server any more).
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ def list_users(store: Store, caller: Caller) -> list[dict[str, Any]]:
 
 
 def disable_user(store: Store, caller: Caller, name: str) -> dict[str, Any]:
-    """Disable a user: their keys stop authenticating at once (they are not revoked, see above)."""
+    """Disable a user: their keys stop authenticating and their sessions end at once (keys are not
+    revoked, see above)."""
     require_server_admin(caller, "disabling a user")
     with store.db.write() as conn:
         row = user_row(conn, name)
@@ -153,10 +155,13 @@ def disable_user(store: Store, caller: Caller, name: str) -> dict[str, Any]:
                     f"{name!r} is the last enabled server admin: add another admin before disabling this one"
                 )
         conn.execute(users.update().where(users.c.id == row.id).values(disabled_at=now_ms()))
-        audit.append(conn, caller.name, "user.disable", ("user", row.name), None, {})
+        from tallymark.service.sessions import end_user_sessions  # a module import would be a cycle
+
+        ended = end_user_sessions(conn, row.id)
+        audit.append(conn, caller.name, "user.disable", ("user", row.name), None, {"ended_sessions": ended})
         unrevoked = conn.execute(
             select(func.count())
             .select_from(api_keys)
             .where(api_keys.c.user_id == row.id, api_keys.c.revoked_at.is_(None))
         ).scalar_one()
-        return user_dict(user_row(conn, name)) | {"unrevokedKeys": unrevoked}
+        return user_dict(user_row(conn, name)) | {"unrevokedKeys": unrevoked, "endedSessions": ended}

@@ -422,3 +422,38 @@ audit_checkpoints = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_audit_checkpoints_size", "size"),
 )
+
+# UI sessions and pre-signed login links (migration 0007). tallymark.service.sessions and
+# tallymark.service.presign are the specification.
+
+# A session cookie is stored only as its SHA-256, like an API key.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("method", String(20), nullable=False),  # key | link: how the user logged in
+    Column("key_id", Integer, nullable=True),  # the API key of a key login
+    Column("link_id", String(32), nullable=True),  # the login link of a link login
+    Index("ix_sessions_user", "user_id"),
+)
+
+# Every issued login link; used_at makes it single use (set by a conditional UPDATE).
+login_links = Table(
+    "login_links",
+    metadata,
+    Column("id", String(32), primary_key=True),  # 32 hex: the random link id signed into the token
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("workspace", String(200), nullable=True),
+    Column("path", String(2000), nullable=False),
+    Column("issued_at", BigInteger, nullable=False),
+    Column("issued_by", String(200), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("session_ms", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+)

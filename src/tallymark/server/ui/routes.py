@@ -36,7 +36,7 @@ if "tmkey" not in CONVERTOR_TYPES:
     register_url_convertor("tmkey", _KeyConvertor())
 
 router = APIRouter(include_in_schema=False)
-RESERVED = ("api", "-", "clientlib")  # prefixes of API routes (ours, the comet adapter)
+RESERVED = ("api", "-", "clientlib", "login")  # API prefixes (ours, the comet adapter); the login pages
 
 
 def _store(request: Request) -> Store:
