@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -176,7 +177,8 @@ sys.path.insert(0, {tests_dir!r})
 import pgserver
 if "--no-pdeathsig" in sys.argv:  # simulate a platform without parent-death signals
     pgserver.parent_death_preexec = lambda sig: None
-pg = pgserver.PostgresServer().start()
+base = sys.argv[sys.argv.index("--base") + 1] if "--base" in sys.argv else None
+pg = pgserver.PostgresServer(base_dir=base).start()
 print(json.dumps({{"port": pg.port, "pid": pg.pid, "launcher": pg._proc.pid,
                   "tmpdir": str(pg.tmpdir), "url": pg.url}}), flush=True)
 sys.stdin.readline()
@@ -238,8 +240,15 @@ def test_concurrent_sessions_do_not_collide(tmp_path):
 @pytest.mark.postgres
 @needs_postgres
 def test_killed_sessions_leave_no_server_and_stale_dirs_are_swept(tmp_path):
-    # One session as usual, one as if parent-death signals did not exist (an orphan is left).
-    children = [_start_child_session(tmp_path), _start_child_session(tmp_path, "--no-pdeathsig")]
+    # One session as usual, one as if parent-death signals did not exist (an orphan is left). Both
+    # under a base folder of their own: any other test session on this machine sweeps stale folders
+    # of the shared temp dir at its start, and would stop the orphan before this test looks at it.
+    private = Path(tempfile.mkdtemp(prefix="tallymark-pg-sweep-test-", dir=pgserver._default_base_dir()))
+    private.chmod(0o755)  # the postgres OS user must reach its data directory inside
+    children = [
+        _start_child_session(tmp_path, "--base", str(private)),
+        _start_child_session(tmp_path, "--no-pdeathsig", "--base", str(private)),
+    ]
     infos: list[dict] = []
     try:
         infos = [_read_info(child) for child in children]
@@ -255,11 +264,13 @@ def test_killed_sessions_leave_no_server_and_stale_dirs_are_swept(tmp_path):
 
         # What the next run's start() does: stop the orphan, remove both directories.
         removed = pgserver.sweep_stale_dirs(base)
+        assert base == private
         assert {Path(normal["tmpdir"]), Path(orphan["tmpdir"])} <= set(removed)
         assert not _pid_exists(orphan["pid"])
         assert not Path(normal["tmpdir"]).exists() and not Path(orphan["tmpdir"]).exists()
     finally:
         _cleanup(children, infos)
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def test_sweep_keeps_live_and_young_dirs_and_removes_dead_ones(tmp_path):
