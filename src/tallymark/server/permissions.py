@@ -49,6 +49,7 @@ PERMISSIONS: tuple[str, ...] = Permission.__args__  # type: ignore[attr-defined]
 # Routes FastAPI adds by itself (no dependency can be attached): the API's description is public.
 BUILTIN: dict[str, str] = {
     "/docs": "public",
+    "/redoc": "public",
     "/docs/oauth2-redirect": "public",
     "/api/v1/openapi.json": "public",
 }
@@ -198,3 +199,33 @@ async def _json_body(request: Request) -> Any:
         return json.loads(raw) if raw else None
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def route_permissions(sub_apps: Any) -> list[tuple[str, str, str | None]]:
+    """(method, path, declared permission or None) for every route of the given FastAPI apps,
+    through included routers (whose ``dependencies=`` count for their routes)."""
+    out: list[tuple[str, str, str | None]] = []
+
+    def declared(deps: list[Any], method: str) -> str | None:
+        for d in deps:
+            if isinstance(getattr(d, "dependency", None), Need):
+                return d.dependency.permission_for(method)
+        return None
+
+    def walk(routes: Any, prefix: str, inherited: list[Any]) -> None:
+        for r in routes:
+            if hasattr(r, "original_router"):  # FastAPI's included router
+                ctx = r.include_context
+                walk(r.original_router.routes, prefix + (ctx.prefix or ""), [*inherited, *ctx.dependencies])
+            elif hasattr(r, "routes") and not hasattr(r, "methods"):
+                walk(r.routes, prefix, inherited)
+            else:
+                for method in sorted(getattr(r, "methods", None) or {"GET"}):
+                    path = prefix + r.path
+                    deps = [*inherited, *getattr(r, "dependencies", [])]
+                    found = BUILTIN.get(path) or declared(deps, method)
+                    out.append((method, path, found))
+
+    for sub in sub_apps:
+        walk(sub.router.routes, "", [])
+    return out

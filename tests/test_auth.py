@@ -1,0 +1,310 @@
+"""Authentication and deny-by-default authorization, against real ``tallymark server`` processes with
+auth on (docs/security.md, "Authentication and permissions").
+
+One server is seeded before it starts, through the service layer on its home: a server admin, two
+workspaces (``risk`` with a viewer, a member, a workspace admin and an approver; ``ops`` with a
+member of its own), experiments, an artifact version with a file, and a model version with a pending
+production request by the member. Every request is then made over HTTP with those users' keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tallymark.service import apikeys, artifacts, experiments, memberships, registry, users, workspaces
+from tallymark.service.bootstrap import init_admin
+from tallymark.service.caller import local_admin
+from tallymark.service.store import open_store
+from tallymark.settings import Settings
+
+from servers import ServerProcess, new_key
+
+ROLES = ("anonymous", "viewer", "member", "admin", "approver", "other")
+
+
+@dataclass
+class World:
+    server: ServerProcess
+    keys: dict[str, str] = field(repr=False)  # role → raw key (kept out of failure output)
+    risk_key: str  # an experiment of workspace risk
+    ops_key: str  # an experiment of workspace ops
+    blob: str  # sha256 of a file of an artifact version of risk
+    model_version: str
+    request_id: int
+    issued: list[str] = field(default_factory=list, repr=False)
+
+    def get(self, role: str, path: str, **kw) -> httpx.Response:
+        return self.request("GET", role, path, **kw)
+
+    def post(self, role: str, path: str, **kw) -> httpx.Response:
+        return self.request("POST", role, path, **kw)
+
+    def request(self, method: str, role: str, path: str, headers: dict | None = None, **kw) -> httpx.Response:
+        sent = {**self.headers(role), **(headers or {})}
+        return httpx.request(method, self.server.url + path, headers=sent, timeout=30, **kw)
+
+    def headers(self, role: str) -> dict[str, str]:
+        return {} if role == "anonymous" else {"Authorization": f"Bearer {self.keys[role]}"}
+
+
+def _seed(home: Path) -> dict:
+    settings = Settings(home=home)
+    store = open_store(settings)
+    try:
+        root = init_admin(store, "root")
+        admin = local_admin("root")
+        keys = {"server_admin": root.secret}
+        for ws in ("risk", "ops"):
+            workspaces.create_workspace(store, admin, ws)
+        people = {
+            "viewer": ("vera", "risk", "viewer", False),
+            "member": ("mia", "risk", "member", False),
+            "admin": ("ada", "risk", "admin", False),
+            "approver": ("apu", "risk", "member", True),
+            "other": ("bob", "ops", "member", False),
+        }
+        for role, (name, ws, r, appr) in people.items():
+            users.add_user(store, admin, name)
+            memberships.add_member(store, admin, ws, name, r, approver=appr)
+            keys[role] = apikeys.create_key(store, admin, name).secret
+        risk_key, ops_key, train = new_key(), new_key(), new_key()
+        experiments.create_experiment(
+            store, {"key": risk_key, "workspace": "risk", "project": "fraud"}, "mia"
+        )
+        experiments.create_experiment(store, {"key": ops_key, "workspace": "ops", "project": "infra"}, "bob")
+        experiments.create_experiment(store, {"key": train, "workspace": "risk", "project": "fraud"}, "mia")
+        data = b"secret,rows\n1,2\n"
+        sha, size = store.blobs.put(iter([data]), 1 << 30)
+        artifacts.log_artifact_version(
+            store,
+            "risk",
+            "fraud-dataset",
+            {"artifact_type": "dataset", "files": [{"logical_path": "d.csv", "sha256": sha, "size": size}]},
+            "mia",
+        )
+        msha, msize = store.blobs.put(iter([b'{"trees": 1}']), 1 << 30)
+        registry.log_model(
+            store, train, {"name": "m", "files": [{"logical_path": "m.json", "sha256": msha, "size": msize}]}
+        )
+        mv = registry.register_model(
+            store, "risk", "m", {"experiment_key": train, "experiment_model": "m"}, "mia"
+        )
+        req = registry.request_status(store, "risk", "m", mv["version"], {"status": "production"}, "mia")
+        # Keys that must not authenticate: revoked, and expired (one second of life, see below).
+        revoked = apikeys.create_key(store, admin, "mia", name="gone")
+        apikeys.revoke_key(store, admin, revoked.id)
+        expired = apikeys.create_key(store, admin, "mia", name="short", expires="1s")
+        return {
+            "keys": keys,
+            "risk_key": risk_key,
+            "ops_key": ops_key,
+            "blob": sha,
+            "model_version": mv["version"],
+            "request_id": req["id"],
+            "revoked": revoked.secret,
+            "expired": expired.secret,
+        }
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    home = tmp_path_factory.mktemp("auth") / "home"
+    home.mkdir()
+    seeded = _seed(home)
+    server = ServerProcess(home, auth=True).start()
+    w = World(
+        server,
+        seeded["keys"],
+        seeded["risk_key"],
+        seeded["ops_key"],
+        seeded["blob"],
+        seeded["model_version"],
+        seeded["request_id"],
+    )
+    w.keys["revoked"], w.keys["expired"] = seeded["revoked"], seeded["expired"]
+    w.issued = list(w.keys.values())
+    try:
+        yield w
+    finally:
+        server.stop()
+
+
+def test_health_is_public_and_says_auth_is_on(world):
+    r = world.get("anonymous", "/api/v1/health")
+    assert r.status_code == 200 and r.json()["auth"] == "api_key"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/workspaces",
+        "/api/v1/experiments/{risk}",
+        "/",
+        "/risk",
+        "/api/rest/v2/workspaces",
+        "/api/v1/panels",
+    ],
+)
+def test_anonymous_gets_401_with_a_clear_message(world, path):
+    r = world.get("anonymous", path.format(risk=world.risk_key))
+    assert r.status_code == 401, r.text
+    assert "Authorization: Bearer" in r.text
+
+
+@pytest.mark.parametrize("which", ["wrong", "malformed", "revoked", "expired"])
+def test_bad_keys_get_401(world, which):
+    if which == "expired":
+        time.sleep(1.2)  # the key was created with one second of life before the server started
+    key = {
+        "wrong": "tm_" + "A" * 40,
+        "malformed": "not-a-key",
+        "revoked": world.keys["revoked"],
+        "expired": world.keys["expired"],
+    }[which]
+    for headers in ({"Authorization": f"Bearer {key}"}, {"Authorization": key}):
+        r = httpx.get(world.server.url + f"/api/v1/experiments/{world.risk_key}", headers=headers, timeout=30)
+        assert r.status_code == 401, r.text
+        assert key not in r.text
+
+
+def test_x_tallymark_user_is_ignored_with_auth(world):
+    r = httpx.get(world.server.url + "/api/v1/workspaces", headers={"X-Tallymark-User": "root"}, timeout=30)
+    assert r.status_code == 401
+
+
+def test_the_raw_comet_header_authenticates(world):
+    r = httpx.get(
+        world.server.url + "/api/rest/v2/workspaces",
+        headers={"Authorization": world.keys["member"]},
+        timeout=30,
+    )
+    assert r.status_code == 200 and r.json()["workspaceNames"] == ["risk"]
+
+
+def test_another_workspace_is_404_by_key_name_hash_and_comet(world):
+    k = world.risk_key
+    for path, params in [
+        (f"/api/v1/experiments/{k}", None),
+        (f"/api/v1/experiments/{k}/params", None),
+        ("/api/v1/workspaces/risk/artifacts", None),
+        ("/api/v1/workspaces/risk/models/m", None),
+        ("/api/v1/experiments", {"workspace": "risk"}),
+        (f"/api/v1/blobs/{world.blob}", None),
+        ("/api/v1/lineage", {"node": f"experiment:{k}"}),
+        ("/api/rest/v2/experiment/metadata", {"experimentKey": k}),
+        ("/api/rest/v2/projects", {"workspaceName": "risk"}),
+        ("/risk", None),
+        (f"/risk/fraud/{k}", None),
+    ]:
+        r = world.get("other", path, params=params)
+        assert r.status_code == 404, (path, r.status_code, r.text[:300])
+    # the same answer as for what does not exist at all
+    assert world.get("other", f"/api/v1/experiments/{new_key()}").status_code == 404
+    r = world.post("other", f"/api/v1/experiments/{k}/end", json={})
+    assert r.status_code == 404
+    # and search only shows what the caller may read
+    assert [w["name"] for w in world.get("other", "/api/v1/workspaces").json()["workspaces"]] == ["ops"]
+
+
+def test_blobs_by_hash_are_for_server_admins_only(world):
+    assert world.get("member", f"/api/v1/blobs/{world.blob}").status_code == 404
+    r = world.get("server_admin", f"/api/v1/blobs/{world.blob}")
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == world.blob
+
+
+def test_viewer_writes_are_403(world):
+    r = world.post("viewer", f"/api/v1/experiments/{world.risk_key}/end", json={})
+    assert r.status_code == 403, r.text
+    r = world.post(
+        "viewer", "/api/v1/experiments", json={"key": new_key(), "workspace": "risk", "project": "p"}
+    )
+    assert r.status_code == 403, r.text
+    # creating in a workspace one has no role in is a 404, as if it did not exist
+    r = world.post(
+        "other", "/api/v1/experiments", json={"key": new_key(), "workspace": "risk", "project": "p"}
+    )
+    assert r.status_code == 404, r.text
+
+
+def test_member_writes_and_is_recorded_as_the_key_s_user(world):
+    key = new_key()
+    r = world.post(
+        "member",
+        "/api/v1/experiments",
+        json={"key": key, "workspace": "risk", "project": "p"},
+        headers={"X-Tallymark-User": "someone-else"},
+    )
+    assert r.status_code == 201, r.text
+    assert world.get("member", f"/api/v1/experiments/{key}").json()["user"] == "mia"
+
+
+def test_four_eyes_with_real_identities(world):
+    rid = world.request_id
+    # the requester cannot approve (and a member without the approver flag cannot either)
+    assert world.post("member", f"/api/v1/requests/{rid}/approve", json={}).status_code == 403
+    assert world.post("admin", f"/api/v1/requests/{rid}/approve", json={}).status_code == 403
+    assert world.post("other", f"/api/v1/requests/{rid}/approve", json={}).status_code == 404
+    r = world.post("approver", f"/api/v1/requests/{rid}/approve", json={"comment": "reviewed"})
+    assert r.status_code == 200, r.text
+    assert r.json()["decidedBy"] == "apu"
+
+
+# (role → expected status) for representative routes; "ok" is 200/201.
+MATRIX = [
+    ("GET", "/api/v1/experiments/{risk}", None, {"anonymous": 401, "viewer": 200, "member": 200, "admin": 200,
+                                                 "approver": 200, "other": 404}),
+    ("GET", "/api/v1/workspaces/risk/artifacts", None, {"anonymous": 401, "viewer": 200, "member": 200,
+                                                       "admin": 200, "approver": 200, "other": 404}),
+    ("POST", "/api/v1/experiments/{risk}/batch", {"batch_id": "b-{role}", "params": {"x": 1}},
+     {"anonymous": 401, "viewer": 403, "member": 200, "admin": 200, "approver": 200, "other": 404}),
+    ("DELETE", "/api/v1/workspaces/risk/artifacts/nope/versions/9.9.9", None,
+     {"anonymous": 401, "viewer": 403, "member": 403, "admin": 404, "approver": 403, "other": 404}),
+    ("GET", "/api/v1/blobs/{blob}", None, {"anonymous": 401, "viewer": 404, "member": 404, "admin": 404,
+                                          "approver": 404, "other": 404}),
+    ("GET", "/risk", None, {"anonymous": 401, "viewer": 200, "member": 200, "admin": 200, "approver": 200,
+                            "other": 404}),
+    ("GET", "/-/static/app.css", None, {r: 200 for r in ROLES}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("method,path,body,expected", MATRIX, ids=[f"{m} {p}" for m, p, _, _ in MATRIX])
+def test_route_by_role_matrix(world, method, path, body, expected):
+    url = world.server.url + path.format(risk=world.risk_key, blob=world.blob)
+    got = {}
+    for role in ROLES:
+        content = None if body is None else json.dumps(body).replace("{role}", role)
+        headers = {**world.headers(role), **({"Content-Type": "application/json"} if content else {})}
+        r = httpx.request(method, url, headers=headers, content=content, timeout=30)
+        got[role] = r.status_code
+    assert got == expected
+
+
+def test_every_route_declares_a_permission():
+    from tallymark.server.app import create_app
+    from tallymark.server.permissions import PERMISSIONS, route_permissions
+
+    app = create_app(Settings(home=Path("/nonexistent-never-opened")), warm_after=None)
+    while not hasattr(app, "warm"):
+        app = app.app
+    routes = route_permissions([app.api, app.comet.get(), app.ui.get()])
+    assert len(routes) > 200, len(routes)  # the lazily built UI and Comet routes are walked too
+    undeclared = [(m, p) for m, p, perm in routes if perm is None]
+    assert undeclared == []
+    assert {perm for _, _, perm in routes} <= set(PERMISSIONS)
+
+
+def test_keys_never_reach_the_server_log(world):
+    # runs last in this module: by now every key above has been sent, good and bad
+    log = world.server.log.read_text(errors="replace")
+    for key in world.issued:
+        assert key not in log
