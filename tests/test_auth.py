@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,3 +309,118 @@ def test_keys_never_reach_the_server_log(world):
     log = world.server.log.read_text(errors="replace")
     for key in world.issued:
         assert key not in log
+
+
+def test_the_tallymark_sdk_logs_with_its_key(world, monkeypatch):
+    import tallymark
+
+    for name in ("TALLYMARK_HOME", "TALLYMARK_USER", "TALLYMARK_WORKSPACE"):
+        monkeypatch.delenv(name, raising=False)
+    exp = tallymark.Experiment(
+        project_name="sdk",
+        workspace="risk",
+        url=world.server.url,
+        api_key=world.keys["member"],
+        log_code=False,
+        log_env=False,
+        log_git=False,
+        log_system_metrics=False,
+        capture_stdout=False,
+    )
+    exp.log_parameter("lr", 0.1)
+    exp.log_metric("loss", 0.5, step=1)
+    exp.end()
+    got = world.get("viewer", f"/api/v1/experiments/{exp.get_key()}/params").json()["params"]
+    assert [p["name"] for p in got] == ["lr"]
+    assert world.get("viewer", f"/api/v1/experiments/{exp.get_key()}").json()["user"] == "mia"
+
+
+COMET_SCRIPT = """
+import json, comet_ml
+exp = comet_ml.Experiment(project_name="cometproj", workspace="risk")
+exp.log_parameter("lr", 0.01)
+for i in range(3):
+    exp.log_metric("loss", 1.0 / (i + 1), step=i)
+exp.end()
+print("RESULT " + json.dumps({"key": exp.get_key(), "alive": bool(getattr(exp, "alive", True))}))
+"""
+
+
+def _comet_runner(world, tmp_path, key):
+    pytest.importorskip("comet_ml")
+    from compat.conftest import CometRunner
+
+    class KeyedRunner(CometRunner):
+        def env(self) -> dict[str, str]:
+            return {**super().env(), "COMET_API_KEY": key}
+
+    home = tmp_path / "comet-home"
+    home.mkdir()
+    return KeyedRunner(world.server, home)
+
+
+def _projects(world, role, workspace="risk"):
+    return [p["name"] for p in world.get(role, f"/api/v1/workspaces/{workspace}/projects").json()["projects"]]
+
+
+def test_comet_ml_with_a_valid_key_logs(world, tmp_path):
+    run = _comet_runner(world, tmp_path, world.keys["member"]).run(["-c", COMET_SCRIPT])
+    key = run.result["key"]
+    assert not run.error_lines, run.output[-3000:]
+    exp = world.get("viewer", f"/api/v1/experiments/{key}").json()
+    assert (exp["workspace"], exp["project"], exp["user"]) == ("risk", "cometproj", "mia")
+    params = world.get("viewer", f"/api/v1/experiments/{key}/params").json()["params"]
+    assert "lr" in [p["name"] for p in params]
+    metrics = world.get("viewer", f"/api/v1/experiments/{key}/metrics").json()["metrics"]
+    assert "loss" in [m["name"] for m in metrics]
+    assert world.keys["member"] not in run.output
+
+
+def test_comet_ml_with_an_invalid_key_reports_and_logs_nothing(world, tmp_path):
+    bad = "tm_" + "B" * 40
+    script = COMET_SCRIPT.replace("cometproj", "cometbad")
+    run = _comet_runner(world, tmp_path, bad).run(["-c", script], expect_result=False, check=False)
+    assert run.error_lines, run.output[-3000:]
+    assert "cometbad" not in _projects(world, "admin")
+
+
+def test_two_servers_on_one_postgresql_refuse_a_revoked_key_and_a_disabled_user(pg_server, tmp_path):
+    """A key revoked (a user disabled) through one server process is refused by another within 1 s:
+    each caches a key's answer for CACHE_TTL_S (0.5 s), so after a second no cache still holds it."""
+    from tallymark.server.auth import CACHE_TTL_S
+
+    url = pg_server.create_database(f"auth_{uuid.uuid4().hex[:12]}")
+    store = open_store(Settings(home=tmp_path / "seed", db_url=url))
+    try:
+        init_admin(store, "root")
+        admin = local_admin("root")
+        workspaces.create_workspace(store, admin, "risk")
+        for name in ("mia", "dan"):
+            users.add_user(store, admin, name)
+            memberships.add_member(store, admin, "risk", name, "member")
+        mia = apikeys.create_key(store, admin, "mia")
+        dan = apikeys.create_key(store, admin, "dan")
+    finally:
+        store.close()
+    one = ServerProcess(tmp_path / "one", db=url, auth=True).start()
+    two = ServerProcess(tmp_path / "two", db=url, auth=True).start()
+    try:
+
+        def status(server: ServerProcess, key: str) -> int:
+            headers = {"Authorization": f"Bearer {key}"}
+            return httpx.get(server.url + "/api/v1/workspaces", headers=headers, timeout=30).status_code
+
+        assert [status(s, k.secret) for s in (one, two) for k in (mia, dan)] == [200] * 4  # now cached
+        store = open_store(Settings(home=tmp_path / "one", db_url=url))  # what server one's admin does
+        try:
+            apikeys.revoke_key(store, admin, mia.id)
+            users.disable_user(store, admin, "dan")
+        finally:
+            store.close()
+        time.sleep(2 * CACHE_TTL_S)  # the 1 s promise: twice the cache's lifetime
+        assert [status(s, k.secret) for s in (one, two) for k in (mia, dan)] == [401] * 4
+    finally:
+        one.stop()
+        two.stop()
+    for s in (one, two):
+        assert mia.secret not in s.log.read_text(errors="replace")

@@ -24,6 +24,8 @@ router = APIRouter(tags=["experiments"])
 def create_experiment(body: ExperimentCreate, store: StoreDep, request: Request) -> TallyJSON:
     """Create an experiment under a client-generated key (idempotent for the same key)."""
     caller = current_caller(request) if auth_enabled(request) else None
+    if caller is not None:  # with auth the key says who created it, never the body
+        body = body.model_copy(update={"user": caller.name})
     user = caller.name if caller is not None else request.app.state.user
     return reply(experiments.create_experiment(store, body, user), 201)
 
