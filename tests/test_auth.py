@@ -215,6 +215,8 @@ def test_another_workspace_is_404_by_key_name_hash_and_comet(world):
     assert r.status_code == 404
     # and search only shows what the caller may read
     assert [w["name"] for w in world.get("other", "/api/v1/workspaces").json()["workspaces"]] == ["ops"]
+    home = world.get("other", "/").text
+    assert "/ops" in home and "/risk" not in home
 
 
 def test_blobs_by_hash_are_for_server_admins_only(world):

@@ -33,8 +33,27 @@ def workspace_exists(store: Store, name: str) -> bool:
         return conn.execute(select(workspaces.c.id).where(workspaces.c.name == name)).first() is not None
 
 
+# An experiment never moves to another project nor is deleted (its project_id is written once, at
+# insert), so a found owner stays true: cached, bounded, per database, to keep checks query-free.
+_EXPERIMENT_OWNERS: dict[tuple[str, str], str] = {}
+_OWNERS_MAX = 100_000
+
+
 def experiment_workspace(store: Store, key: str) -> str | None:
     """The workspace of experiment ``key`` (32 hex), or None."""
+    cache_key = (store.settings.database_url, key)
+    hit = _EXPERIMENT_OWNERS.get(cache_key)
+    if hit is not None:
+        return hit
+    found = _experiment_workspace(store, key)
+    if found is not None:
+        if len(_EXPERIMENT_OWNERS) >= _OWNERS_MAX:
+            _EXPERIMENT_OWNERS.clear()
+        _EXPERIMENT_OWNERS[cache_key] = found
+    return found
+
+
+def _experiment_workspace(store: Store, key: str) -> str | None:
     stmt = (
         select(workspaces.c.name)
         .select_from(

@@ -99,9 +99,10 @@ def compare_series(
 
 @router.get("/", dependencies=[need("authenticated")])
 def workspaces(request: Request) -> HTMLResponse:
+    from tallymark.server.permissions import visible_workspaces
     from tallymark.server.ui.pages_home import workspaces_page
 
-    return workspaces_page(_store(request))
+    return workspaces_page(_store(request), lambda rows: visible_workspaces(request, rows))
 
 
 @router.get("/{workspace}", dependencies=[need("workspace:viewer")])
