@@ -426,3 +426,32 @@ def test_two_servers_on_one_postgresql_refuse_a_revoked_key_and_a_disabled_user(
         two.stop()
     for s in (one, two):
         assert mia.secret not in s.log.read_text(errors="replace")
+
+
+def test_a_server_without_users_says_to_run_admin_init(tmp_path):
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    with ServerProcess(home, auth=True) as server:
+        health = httpx.get(server.url + "/api/v1/health", timeout=30).json()
+        assert health["auth"] == "needs admin init" and "tallymark admin init" in health["message"]
+        r = httpx.get(server.url + "/api/v1/workspaces", timeout=30)
+        assert r.status_code == 401 and "tallymark admin init" in r.json()["error"]["message"]
+        done = subprocess.run(
+            [sys.executable, "-m", "tallymark", "admin", "init", "--home", str(home), "--user", "root"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        key = done.stdout.strip().splitlines()[-1]
+        assert apikeys.is_well_formed(key)
+        time.sleep(1.1)  # the server re-reads "is there an admin" once a second
+        r = httpx.get(
+            server.url + "/api/v1/workspaces", headers={"Authorization": f"Bearer {key}"}, timeout=30
+        )
+        assert r.status_code == 200 and r.json()["workspaces"] == []
+        assert httpx.get(server.url + "/api/v1/health", timeout=30).json()["auth"] == "api_key"
+    assert key not in server.log.read_text(errors="replace")
+    assert "admin init" in server.log.read_text(errors="replace")
