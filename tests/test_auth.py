@@ -213,6 +213,11 @@ def test_another_workspace_is_404_by_key_name_hash_and_comet(world):
     assert world.get("other", f"/api/v1/experiments/{new_key()}").status_code == 404
     r = world.post("other", f"/api/v1/experiments/{k}/end", json={})
     assert r.status_code == 404
+    comet = {"experimentKey": k, "parameterName": "p", "parameterValue": "1"}
+    r = world.post("other", "/api/rest/v2/write/experiment/parameter", json=comet)
+    assert r.status_code == 404, r.text
+    assert world.post("viewer", "/api/rest/v2/write/experiment/parameter", json=comet).status_code == 403
+    assert world.post("member", "/api/rest/v2/write/experiment/parameter", json=comet).status_code == 200
     # and search only shows what the caller may read
     assert [w["name"] for w in world.get("other", "/api/v1/workspaces").json()["workspaces"]] == ["ops"]
     home = world.get("other", "/").text
