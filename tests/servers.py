@@ -20,8 +20,13 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, home: Path, port: int | None = None, workers: int = 1, db: str | None = None) -> None:
+    def __init__(
+        self, home: Path, port: int | None = None, workers: int = 1, db: str | None = None, auth: bool = False
+    ) -> None:
+        """``auth=True``: a server with authentication on (API keys required; create users and keys
+        on ``home``/``db`` with the service functions or ``tallymark admin`` before or after start)."""
         self.home = home
+        self.auth = auth
         self.port = port or free_port()
         self.workers = workers
         self.db = db
@@ -39,7 +44,7 @@ class ServerProcess:
             "-m",
             "tallymark",
             "server",
-            "--no-auth",
+            *(() if self.auth else ("--no-auth",)),
             "--port",
             str(self.port),
             "--home",

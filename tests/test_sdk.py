@@ -316,8 +316,13 @@ def test_cli_commands(home):
     assert r.exit_code == 1 and "column" in r.output
     r = CliRunner().invoke(app, ["server", "--host", "0.0.0.0", "--no-auth"])
     assert r.exit_code == 1 and "refuses" in r.output
-    r = CliRunner().invoke(app, ["server"])
-    assert r.exit_code == 1 and "--no-auth" in r.output
+    import socket
+
+    with socket.socket() as busy:  # auth is the default now: it starts (and fails to bind here)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        r = CliRunner().invoke(app, ["server", "--port", str(busy.getsockname()[1])])
+    assert r.exit_code == 1 and "API keys required" in r.output and "admin init" in r.output
     r = CliRunner().invoke(app, ["db", "upgrade"])
     assert r.exit_code == 0 and migrate.SCHEMA_HEAD in r.output
     assert json.loads(json.dumps(r.output))  # printable

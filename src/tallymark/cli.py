@@ -94,28 +94,47 @@ def server(
     home: HomeOpt = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     no_auth: Annotated[
-        bool, typer.Option("--no-auth", help="Run without authentication (loopback only).")
+        bool,
+        typer.Option(
+            "--no-auth", help="Run without authentication (loopback only); default: API keys required."
+        ),
     ] = False,
     public_url: Annotated[str | None, typer.Option(help="Base URL users reach this server at.")] = None,
 ) -> None:
     """Serve the web UI, the REST API (/api/v1, OpenAPI at /docs) and the comet_ml adapter."""
     from tallymark.server.run import is_loopback, serve
 
-    if not no_auth:
-        _fail("authentication is not available yet: start with --no-auth (loopback addresses only)")
-    if not is_loopback(host):
+    if no_auth and not is_loopback(host):
         _fail(f"--no-auth refuses to listen on {host}: bind 127.0.0.1, ::1 or localhost")
     settings = _settings(home, db, blobs, public_url or f"http://{host}:{port}", s3_endpoint_url)
+    if not no_auth:
+        import dataclasses
+
+        # With authentication every request proves who it is, so any Host may reach the server; the
+        # DNS-rebinding defence (loopback Host only) is for --no-auth (docs/security.md).
+        settings = dataclasses.replace(settings, auth=True, loopback_only=False)
     from tallymark.service.store import open_store
 
     try:
-        open_store(settings).close()  # migrate once here, not in every worker
+        store = open_store(settings)  # migrate once here, not in every worker
+        try:
+            from tallymark.service.bootstrap import has_admin
+
+            waiting = not no_auth and not has_admin(store)
+        finally:
+            store.close()
     except Exception as exc:
         _fail(f"cannot open the store {_db_shown(settings.database_url)}: {exc}")
+    mode = "no authentication, loopback only" if no_auth else "API keys required"
     err.print(
         f"tallymark server on [bold]http://{markup(host)}:{port}[/] (API /api/v1, docs /docs), "
-        f"store {markup(_db_shown(settings.database_url))}"
+        f"store {markup(_db_shown(settings.database_url))}, {mode}"
     )
+    if waiting:
+        err.print(
+            "[yellow]no users yet: every request answers 401 until you run "
+            "`tallymark admin init` on this store (it prints the first admin's API key once)[/]"
+        )
     try:
         serve(settings, host, port, workers)
     except OSError as exc:

@@ -32,6 +32,9 @@ class Settings:
     loopback_only: bool = _setting(
         True, "Answer only requests addressed to localhost, a loopback IP or public_url's host (421)."
     )
+    auth: bool = _setting(
+        False, "Authenticate every request by API key or session (tallymark server without --no-auth)."
+    )
     max_body_bytes: int = _setting(64 * MiB, "Largest JSON request body, after decompression (413).")
     max_asset_bytes: int = _setting(20 * 1024 * MiB, "Largest single asset upload (413).")
     max_value_bytes: int = _setting(1 * MiB, "Largest encoded parameter/other value or tag (422).")

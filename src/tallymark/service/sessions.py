@@ -53,6 +53,7 @@ from tallymark.store.schema import sessions, users
 
 __all__ = [
     "COOKIE_NAME",
+    "CSRF_COOKIE",
     "CSRF_FIELD",
     "CSRF_HEADER",
     "DEFAULT_LIFETIME_MS",
@@ -73,6 +74,7 @@ __all__ = [
 
 COOKIE_NAME = "tallymark_session"
 CSRF_HEADER = "X-Tallymark-CSRF"
+CSRF_COOKIE = "tallymark_csrf"  # the token again, readable by the UI's scripts (not HttpOnly)
 CSRF_FIELD = "csrf"
 MIN_LIFETIME_MS = 30 * 60_000
 MAX_LIFETIME_MS = DEFAULT_LIFETIME_MS = 12 * 3_600_000

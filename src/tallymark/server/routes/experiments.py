@@ -9,6 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from tallymark import jsonvalue
+from tallymark.server.auth import auth_enabled, current_caller
+from tallymark.server.permissions import need
 from tallymark.server.routes.deps import KeyPath, StoreDep, TallyJSON, body_chunks, reply
 from tallymark.service import assets, batch, experiments
 from tallymark.service.errors import Invalid
@@ -18,13 +20,17 @@ from tallymark.storable import MAX_DEPTH
 router = APIRouter(tags=["experiments"])
 
 
-@router.post("/experiments", status_code=201)
+@router.post("/experiments", status_code=201, dependencies=[need("workspace:member")])
 def create_experiment(body: ExperimentCreate, store: StoreDep, request: Request) -> TallyJSON:
     """Create an experiment under a client-generated key (idempotent for the same key)."""
-    return reply(experiments.create_experiment(store, body, request.app.state.user), 201)
+    caller = current_caller(request) if auth_enabled(request) else None
+    if caller is not None:  # with auth the key says who created it, never the body
+        body = body.model_copy(update={"user": caller.name})
+    user = caller.name if caller is not None else request.app.state.user
+    return reply(experiments.create_experiment(store, body, user), 201)
 
 
-@router.post("/experiments/{key}/batch")
+@router.post("/experiments/{key}/batch", dependencies=[need("workspace:member")])
 def apply_batch(key: KeyPath, body: BatchIn, store: StoreDep) -> TallyJSON:
     """Params, metric columns, others, tags and items in one transaction, once per batch_id."""
     return reply(batch.apply_batch(store, key, body))
@@ -32,6 +38,7 @@ def apply_batch(key: KeyPath, body: BatchIn, store: StoreDep) -> TallyJSON:
 
 @router.post(
     "/experiments/{key}/batch/binary",
+    dependencies=[need("workspace:member")],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -48,12 +55,12 @@ async def apply_binary_batch(key: KeyPath, request: Request, store: StoreDep) ->
     return reply(await run_in_threadpool(batch.apply_batch, store, key, head, series))
 
 
-@router.post("/experiments/{key}/end")
+@router.post("/experiments/{key}/end", dependencies=[need("workspace:member")])
 def end_experiment(key: KeyPath, store: StoreDep) -> TallyJSON:
     return reply(experiments.end_experiment(store, key))
 
 
-@router.post("/experiments/{key}/assets", status_code=201)
+@router.post("/experiments/{key}/assets", status_code=201, dependencies=[need("workspace:member")])
 async def upload_asset(
     key: KeyPath,
     request: Request,

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from tallymark.server.permissions import need
 from tallymark.server.routes.deps import StoreDep, TallyJSON, reply
 from tallymark.service.errors import Invalid
 from tallymark.service.models import KEY_RE
@@ -18,14 +19,14 @@ from tallymark.service.models import KEY_RE
 router = APIRouter(tags=["panels"])
 
 
-@router.get("/panels")
+@router.get("/panels", dependencies=[need("authenticated")])
 def list_panels(store: StoreDep) -> TallyJSON:
     from tallymark.server.ui.panel_render import listing
 
     return reply(listing(store))
 
 
-@router.get("/panels/render")
+@router.get("/panels/render", dependencies=[need("workspace:viewer")])
 def render_panel(
     store: StoreDep,
     name: Annotated[str, Query(min_length=1, max_length=500)],

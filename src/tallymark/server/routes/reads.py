@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from tallymark.server.permissions import need, visible_workspaces
 from tallymark.server.routes.deps import IdPath, KeyPath, StoreDep, TallyJSON, reply
 from tallymark.service import assets, experiments, reads
 from tallymark.service.assets import SAFE_INLINE
@@ -16,17 +17,17 @@ from tallymark.service.models import ItemKind
 router = APIRouter(tags=["reads"])
 
 
-@router.get("/workspaces")
-def list_workspaces(store: StoreDep) -> TallyJSON:
-    return reply({"workspaces": experiments.list_workspaces(store)})
+@router.get("/workspaces", dependencies=[need("authenticated")])
+def list_workspaces(store: StoreDep, request: Request) -> TallyJSON:
+    return reply({"workspaces": visible_workspaces(request, experiments.list_workspaces(store))})
 
 
-@router.get("/workspaces/{workspace}/projects")
+@router.get("/workspaces/{workspace}/projects", dependencies=[need("workspace:viewer")])
 def list_projects(workspace: str, store: StoreDep) -> TallyJSON:
     return reply({"projects": experiments.list_projects(store, workspace)})
 
 
-@router.get("/experiments")
+@router.get("/experiments", dependencies=[need("workspace:viewer")])
 def query_experiments(
     store: StoreDep,
     workspace: Annotated[str, Query(min_length=1, max_length=200)],
@@ -40,32 +41,32 @@ def query_experiments(
     return reply(reads.query_experiments(store, workspace, project, q, sort, page, per_page))
 
 
-@router.get("/experiments/{key}")
+@router.get("/experiments/{key}", dependencies=[need("workspace:viewer")])
 def get_experiment(key: KeyPath, store: StoreDep) -> TallyJSON:
     return reply(experiments.get_experiment(store, key))
 
 
-@router.get("/experiments/{key}/params")
+@router.get("/experiments/{key}/params", dependencies=[need("workspace:viewer")])
 def get_params(key: KeyPath, store: StoreDep) -> TallyJSON:
     return reply({"params": reads.parameters_summary(store, key)})
 
 
-@router.get("/experiments/{key}/others")
+@router.get("/experiments/{key}/others", dependencies=[need("workspace:viewer")])
 def get_others(key: KeyPath, store: StoreDep) -> TallyJSON:
     return reply({"others": reads.others_summary(store, key)})
 
 
-@router.get("/experiments/{key}/tags")
+@router.get("/experiments/{key}/tags", dependencies=[need("workspace:viewer")])
 def get_tags(key: KeyPath, store: StoreDep) -> TallyJSON:
     return reply({"tags": reads.get_tags(store, key)})
 
 
-@router.get("/experiments/{key}/metrics")
+@router.get("/experiments/{key}/metrics", dependencies=[need("workspace:viewer")])
 def get_metrics_summary(key: KeyPath, store: StoreDep) -> TallyJSON:
     return reply({"metrics": reads.metrics_summary(store, key)})
 
 
-@router.get("/experiments/{key}/metric")
+@router.get("/experiments/{key}/metric", dependencies=[need("workspace:viewer")])
 def get_metric(
     key: KeyPath,
     store: StoreDep,
@@ -82,25 +83,25 @@ class ManySeries(BaseModel):
     points: int | None = Field(default=None, ge=3, le=100_000)
 
 
-@router.post("/metrics/series")
+@router.post("/metrics/series", dependencies=[need("workspace:member")])
 def many_series(body: ManySeries, store: StoreDep) -> TallyJSON:
     """One metric for many experiments in one call (compare views), optionally downsampled."""
     return reply(reads.metric_histories(store, body.keys, body.name, body.points))
 
 
-@router.get("/experiments/{key}/items")
+@router.get("/experiments/{key}/items", dependencies=[need("workspace:viewer")])
 def get_items(
     key: KeyPath, store: StoreDep, kind: ItemKind, name: Annotated[str | None, Query(max_length=500)] = None
 ) -> TallyJSON:
     return reply({"items": reads.get_items(store, key, kind, name)})
 
 
-@router.get("/experiments/{key}/assets")
+@router.get("/experiments/{key}/assets", dependencies=[need("workspace:viewer")])
 def list_assets(key: KeyPath, store: StoreDep) -> TallyJSON:
     return reply({"assets": assets.list_assets(store, key)})
 
 
-@router.get("/experiments/{key}/assets/{asset_id}/content")
+@router.get("/experiments/{key}/assets/{asset_id}/content", dependencies=[need("workspace:viewer")])
 def asset_content(key: KeyPath, asset_id: IdPath, store: StoreDep) -> StreamingResponse:
     """The asset's bytes. Only inert types are served inline; everything else is an attachment."""
     a = assets.get_asset(store, key, asset_id)

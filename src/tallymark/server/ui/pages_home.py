@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi.responses import HTMLResponse
 
 from tallymark.server.ui import fmt, urls
@@ -11,8 +14,13 @@ from tallymark.service import experiments
 from tallymark.service.store import Store
 
 
-def workspaces_page(store: Store) -> HTMLResponse:
+def workspaces_page(
+    store: Store, visible: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+) -> HTMLResponse:
+    """The workspace list; ``visible`` keeps only those the caller may read (auth on)."""
     rows = experiments.list_workspaces(store)
+    if visible is not None:
+        rows = visible(rows)
     if rows:
         table = el(
             "table",

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from tallymark.server.permissions import need
 from tallymark.server.ui.html import Markup, el
 from tallymark.server.ui.layout import SECURITY_HEADERS, error_page, page
 from tallymark.service import presign, sessions
@@ -37,7 +38,7 @@ from tallymark.service.store import Store
 
 __all__ = ["router", "user_badge"]
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)  # public: these pages are how a caller logs in
 MAX_KEY_LENGTH = 200
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
@@ -115,6 +116,10 @@ def _with_cookie(store: Store, response: Response, cookie: str, expires_at: int)
 
     max_age = (expires_at - now_ms()) // 1000
     response.set_cookie(sessions.COOKIE_NAME, cookie, **sessions.cookie_attributes(store, max_age))
+    # The session's CSRF token, readable by the UI's own scripts (never by another origin's page),
+    # which send it back in X-Tallymark-CSRF on every write (see server/auth.py).
+    csrf_attrs = sessions.cookie_attributes(store, max_age) | {"httponly": False, "samesite": "strict"}
+    response.set_cookie(sessions.CSRF_COOKIE, sessions.csrf_token(store, cookie), **csrf_attrs)
     return response
 
 
@@ -122,7 +127,7 @@ def _redirect(path: str, extra: dict[str, str] | None = None) -> RedirectRespons
     return RedirectResponse(path, status_code=303, headers=SECURITY_HEADERS | (extra or {}))
 
 
-@router.get("/login")
+@router.get("/login", dependencies=[need("public")])
 def login_form(request: Request, next: str = "/") -> HTMLResponse:  # noqa: A002 - the form's field name
     store = _store(request)
     session = sessions.open_session(store, request.cookies.get(sessions.COOKIE_NAME))
@@ -147,7 +152,7 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[need("public")])
 async def login_submit(request: Request) -> Response:
     store = _store(request)
     form = await _form(request)
@@ -165,7 +170,7 @@ async def login_submit(request: Request) -> Response:
     return _with_cookie(store, _redirect(next_path), cookie, session.expires_at)
 
 
-@router.get("/login/link/{token}")
+@router.get("/login/link/{token}", dependencies=[need("public")])
 def login_link(token: str, request: Request) -> Response:
     store = _store(request)
     try:
@@ -177,7 +182,7 @@ def login_link(token: str, request: Request) -> Response:
     return _with_cookie(store, _redirect(done.path, _NO_STORE), done.cookie, done.expires_at)
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[need("public")])
 async def logout(request: Request) -> Response:
     store = _store(request)
     cookie = request.cookies.get(sessions.COOKIE_NAME)
@@ -190,5 +195,7 @@ async def logout(request: Request) -> Response:
         await run_in_threadpool(sessions.revoke_session, store, cookie, _request_id(request))
     resp = _redirect("/login")
     attrs: dict[str, Any] = sessions.cookie_attributes(store, 0)
-    resp.delete_cookie(sessions.COOKIE_NAME, **{k: v for k, v in attrs.items() if k != "max_age"})
+    kept = {k: v for k, v in attrs.items() if k != "max_age"}
+    resp.delete_cookie(sessions.COOKIE_NAME, **kept)
+    resp.delete_cookie(sessions.CSRF_COOKIE, **(kept | {"httponly": False, "samesite": "strict"}))
     return resp

@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.convertors import CONVERTOR_TYPES, Convertor, register_url_convertor
 
+from tallymark.server.permissions import need
 from tallymark.server.ui import assets, urls
 from tallymark.server.ui.layout import error_page
 from tallymark.service.errors import ServiceError
@@ -35,7 +36,7 @@ class _KeyConvertor(Convertor[str]):
 if "tmkey" not in CONVERTOR_TYPES:
     register_url_convertor("tmkey", _KeyConvertor())
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)  # each route declares its permission (server/permissions.py)
 RESERVED = ("api", "-", "clientlib", "login")  # API prefixes (ours, the comet adapter); the login pages
 
 
@@ -48,7 +49,7 @@ def _guard(workspace: str) -> None:
         raise HTTPException(404, "Not Found")
 
 
-@router.get("/-/static/{path:path}")
+@router.get("/-/static/{path:path}", dependencies=[need("public")])
 def static_file(path: str, request: Request) -> Response:
     versioned = path.startswith("v/") and path.count("/") >= 2
     if versioned:  # /-/static/v/HASH/js/main.js: any HASH serves today's file; only ours is cached long
@@ -72,7 +73,7 @@ def static_file(path: str, request: Request) -> Response:
     return Response(body, media_type=f.content_type, headers=headers)
 
 
-@router.get("/-/columns/{workspace}/{project}")
+@router.get("/-/columns/{workspace}/{project}", dependencies=[need("workspace:viewer")])
 def project_columns(workspace: str, project: str, request: Request) -> Response:
     """Every parameter, metric and other name of a project, for the column picker."""
     from tallymark.server.routes.deps import reply
@@ -81,7 +82,7 @@ def project_columns(workspace: str, project: str, request: Request) -> Response:
     return reply(ui_reads.project_columns(_store(request), workspace, project))
 
 
-@router.get("/-/series")
+@router.get("/-/series", dependencies=[need("workspace:viewer")])
 def compare_series(
     request: Request,
     name: Annotated[str, Query(min_length=1, max_length=500)],
@@ -96,14 +97,15 @@ def compare_series(
     return reply(reads.metric_histories(_store(request), [k for k in keys.split(",") if k], name, points))
 
 
-@router.get("/")
+@router.get("/", dependencies=[need("authenticated")])
 def workspaces(request: Request) -> HTMLResponse:
+    from tallymark.server.permissions import visible_workspaces
     from tallymark.server.ui.pages_home import workspaces_page
 
-    return workspaces_page(_store(request))
+    return workspaces_page(_store(request), lambda rows: visible_workspaces(request, rows))
 
 
-@router.get("/{workspace}")
+@router.get("/{workspace}", dependencies=[need("workspace:viewer")])
 def projects(workspace: str, request: Request) -> HTMLResponse:
     from tallymark.server.ui.pages_home import projects_page
 
@@ -123,14 +125,14 @@ def _registry(workspace: str, build: Callable[[], HTMLResponse]) -> HTMLResponse
         return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
 
 
-@router.get("/{workspace}/artifacts")
+@router.get("/{workspace}/artifacts", dependencies=[need("workspace:viewer")])
 def artifact_list(workspace: str, request: Request) -> HTMLResponse:
     from tallymark.server.ui.pages_artifacts import artifacts_page
 
     return _registry(workspace, lambda: artifacts_page(_store(request), workspace))
 
 
-@router.get("/{workspace}/artifacts/{name}")
+@router.get("/{workspace}/artifacts/{name}", dependencies=[need("workspace:viewer")])
 def artifact(
     workspace: str, name: str, request: Request, version: Annotated[str, Query(max_length=200)] = ""
 ) -> HTMLResponse:
@@ -139,21 +141,21 @@ def artifact(
     return _registry(workspace, lambda: artifact_page(_store(request), workspace, name, version))
 
 
-@router.get("/{workspace}/models")
+@router.get("/{workspace}/models", dependencies=[need("workspace:viewer")])
 def model_list(workspace: str, request: Request) -> HTMLResponse:
     from tallymark.server.ui.pages_models import models_page
 
     return _registry(workspace, lambda: models_page(_store(request), workspace))
 
 
-@router.get("/{workspace}/models/{name}")
+@router.get("/{workspace}/models/{name}", dependencies=[need("workspace:viewer")])
 def model(workspace: str, name: str, request: Request) -> HTMLResponse:
     from tallymark.server.ui.pages_models import model_page
 
     return _registry(workspace, lambda: model_page(_store(request), workspace, name))
 
 
-@router.get("/{workspace}/{project}", response_model=None)
+@router.get("/{workspace}/{project}", response_model=None, dependencies=[need("workspace:viewer")])
 def experiment_table(
     workspace: str,
     project: str,
@@ -178,7 +180,7 @@ def experiment_table(
         return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
 
 
-@router.get("/{workspace}/{project}/compare", response_model=None)
+@router.get("/{workspace}/{project}/compare", response_model=None, dependencies=[need("workspace:viewer")])
 def compare(
     workspace: str,
     project: str,
@@ -204,7 +206,9 @@ def compare(
         return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
 
 
-@router.get("/{workspace}/{project}/{key:tmkey}", response_model=None)
+@router.get(
+    "/{workspace}/{project}/{key:tmkey}", response_model=None, dependencies=[need("workspace:viewer")]
+)
 def experiment(
     workspace: str,
     project: str,

@@ -34,12 +34,18 @@ def mount(app: Any) -> None:
     from tallymark.server.compat.comet import artifacts, lifecycle, log, reads, registry, uploads
     from tallymark.server.compat.comet.http import fallback_router
 
+    # Every adapter route: reads need a role in the workspace the request names (by experimentKey,
+    # workspaceName, teamName ...), writes need member there; see tallymark.server.permissions.
+    from tallymark.server.compat.comet.translate import DEFAULT_WORKSPACE
+    from tallymark.server.permissions import need, need_by_method
+
+    by_method = [need_by_method(fallback=DEFAULT_WORKSPACE)]
     modules = (lifecycle, log, uploads, artifacts, registry, reads)
     for prefix in REST_ROOTS:
         for m in modules:
-            app.include_router(m.rest, prefix=prefix)
+            app.include_router(m.rest, prefix=prefix, dependencies=by_method)
     for m in modules:
-        app.include_router(m.clientlib, prefix="/clientlib")
+        app.include_router(m.clientlib, prefix="/clientlib", dependencies=by_method)
     fallback = fallback_router()  # anything else under the three roots: a Comet-shaped 404
     for prefix in (*REST_ROOTS, "/clientlib"):
-        app.include_router(fallback, prefix=prefix)
+        app.include_router(fallback, prefix=prefix, dependencies=[need("authenticated")])

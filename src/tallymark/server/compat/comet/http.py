@@ -67,6 +67,7 @@ class CometError(Exception):
 
 _CODES = {
     400: "bad_request",
+    401: "unauthenticated",
     403: "forbidden",
     404: "not_found",
     409: "conflict",

@@ -130,8 +130,10 @@ async def project(request: Request) -> Any:
 
 @rest.get("/workspaces")
 async def workspaces(request: Request) -> Any:
+    from tallymark.server.permissions import visible_workspaces
+
     found = await run_in_threadpool(experiments.list_workspaces, store_of(request))
-    return ok({"workspaceNames": [w["name"] for w in found]})
+    return ok({"workspaceNames": [w["name"] for w in visible_workspaces(request, found)]})
 
 
 @rest.get("/account-details")

@@ -80,6 +80,16 @@ async function reloadBody(message) {
   if (status) status.textContent = message;
 }
 
+// The session's CSRF token (set at login beside the HttpOnly session cookie; only this origin's
+// scripts can read it): a write authenticated by the session cookie must carry it.
+function csrfToken() {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...rest] = part.trim().split("=");
+    if (name === "tallymark_csrf") return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
 async function decide(button) {
   const row = button.closest("[data-request-id]");
   if (!row) return;
@@ -90,6 +100,8 @@ async function decide(button) {
   const headers = { "Content-Type": "application/json", Accept: "application/json" };
   const user = actingAs();
   if (user) headers["X-Tallymark-User"] = user;
+  const csrf = csrfToken();
+  if (csrf) headers["X-Tallymark-CSRF"] = csrf;
   const buttons = row.querySelectorAll("button[data-action]");
   for (const b of buttons) b.disabled = true;
   error.hidden = true;
