@@ -205,7 +205,11 @@ def test_link_page_sets_the_cookie_redirects_and_refuses_a_replay(tmp_path):
         store = _store_of(c)
         link = presign.issue_link(store, ROOT, "dana", path="/risk")
         assert c.head(f"/login/link/{_token(link)}").status_code == 405  # a HEAD (link preview) uses nothing
-        r = c.get(f"/login/link/{_token(link)}", follow_redirects=False)
+        for _ in range(2):  # a GET (a preview, a prefetch) shows who the link is for and uses nothing
+            shown = c.get(f"/login/link/{_token(link)}", follow_redirects=False)
+            assert shown.status_code == 200 and "Continue as dana" in shown.text
+            assert "set-cookie" not in shown.headers and shown.headers["cache-control"] == "no-store"
+        r = c.post(f"/login/link/{_token(link)}", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/risk"
         assert r.headers["cache-control"] == "no-store" and r.headers["referrer-policy"] == "no-referrer"
         cookie = r.headers["set-cookie"].lower()
@@ -213,7 +217,10 @@ def test_link_page_sets_the_cookie_redirects_and_refuses_a_replay(tmp_path):
         assert "You are logged in as" in c.get("/login").text
         again = c.get(f"/login/link/{_token(link)}", follow_redirects=False)
         assert again.status_code == 410 and "used already" in again.text and "set-cookie" not in again.headers
+        replay = c.post(f"/login/link/{_token(link)}", follow_redirects=False)
+        assert replay.status_code == 410 and "set-cookie" not in replay.headers
         assert c.get("/login/link/tml1.abc.def", follow_redirects=False).status_code == 403
+        assert c.post("/login/link/tml1.abc.def", follow_redirects=False).status_code == 403
 
 
 # --- a real server process and the real CLI ---------------------------------------------------
@@ -242,7 +249,8 @@ def test_cookie_flow_against_a_real_server(tmp_path):
         url = out.stdout.strip()
         assert url.startswith(f"{server.url}/login/link/tml1.")
         with httpx.Client(base_url=server.url) as browser:
-            r = browser.get(url, follow_redirects=False)
+            assert browser.get(url, follow_redirects=False).status_code == 200  # the page with the button
+            r = browser.post(url, follow_redirects=False)
             assert r.status_code == 303 and r.headers["location"] == "/risk"
             set_cookie = r.headers["set-cookie"].lower()
             assert "httponly" in set_cookie and "samesite=lax" in set_cookie and "path=/" in set_cookie
@@ -250,7 +258,8 @@ def test_cookie_flow_against_a_real_server(tmp_path):
             page = browser.get("/login")
             assert "You are logged in as" in page.text and "dana" in page.text
             csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-            assert browser.get(url, follow_redirects=False).status_code == 410
+            assert browser.get(url, follow_redirects=False).status_code == 410  # seen, not audited
+            assert browser.post(url, follow_redirects=False).status_code == 410  # a replay: audited
             assert browser.post("/logout", follow_redirects=False).status_code == 403
             bye = browser.post("/logout", data={"csrf": csrf}, follow_redirects=False)
             assert bye.status_code == 303

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from uihelpers import CHROMIUM, CHROMIUM_ARGS, require_browser
+from uihelpers import require_browser
 
 from servers import ServerProcess
 
@@ -28,9 +28,10 @@ def _admin(home: Path, *args: str) -> str:
     return out.stdout.strip()
 
 
-def test_link_login_logout_and_key_login_in_chromium(tmp_path: Path) -> None:
+def test_link_login_logout_and_key_login_in_chromium(tmp_path: Path, browser) -> None:
+    """Uses the session's Chromium (tests/ui/conftest.py): a second sync_playwright() in the same
+    thread is refused while that one is open."""
     require_browser()
-    from playwright.sync_api import sync_playwright
 
     home = tmp_path / "home"
     _admin(home, "init", "--user", "root")
@@ -38,16 +39,18 @@ def test_link_login_logout_and_key_login_in_chromium(tmp_path: Path) -> None:
     _admin(home, "workspaces", "create", "risk")
     _admin(home, "members", "add", "risk", "dana", "--role", "member")
     key = _admin(home, "keys", "create", "--user", "dana")
-    with ServerProcess(home) as server, sync_playwright() as p:
+    with ServerProcess(home) as server:
         url = _admin(home, "presign", "--user", "dana", "--path", "/login", "--public-url", server.url)
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context()
         try:
-            context = browser.new_context()
             page = context.new_page()
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(url)
-            assert page.url == f"{server.url}/login"
+            page.goto(url)  # the link's page: opening it uses nothing
+            assert "Continue as dana" in page.locator("#link-form").inner_text()
+            assert not [c for c in context.cookies() if c["name"] == "tallymark_session"]
+            page.click("#link-form button")
+            page.wait_for_url(f"{server.url}/login")
             assert "dana" in page.locator("#logged-in-as").inner_text()
             (cookie,) = [c for c in context.cookies() if c["name"] == "tallymark_session"]
             assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
@@ -65,4 +68,4 @@ def test_link_login_logout_and_key_login_in_chromium(tmp_path: Path) -> None:
             unexpected = [e for e in errors if "status of 410" not in e]  # the replay, expected
             assert not unexpected, unexpected  # no CSP violation, no script error
         finally:
-            browser.close()
+            context.close()

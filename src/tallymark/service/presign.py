@@ -296,6 +296,29 @@ def _verified_payload(secret: bytes, token: str) -> dict[str, Any] | None:
     return payload if ok else None
 
 
+def peek_link(store: Store, token: str) -> dict[str, Any]:
+    """Who a link would log in and where (``user``, ``path``), or the refusal :func:`open_link` would
+    give — reading only: opening a link's URL (a GET, which a chat tool's link preview also makes)
+    changes nothing; the page it shows asks for a click that POSTs the token to :func:`open_link`.
+    Nothing is audited here; the POST audits every outcome."""
+    secret = load_or_create_secret(store.settings.secret_file)
+    payload = _verified_payload(secret, token)
+    if payload is None:
+        raise LinkRefused(
+            "this login link is not valid (altered, incomplete, or made by another server): "
+            "ask your administrator for a new one"
+        )
+    with store.db.read() as conn:
+        link = conn.execute(select(login_links).where(login_links.c.id == payload["id"])).first()
+    if link is None or link.user_id != payload["uid"] or link.path != payload["path"]:
+        raise LinkRefused("this login link was not issued for this user: ask for a new one")
+    if link.used_at is not None:
+        raise LinkGone("this login link was used already: each link logs in once; ask for a new one")
+    if link.expires_at <= now_ms():
+        raise LinkGone("this login link has expired (links last at most 5 minutes): ask for a new one")
+    return {"user": payload["user"], "path": link.path, "workspace": link.workspace}
+
+
 def open_link(store: Store, token: str, request_id: str | None = None) -> LinkLogin:
     """Consume a link: a session for its user, or :class:`LinkRefused` (403) / :class:`LinkGone` (410).
 

@@ -171,6 +171,33 @@ async def login_submit(request: Request) -> Response:
 
 
 @router.get("/login/link/{token}", dependencies=[need("public")])
+def login_link_page(token: str, request: Request) -> Response:
+    """What the link is for, and a button that uses it: a GET never uses a link up (a chat tool's
+    preview of the URL, a prefetch, a crawler would otherwise burn the single use)."""
+    store = _store(request)
+    try:
+        seen = presign.peek_link(store, token)
+    except ServiceError as exc:
+        resp = error_page(exc.status, exc.message, [("log in", "/login")])
+        resp.headers.update(_NO_STORE)
+        return resp
+    body = [
+        el("h1", None, "Log in"),
+        el("p", None, "This link logs ", el("strong", None, seen["user"]), " into tallymark, once."),
+        el(
+            "form",
+            {"method": "post", "action": f"/login/link/{token}", "id": "link-form"},
+            el("button", {"type": "submit"}, f"Continue as {seen['user']}"),
+        ),
+    ]
+    resp = page("Log in", [("log in", None)], body, page_id="login")
+    # The token is in this page's URL: never sent to another site, but sent with the page's own
+    # POST (a no-referrer page makes the browser send Origin: null, which crosssite.py refuses).
+    resp.headers.update(_NO_STORE | {"Referrer-Policy": "same-origin"})
+    return resp
+
+
+@router.post("/login/link/{token}", dependencies=[need("public")])
 def login_link(token: str, request: Request) -> Response:
     store = _store(request)
     try:
