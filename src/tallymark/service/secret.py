@@ -16,11 +16,11 @@ login link. The file holds the bytes as 64 lowercase hex characters and a newlin
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import stat
 from pathlib import Path
+
+from tallymark.service.private_files import create_once, readable_by_others
 
 __all__ = ["SecretError", "load_or_create_secret"]
 
@@ -34,7 +34,7 @@ class SecretError(RuntimeError):
 
 def _load(path: Path) -> bytes:
     st = path.stat()
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if readable_by_others(st):
         raise SecretError(f"the server secret {path} can be read by others: chmod 600 it")
     cached = _cache.get((path, st.st_ino, st.st_mtime_ns))
     if cached is not None:
@@ -53,18 +53,5 @@ def load_or_create_secret(path: Path) -> bytes:
         return _load(path)
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)  # fails if another process got there first: then use its secret
-        except FileExistsError:
-            pass
-    finally:
-        tmp.unlink(missing_ok=True)
+    create_once(path, secrets.token_hex(32) + "\n")
     return _load(path)

@@ -27,15 +27,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import re
 import socket
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from tallymark.service.private_files import create_once, readable_by_others
 
 ED25519 = 0x01
 MAX_NOTE_BYTES = 64 * 1024
@@ -187,7 +187,7 @@ def load_signer(path: Path) -> Signer:
         st = path.stat()
     except FileNotFoundError:
         raise NoteError(f"no audit key at {path}") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if readable_by_others(st):
         raise NoteError(f"the audit key {path} can be read by others: chmod 600 it")
     return Signer.decode(path.read_text())
 
@@ -196,19 +196,6 @@ def load_or_create_signer(path: Path, name: str | None = None) -> Signer:
     """The signer key in ``path``, created (mode 0600) with a new Ed25519 key when absent."""
     if path.exists():
         return load_signer(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     signer = Signer(_check_name(name or default_key_name()), Ed25519PrivateKey.generate().private_bytes_raw())
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(signer.encode() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)  # fails if another process got there first: then use its key
-        except FileExistsError:
-            pass
-    finally:
-        tmp.unlink(missing_ok=True)
+    create_once(path, signer.encode() + "\n")
     return load_signer(path)
