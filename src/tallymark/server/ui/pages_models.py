@@ -149,7 +149,8 @@ def _acting_as() -> Markup:
         el(
             "span",
             {"class": "muted hint"},
-            "Sent as X-Tallymark-User with approvals (the --no-auth identity until login lands); "
+            "Sent as X-Tallymark-User with approvals on a --no-auth server or `tallymark ui` (with "
+            "authentication on, you act as who you logged in as); "
             "kept in this browser.",
         ),
     )

@@ -97,6 +97,28 @@ def compare_series(
     return reply(reads.metric_histories(_store(request), [k for k in keys.split(",") if k], name, points))
 
 
+@router.get("/-/me", dependencies=[need("public")])
+def me(request: Request) -> Response:
+    """Who the browser is, for the header badge and for hiding buttons the caller's role may not use
+    (the server refuses those requests anyway). Never more than the caller's own name and roles."""
+    from tallymark.server.auth import auth_enabled, current_caller
+    from tallymark.server.routes.deps import reply
+
+    caller = current_caller(request)
+    if caller is None:
+        return reply({"auth": auth_enabled(request), "user": None})
+    return reply(
+        {
+            "auth": auth_enabled(request),
+            "user": caller.name,
+            "admin": caller.is_admin,
+            "method": caller.auth_method,
+            "roles": dict(caller.roles),
+            "approver": sorted(caller.approver),
+        }
+    )
+
+
 @router.get("/", dependencies=[need("authenticated")])
 def workspaces(request: Request) -> HTMLResponse:
     from tallymark.server.permissions import visible_workspaces
