@@ -488,3 +488,37 @@ def test_the_ui_session_cookie_authenticates_and_its_writes_need_the_csrf_token(
     with httpx.Client(base_url=base, timeout=30) as stale:
         stale.cookies.set("tallymark_session", "tms_" + "0" * 43)
         assert stale.get("/api/v1/workspaces").status_code == 401
+
+
+def test_server_admins_manage_users_workspaces_members_and_keys_over_http(world):
+    """/api/v1/admin/…: what `tallymark admin` does on a store, for an admin who reaches the server."""
+    assert world.get("anonymous", "/api/v1/admin/users").status_code == 401
+    for role in ("member", "admin", "approver"):  # a workspace admin is no server admin: 404, as for blobs
+        assert world.get(role, "/api/v1/admin/users").status_code == 404, role
+        assert world.post(role, "/api/v1/admin/users", json={"name": "mallory"}).status_code == 404
+    boss = "server_admin"
+    assert world.post(boss, "/api/v1/admin/users", json={"name": "zoe"}).status_code == 201
+    assert world.post(boss, "/api/v1/admin/workspaces", json={"name": "lab"}).status_code == 201
+    r = world.request("PUT", boss, "/api/v1/admin/workspaces/lab/members/zoe", json={"role": "member"})
+    assert r.status_code == 200 and r.json()["role"] == "member"
+    members = world.get(boss, "/api/v1/admin/workspaces/lab/members").json()["members"]
+    assert [m["user"] for m in members] == ["zoe"]
+    made = world.post(boss, "/api/v1/admin/keys", json={"user": "zoe", "name": "laptop", "expires": "1d"})
+    assert made.status_code == 201
+    key = made.json()["key"]
+    world.issued.append(key)
+    assert apikeys.is_well_formed(key)
+    listed = world.get(boss, "/api/v1/admin/keys", params={"user": "zoe"}).json()["keys"]
+    assert [k["prefix"] for k in listed] == [made.json()["prefix"]] and key not in json.dumps(listed)
+    zoe = {"Authorization": f"Bearer {key}"}
+    assert (
+        httpx.get(world.server.url + "/api/v1/workspaces", headers=zoe).json()["workspaces"][0]["name"]
+        == "lab"
+    )
+    assert world.post(boss, f"/api/v1/admin/keys/{made.json()['id']}/revoke", json={}).status_code == 200
+    time.sleep(1.0)  # the key cache lives 0.5 s
+    assert httpx.get(world.server.url + "/api/v1/workspaces", headers=zoe).status_code == 401
+    assert world.request("DELETE", boss, "/api/v1/admin/workspaces/lab/members/zoe").status_code == 200
+    assert world.post(boss, "/api/v1/admin/users/zoe/disable", json={}).status_code == 200
+    bad = world.post(boss, "/api/v1/admin/keys", json={"user": "zoe"})
+    assert bad.status_code == 409 and "disabled" in bad.json()["error"]["message"]

@@ -185,9 +185,9 @@ def create_app(settings: Settings, user: str = "anonymous", warm_after: float | 
     app.state.user = user
     _install_error_handlers(app)
 
-    from tallymark.server.routes import artifacts, experiments, health, panels, reads, registry
+    from tallymark.server.routes import admin, artifacts, experiments, health, panels, reads, registry
 
-    for module in (health, experiments, reads, artifacts, registry, panels):
+    for module in (health, experiments, reads, artifacts, registry, panels, admin):
         app.include_router(module.router, prefix="/api/v1")
 
     def include_ui(sub: FastAPI) -> None:
