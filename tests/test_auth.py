@@ -522,3 +522,35 @@ def test_server_admins_manage_users_workspaces_members_and_keys_over_http(world)
     assert world.post(boss, "/api/v1/admin/users/zoe/disable", json={}).status_code == 200
     bad = world.post(boss, "/api/v1/admin/keys", json={"user": "zoe"})
     assert bad.status_code == 409 and "disabled" in bad.json()["error"]["message"]
+
+
+def test_tallymark_admin_with_url_administers_a_server_with_an_admins_key(world):
+    from typer.testing import CliRunner
+
+    from tallymark.cli import app
+
+    runner = CliRunner()
+    url = world.server.url
+
+    def admin(*args: str, key: str | None = None):
+        env = {"TALLYMARK_API_KEY": key or world.keys["server_admin"]}
+        return runner.invoke(app, ["admin", *args, "--url", url], env=env)
+
+    assert admin("users", "add", "yuri").exit_code == 0
+    assert admin("members", "add", "risk", "yuri", "--role", "viewer").exit_code == 0
+    listed = admin("members", "list", "risk")
+    assert listed.exit_code == 0 and "yuri" in listed.stdout and "viewer" in listed.stdout
+    made = admin("keys", "create", "--user", "yuri", "--name", "ci", "--expires", "1h")
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip().splitlines()[-1]
+    world.issued.append(key)
+    assert apikeys.is_well_formed(key)
+    yuri = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{url}/api/v1/workspaces", headers=yuri).status_code == 200
+    keys = admin("keys", "list", "--user", "yuri")
+    assert keys.exit_code == 0 and key not in keys.stdout
+    # a member's key is no admin's: refused, and said so
+    refused = admin("users", "list", key=world.keys["member"])
+    assert refused.exit_code == 1 and "404" in refused.output
+    both = runner.invoke(app, ["admin", "users", "list", "--url", url, "--home", "/nonexistent"])
+    assert both.exit_code == 1 and "not both" in both.output

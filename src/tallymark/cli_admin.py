@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
@@ -84,8 +85,64 @@ def _store(home: Path | None, db: str | None) -> Iterator[Any]:
         database.dispose()
 
 
-def _do(home: Path | None, db: str | None, fn: Callable[[Any, Any], T]) -> T:
-    """Run ``fn(store, caller)`` as the store's local admin; service errors become a clean exit 1."""
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="Administer this server over HTTP (/api/v1/admin) instead of a store; the admin's API key "
+        "comes from $TALLYMARK_API_KEY.",
+        show_default=False,
+    ),
+]
+
+# (method, path under /api/v1/admin, JSON body or query, the reply's field holding the result)
+Remote = tuple[str, str, dict[str, Any] | None, str | None]
+
+
+def _remote(url: str, call: Remote) -> Any:
+    """One admin request to a server, as the admin whose key is in the client settings."""
+    import httpx
+
+    from tallymark.settings import ClientSettings
+
+    method, path, data, field = call
+    key = ClientSettings.from_env().api_key
+    if not key:
+        _fail("--url needs a server admin's API key: set $TALLYMARK_API_KEY")
+    target = url.rstrip("/") + "/api/v1/admin" + path
+    kwargs: dict[str, Any] = {"params": data} if method == "GET" else {"json": data or {}}
+    try:
+        r = httpx.request(method, target, headers={"Authorization": f"Bearer {key}"}, timeout=30, **kwargs)
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach {url}: {exc}")
+    try:
+        body = r.json()
+    except ValueError:
+        body = None
+    if r.status_code >= 400:
+        err_ = (body or {}).get("error") if isinstance(body, dict) else None
+        message = err_.get("message") if isinstance(err_, dict) else r.text[:300]
+        if r.status_code == 404 and "/admin" in target and not message:
+            message = "not found (or the key is not a server admin's)"
+        _fail(f"{url}: {r.status_code} {message}")
+    return body[field] if field else body
+
+
+def _do(
+    home: Path | None,
+    db: str | None,
+    fn: Callable[[Any, Any], T],
+    url: str | None = None,
+    remote: Remote | None = None,
+) -> T:
+    """Run ``fn(store, caller)`` as the store's local admin, or with ``url`` the same operation on a
+    server over HTTP (``remote``); errors become a clean exit 1."""
+    if url is not None:
+        if home is not None or db is not None:
+            _fail("give either --url (a server) or --home/--db (a store), not both")
+        assert remote is not None
+        result: T = _remote(url, remote)
+        return result
     from tallymark.sdk.autolog.env import current_user
     from tallymark.service.caller import local_admin
     from tallymark.service.errors import ServiceError
@@ -160,20 +217,23 @@ def users_add(
     ] = False,
     home: HomeOpt = None,
     db: DbOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """Add a user. They get no role and no key yet: see `admin members add` and `admin keys create`."""
     from tallymark.service.users import add_user
 
-    u = _do(home, db, lambda store, caller: add_user(store, caller, name, display_name, admin))
+    body = {"name": name, "display_name": display_name, "admin": admin}
+    u = _do(home, db, lambda store, caller: add_user(store, caller, name, display_name, admin), url,
+            ("POST", "/users", body, None))  # fmt: skip
     console.print(f"added user {markup(u['name'])}" + (" (server admin)" if u["isAdmin"] else ""))
 
 
 @users_app.command("list")
-def users_list(home: HomeOpt = None, db: DbOpt = None) -> None:
+def users_list(home: HomeOpt = None, db: DbOpt = None, url: UrlOpt = None) -> None:
     """List users with their workspaces and usable keys."""
     from tallymark.service.users import list_users
 
-    rows = _do(home, db, list_users)
+    rows = _do(home, db, list_users, url, ("GET", "/users", None, "users"))
     t = Table(title=f"{len(rows)} user(s)")
     for c in ("name", "display name", "admin", "workspaces", "usable keys"):
         t.add_column(c, overflow="fold")
@@ -194,7 +254,7 @@ def users_list(home: HomeOpt = None, db: DbOpt = None) -> None:
 
 
 @users_app.command("disable")
-def users_disable(name: UserArg, home: HomeOpt = None, db: DbOpt = None) -> None:
+def users_disable(name: UserArg, home: HomeOpt = None, db: DbOpt = None, url: UrlOpt = None) -> None:
     """Disable a user: none of their API keys authenticates from now on.
 
     The keys are not revoked (they stay listed as they were, state "user disabled"); revoke them
@@ -202,7 +262,8 @@ def users_disable(name: UserArg, home: HomeOpt = None, db: DbOpt = None) -> None
     disabled."""
     from tallymark.service.users import disable_user
 
-    u = _do(home, db, lambda store, caller: disable_user(store, caller, name))
+    call: Remote = ("POST", f"/users/{quote(name, safe='')}/disable", None, None)
+    u = _do(home, db, lambda store, caller: disable_user(store, caller, name), url, call)
     n = u["unrevokedKeys"]
     if n == 0:
         console.print(f"disabled {markup(u['name'])} (they hold no unrevoked key)")
@@ -221,20 +282,22 @@ def workspaces_create(
     name: Annotated[str, typer.Argument(help="Name: no / or \\, not . or .., at most 200 characters.")],
     home: HomeOpt = None,
     db: DbOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """Create an empty workspace (then give people roles in it with `admin members add`)."""
     from tallymark.service.workspaces import create_workspace
 
-    w = _do(home, db, lambda store, caller: create_workspace(store, caller, name))
+    call: Remote = ("POST", "/workspaces", {"name": name}, None)
+    w = _do(home, db, lambda store, caller: create_workspace(store, caller, name), url, call)
     console.print(f"created workspace {markup(w['name'])}")
 
 
 @workspaces_app.command("list")
-def workspaces_list(home: HomeOpt = None, db: DbOpt = None) -> None:
+def workspaces_list(home: HomeOpt = None, db: DbOpt = None, url: UrlOpt = None) -> None:
     """List workspaces with their member and project counts."""
     from tallymark.service.workspaces import list_workspaces
 
-    rows = _do(home, db, list_workspaces)
+    rows = _do(home, db, list_workspaces, url, ("GET", "/workspaces", None, "workspaces"))
     t = Table(title=f"{len(rows)} workspace(s)")
     for c in ("name", "members", "projects", "created"):
         t.add_column(c)
@@ -262,11 +325,16 @@ def members_add(
     ] = False,
     home: HomeOpt = None,
     db: DbOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """Give USER a role in WORKSPACE, or change the role they have there."""
     from tallymark.service.memberships import add_member
 
-    m = _do(home, db, lambda store, caller: add_member(store, caller, workspace, user, role, approver))
+    path = f"/workspaces/{quote(workspace, safe='')}/members/{quote(user, safe='')}"
+    call: Remote = ("PUT", path, {"role": role, "approver": approver}, None)
+    m = _do(
+        home, db, lambda store, caller: add_member(store, caller, workspace, user, role, approver), url, call
+    )
     what = f"{markup(m['role'])}{' and approver' if m['approver'] else ''}"
     if m["previous"] is None:
         console.print(f"{markup(m['user'])} is now {what} in {markup(m['workspace'])}")
@@ -277,11 +345,12 @@ def members_add(
 
 
 @members_app.command("list")
-def members_list(workspace: WorkspaceArg, home: HomeOpt = None, db: DbOpt = None) -> None:
+def members_list(workspace: WorkspaceArg, home: HomeOpt = None, db: DbOpt = None, url: UrlOpt = None) -> None:
     """List the members of WORKSPACE with their roles."""
     from tallymark.service.memberships import list_members
 
-    rows = _do(home, db, lambda store, caller: list_members(store, caller, workspace))
+    call: Remote = ("GET", f"/workspaces/{quote(workspace, safe='')}/members", None, "members")
+    rows = _do(home, db, lambda store, caller: list_members(store, caller, workspace), url, call)
     t = Table(title=f"members of {markup(workspace)}")
     for c in ("user", "role", "approver", "added", "added by", "note"):
         t.add_column(c)
@@ -300,11 +369,15 @@ def members_list(workspace: WorkspaceArg, home: HomeOpt = None, db: DbOpt = None
 
 
 @members_app.command("remove")
-def members_remove(workspace: WorkspaceArg, user: UserArg, home: HomeOpt = None, db: DbOpt = None) -> None:
+def members_remove(
+    workspace: WorkspaceArg, user: UserArg, home: HomeOpt = None, db: DbOpt = None, url: UrlOpt = None
+) -> None:
     """Take USER out of WORKSPACE (what they did there stays attributed to them)."""
     from tallymark.service.memberships import remove_member
 
-    m = _do(home, db, lambda store, caller: remove_member(store, caller, workspace, user))
+    path = f"/workspaces/{quote(workspace, safe='')}/members/{quote(user, safe='')}"
+    m = _do(home, db, lambda store, caller: remove_member(store, caller, workspace, user), url,
+            ("DELETE", path, None, None))  # fmt: skip
     console.print(f"removed {markup(m['user'])} ({markup(m['role'])}) from {markup(m['workspace'])}")
 
 
@@ -320,11 +393,25 @@ def keys_create(
     ] = None,
     home: HomeOpt = None,
     db: DbOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """Create an API key for a user and print it, once (only its SHA-256 is stored)."""
     from tallymark.service.apikeys import create_key
 
-    new = _do(home, db, lambda store, caller: create_key(store, caller, user, name, expires))
+    if url is not None:
+        from types import SimpleNamespace
+
+        body = {"user": user, "name": name, "expires": expires}
+        made = _do(home, db, lambda store, caller: None, url, ("POST", "/keys", body, None))
+        new = SimpleNamespace(
+            id=made["id"],
+            user=made["user"],
+            prefix=made["prefix"],
+            expires_at=made["expiresAt"],
+            secret=made["key"],
+        )
+    else:
+        new = _do(home, db, lambda store, caller: create_key(store, caller, user, name, expires))
     _show_new_key(new, new.user)
 
 
@@ -333,11 +420,13 @@ def keys_list(
     user: Annotated[str | None, typer.Option("--user", help="Only this user's keys.")] = None,
     home: HomeOpt = None,
     db: DbOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """List API keys by id and prefix with their state and last use (never the keys themselves)."""
     from tallymark.service.apikeys import list_keys
 
-    rows = _do(home, db, lambda store, caller: list_keys(store, caller, user))
+    call: Remote = ("GET", "/keys", {"user": user} if user else None, "keys")
+    rows = _do(home, db, lambda store, caller: list_keys(store, caller, user), url, call)
     t = Table(title=f"{len(rows)} API key(s)")
     for c in ("id", "user", "name", "prefix", "state"):
         t.add_column(c, overflow="fold", no_wrap=c in ("id", "prefix"))
@@ -363,11 +452,13 @@ def keys_revoke(
     key_id: Annotated[int, typer.Argument(metavar="ID", help="The key's id (see `admin keys list`).")],
     home: HomeOpt = None,
     db: DbOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """Revoke an API key for good: it never authenticates again."""
     from tallymark.service.apikeys import revoke_key
 
-    k = _do(home, db, lambda store, caller: revoke_key(store, caller, key_id))
+    k = _do(home, db, lambda store, caller: revoke_key(store, caller, key_id), url,
+            ("POST", f"/keys/{key_id}/revoke", None, None))  # fmt: skip
     console.print(f"revoked API key {k['id']} ({markup(k['prefix'])}…) of {markup(k['user'])}")
 
 
