@@ -22,6 +22,14 @@ audit_app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 
+VkeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--vkey",
+        help="The log's verifier key NAME+ID+BASE64 (default: derived from the audit key file).",
+        show_default=False,
+    ),
+]
 DbOpt = Annotated[
     str | None, typer.Option("--db", help="Database URL (a server's store).", show_default=False)
 ]
@@ -48,14 +56,7 @@ def audit_verify(
         Path | None,
         typer.Option("--checkpoint", help="A checkpoint file kept outside the database.", show_default=False),
     ] = None,
-    vkey: Annotated[
-        str | None,
-        typer.Option(
-            "--vkey",
-            help="The log's verifier key NAME+ID+BASE64 (default: derived from the audit key file).",
-            show_default=False,
-        ),
-    ] = None,
+    vkey: VkeyOpt = None,
     home: HomeOpt = None,
     db: DbOpt = None,
 ) -> None:
@@ -182,14 +183,7 @@ def audit_export(
             show_default=False,
         ),
     ],
-    vkey: Annotated[
-        str | None,
-        typer.Option(
-            "--vkey",
-            help="The log's verifier key NAME+ID+BASE64 (default: derived from the audit key file).",
-            show_default=False,
-        ),
-    ] = None,
+    vkey: VkeyOpt = None,
     home: HomeOpt = None,
     db: DbOpt = None,
 ) -> None:

@@ -56,7 +56,7 @@ from sqlalchemy import Connection, Select, select
 from tallymark.service import audit
 from tallymark.service.caller import Caller, require_server_admin
 from tallymark.service.errors import Conflict, Invalid, NotFound
-from tallymark.service.memberships import roles_of
+from tallymark.service.memberships import caller_of
 from tallymark.service.store import Store, now_ms
 from tallymark.service.users import user_row
 from tallymark.store.schema import api_keys, users
@@ -321,18 +321,10 @@ def authenticate(store: Store, raw_key: str, now: int | None = None) -> Caller |
             return None
         if row.expires_at is not None and row.expires_at <= now:
             return None
-        roles, approver = roles_of(conn, row.user_id)
+        caller = caller_of(conn, row, "api_key", key_id=row.id)
     if row.last_used_at is None or row.last_used_at <= now - LAST_USED_GRANULARITY_MS:
         _touch(store, row.id, now)
-    return Caller(
-        user_id=row.user_id,
-        name=row.name,
-        is_admin=bool(row.is_admin),
-        roles=roles,
-        approver=approver,
-        auth_method="api_key",
-        key_id=row.id,
-    )
+    return caller
 
 
 def _touch(store: Store, key_id: int, now: int) -> None:

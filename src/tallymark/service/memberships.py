@@ -18,14 +18,14 @@ from sqlalchemy import Connection, Select, select
 from sqlalchemy.exc import IntegrityError
 
 from tallymark.service import audit
-from tallymark.service.caller import ROLES, Caller, Role, require_server_admin
+from tallymark.service.caller import ROLES, AuthMethod, Caller, Role, require_server_admin
 from tallymark.service.errors import Conflict, Invalid, NotFound
 from tallymark.service.store import Store, now_ms
 from tallymark.service.users import user_row
 from tallymark.service.workspaces import workspace_row
 from tallymark.store.schema import memberships, users, workspaces
 
-__all__ = ["add_member", "check_role", "list_members", "remove_member", "roles_of"]
+__all__ = ["add_member", "caller_of", "check_role", "list_members", "remove_member", "roles_of"]
 
 
 def check_role(role: str) -> Role:
@@ -127,6 +127,21 @@ def remove_member(store: Store, caller: Caller, workspace: str, user: str) -> di
             {"role": row.role, "approver": bool(row.approver)},
         )  # fmt: skip
     return _member_dict(row)
+
+
+def caller_of(conn: Connection, row: Any, auth_method: AuthMethod, key_id: int | None = None) -> Caller:
+    """The :class:`Caller` of an authenticated user (``row`` has ``user_id``, ``name``, ``is_admin``),
+    with their roles read in ``conn``'s snapshot: one construction for keys and sessions alike."""
+    roles, approver = roles_of(conn, row.user_id)
+    return Caller(
+        user_id=row.user_id,
+        name=row.name,
+        is_admin=bool(row.is_admin),
+        roles=roles,
+        approver=approver,
+        auth_method=auth_method,
+        key_id=key_id,
+    )
 
 
 def roles_of(conn: Connection, user_id: int) -> tuple[dict[str, Role], frozenset[str]]:

@@ -46,7 +46,7 @@ from sqlalchemy import Connection, select
 from tallymark.service import audit
 from tallymark.service.caller import Caller, require_server_admin
 from tallymark.service.errors import Invalid
-from tallymark.service.memberships import roles_of
+from tallymark.service.memberships import caller_of
 from tallymark.service.secret import load_or_create_secret
 from tallymark.service.store import Store, now_ms
 from tallymark.store.schema import sessions, users
@@ -234,7 +234,7 @@ def open_session(store: Store, cookie: str | None, now: int | None = None) -> Se
             return None
         if row.revoked_at is not None or row.disabled_at is not None or row.expires_at <= now:
             return None
-        roles, approver = roles_of(conn, row.user_id)
+        caller = caller_of(conn, row, "session")
     if (row.last_seen_at is None or row.last_seen_at <= now - LAST_SEEN_GRANULARITY_MS) and (
         store.db.read_only is None
     ):
@@ -243,14 +243,6 @@ def open_session(store: Store, cookie: str | None, now: int | None = None) -> Se
         )
         with store.db.write() as conn:
             conn.execute(sessions.update().where(sessions.c.id == row.id, stale).values(last_seen_at=now))
-    caller = Caller(
-        user_id=row.user_id,
-        name=row.name,
-        is_admin=bool(row.is_admin),
-        roles=roles,
-        approver=approver,
-        auth_method="session",
-    )
     return Session(row.id, caller, row.expires_at, row.method, csrf_token(store, cookie))
 
 
