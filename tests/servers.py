@@ -37,8 +37,10 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
-        self.home.mkdir(parents=True, exist_ok=True)
+    what = "server"
+
+    def command(self) -> list[str]:
+        """The command line of the process (subclasses start another tallymark command)."""
         cmd = [
             sys.executable,
             "-m",
@@ -54,21 +56,29 @@ class ServerProcess:
         ]
         if self.db:
             cmd += ["--db", self.db]
+        return cmd
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        self.home.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TALLYMARK_")}
         self.proc = subprocess.Popen(
-            cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True
+            self.command(),
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+                raise RuntimeError(f"{self.what} exited: {self.log.read_text()[-2000:]}")
             try:
                 if httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"server did not answer in {timeout}s: {self.log.read_text()[-2000:]}")
+        raise RuntimeError(f"{self.what} did not answer in {timeout}s: {self.log.read_text()[-2000:]}")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

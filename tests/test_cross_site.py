@@ -12,11 +12,7 @@ changed; then the same attacks from a real Chromium page on another origin.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,25 +209,10 @@ def test_a_websocket_from_a_foreign_page_is_closed_before_the_app(tmp_path) -> N
 class UIProcess(ServerProcess):
     """``tallymark ui`` (loopback, the embedded home) instead of ``tallymark server --no-auth``."""
 
-    def start(self, timeout: float = 30.0) -> UIProcess:
-        self.home.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "tallymark", "ui", "--port", str(self.port), "--home", str(self.home)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TALLYMARK_")}
-        self.proc = subprocess.Popen(
-            cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tallymark ui exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        raise RuntimeError(f"tallymark ui did not answer in {timeout}s: {self.log.read_text()[-2000:]}")
+    what = "tallymark ui"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "tallymark", "ui", "--port", str(self.port), "--home", str(self.home)]
 
 
 @pytest.fixture(scope="module", params=["server --no-auth", "ui"])
