@@ -46,6 +46,12 @@ class Settings:
         "Ed25519 key that signs audit checkpoints, kept outside the database; default HOME/audit.key "
         "(created with mode 0600 on first use).",
     )
+    audit_checkpoint_entries: int = _setting(
+        1000, "Sign an audit checkpoint after this many new entries (also: tallymark audit checkpoint)."
+    )
+    audit_checkpoint_minutes: float = _setting(
+        60.0, "Sign an audit checkpoint when the newest is older than this and entries were added."
+    )
     secret_path: str | None = _setting(
         None,
         "Server secret that signs login links and CSRF tokens, kept outside the database; default "

@@ -30,21 +30,26 @@ does not exist passes through, so the route answers its usual 404.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import Depends, Request
 
 from tallymark.server.auth import auth_enabled, require_caller
-from tallymark.service import lookups
+from tallymark.service import guard, lookups
 from tallymark.service.caller import Caller, Role
-from tallymark.service.errors import Forbidden, NotFound
+from tallymark.service.errors import NotFound
 
-__all__ = ["PERMISSIONS", "Permission", "need", "need_by_method", "permission_of", "visible_workspaces"]
-
-Permission = Literal[
-    "public", "authenticated", "workspace:viewer", "workspace:member", "workspace:admin", "server:admin"
+__all__ = [
+    "PERMISSIONS",
+    "Permission",
+    "need",
+    "need_by_method",
+    "operations_of",
+    "permission_of",
+    "visible_workspaces",
 ]
-PERMISSIONS: tuple[str, ...] = Permission.__args__  # type: ignore[attr-defined]
+
+from tallymark.service.operations import OPERATIONS, PERMISSIONS, Permission
 
 # Routes FastAPI adds by itself (no dependency can be attached): the API's description is public.
 BUILTIN: dict[str, str] = {
@@ -62,13 +67,19 @@ class Need:
     """The dependency that declares (``.permission``) and enforces a route's permission."""
 
     def __init__(
-        self, read: str, write: str | None = None, approver: bool = False, fallback: str | None = None
+        self,
+        read: str,
+        write: str | None = None,
+        approver: bool = False,
+        fallback: str | None = None,
+        operations: tuple[str, ...] = (),
     ) -> None:
         for p in (read, write or read):
             if p not in PERMISSIONS:
                 raise ValueError(f"unknown permission {p!r}")
         self.read, self.write, self.approver = read, write or read, approver
         self.fallback = fallback  # the workspace a write names none of goes to (comet's default)
+        self.operations = operations  # the listed operations this declaration comes from
 
     def permission_for(self, method: str) -> str:
         return self.read if method in ("GET", "HEAD", "OPTIONS") else self.write
@@ -97,25 +108,35 @@ class Need:
 
 def check(caller: Caller, workspace: str, needed: Role, approver: bool = False) -> None:
     """404 without a role in ``workspace``; 403 with too weak a role or without the approver flag."""
-    have = caller.role(workspace)
-    if have is None and caller.auth_method != "local":
-        raise NotFound(f"no workspace or object {workspace!r} visible to {caller.name}")
-    if not caller.has_role(workspace, needed):
-        raise Forbidden(f"{caller.name} is a {have} of workspace {workspace!r}; this needs {needed}")
-    if approver and not caller.may_approve(workspace):
-        raise Forbidden(f"{caller.name} is not an approver of workspace {workspace!r}")
+    guard.check_role(caller, workspace, needed, approver)
 
 
-def need(permission: Permission, approver: bool = False) -> Any:
-    """A route's permission (``dependencies=[need("workspace:member")]``)."""
-    return Depends(Need(permission, approver=approver))
+def need(name: str, approver: bool = False) -> Any:
+    """A route's operation (``dependencies=[need("experiment.create")]``), listed in
+    :mod:`tallymark.service.operations`, which gives its permission. A bare permission name is
+    still accepted while routes move to operations."""
+    if name in OPERATIONS:
+        op = OPERATIONS[name]
+        return Depends(Need(op.permission, approver=op.approver, operations=(name,)))
+    return Depends(Need(name, approver=approver))
 
 
-def need_by_method(
-    read: Permission = "workspace:viewer", write: Permission = "workspace:member", fallback: str | None = None
-) -> Any:
-    """Reads ``read``, writes ``write``; a write naming no workspace goes to ``fallback``."""
-    return Depends(Need(read, write, fallback=fallback))
+def need_by_method(read: str = "comet.read", write: str = "comet.write", fallback: str | None = None) -> Any:
+    """GET/HEAD answers operation ``read``, other methods ``write``; a write naming no workspace
+    goes to ``fallback``."""
+    r, w = OPERATIONS.get(read), OPERATIONS.get(write)
+    if r is None or w is None:  # bare permissions, while callers move to operations
+        return Depends(Need(read, write, fallback=fallback))
+    return Depends(Need(r.permission, w.permission, fallback=fallback, operations=(read, write)))
+
+
+def operations_of(route: Any) -> tuple[str, ...]:
+    """The listed operations a registered route declares (empty: it declares a bare permission)."""
+    dependant = getattr(route, "dependant", None)
+    for dep in getattr(dependant, "dependencies", ()):
+        if isinstance(dep.call, Need):
+            return dep.call.operations
+    return ()
 
 
 def permission_of(route: Any, method: str = "GET") -> str | None:

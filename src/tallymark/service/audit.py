@@ -34,7 +34,8 @@ Checkpoints
     ``settings.audit_key_file`` — a file outside the database — and stores it in
     ``audit_checkpoints``; ``tallymark audit checkpoint --out FILE`` also writes it where the
     database's owner cannot reach. :func:`checkpoint_if_due` makes one every
-    :data:`CHECKPOINT_EVERY` entries. Only a chain that verifies since the newest valid checkpoint
+    ``audit_checkpoint_entries`` entries or ``audit_checkpoint_minutes`` minutes (settings).
+    Only a chain that verifies since the newest valid checkpoint
     is signed (:class:`ChainBroken` otherwise).
 
 What :func:`verify` catches
@@ -70,7 +71,6 @@ from tallymark.store.schema import audit_checkpoints, audit_log
 
 GENESIS = "0" * 64
 ENCODING = "tallymark-audit-v1"
-CHECKPOINT_EVERY = 1000
 PG_LOCK = 7263520  # the advisory lock of the chain (migrations use 7263519)
 _HASH_FIELDS = (
     "seq",
@@ -265,24 +265,54 @@ def checkpoint(store: Store) -> Checkpoint:
     return Checkpoint(key.name, size, head, note)
 
 
-def checkpoint_if_due(store: Store, every: int = CHECKPOINT_EVERY) -> Checkpoint | None:
-    """A new checkpoint when ``every`` entries were appended since the last; called after commits.
+# (database url) → (entries covered by the newest checkpoint, when it was made, ms): lets a write
+# decide "not due" without a query; refreshed from the database whenever it might be due.
+_LAST_CHECKPOINT: dict[str, tuple[int, int]] = {}
+
+
+def checkpoint_if_due(
+    store: Store, every: int | None = None, seq: int | None = None, minutes: float | None = None
+) -> Checkpoint | None:
+    """A new checkpoint when ``every`` entries were appended since the last one, or when the last one
+    is older than ``minutes`` and entries were appended since; called after a write commits
+    (``seq``: the entry it appended, which saves a query when nothing is due).
 
     The write it follows has committed already, so a key problem is logged, not raised.
     """
+    s = store.settings
+    every = s.audit_checkpoint_entries if every is None else every
+    minutes = s.audit_checkpoint_minutes if minutes is None else minutes
+    url, now = s.database_url, now_ms()
+    known = _LAST_CHECKPOINT.get(url)
+    if seq is not None and known is not None:
+        size_then, made = known
+        if seq - size_then < every and now - made < minutes * 60_000:
+            return None
     with store.db.read() as conn:
         size = conn.execute(select(func.max(audit_log.c.seq))).scalar() or 0
-        last = conn.execute(select(func.max(audit_checkpoints.c.size))).scalar() or 0
-    if size - last < every:
+        last = conn.execute(
+            select(audit_checkpoints.c.size, audit_checkpoints.c.created_at)
+            .order_by(audit_checkpoints.c.id.desc())
+            .limit(1)
+        ).first()
+        if last is not None:
+            last_size, last_time = last.size, last.created_at
+        else:  # no checkpoint yet: minutes count from the first entry
+            last_size, last_time = 0, conn.execute(select(func.min(audit_log.c.time))).scalar() or now
+    _LAST_CHECKPOINT[url] = (last_size, last_time)
+    due = size - last_size >= every or (size > last_size and now - last_time >= minutes * 60_000)
+    if not due:
         return None
     try:
-        return checkpoint(store)
+        made_cp = checkpoint(store)
     except (OSError, NoteError) as exc:
         log.warning("audit checkpoint at %d entries failed: %s", size, exc)
         return None
     except ChainBroken as exc:
         log.error("audit log: %s (run `tallymark audit verify`)", exc)
         return None
+    _LAST_CHECKPOINT[url] = (made_cp.size, now_ms())
+    return made_cp
 
 
 # --- verification ------------------------------------------------------------------------------
