@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from tallymark.sdk.notice import warn as _sdk_warn
 from tallymark.sdk.wire import Batch
+from tallymark.service.caller import local_admin
 from tallymark.settings import ClientSettings
 
 GZIP_MIN_BYTES = 32 * 1024
@@ -70,6 +71,9 @@ class LocalTransport:
         client = settings or ClientSettings.from_env()
         self.client = client.with_overrides(home=Path(home) if home is not None else None)
         self.settings = Settings.from_env(home=self.client.home)  # the embedded store's own settings
+        # Who the service layer sees: the embedded home's local admin, named TALLYMARK_USER or the
+        # OS user (whoever can open the database file may change every row in it anyway).
+        self.caller = local_admin(self.client.user)
         self._store: Any = None
         self._held: list[_Held] = []
         self._held_lock = threading.RLock()

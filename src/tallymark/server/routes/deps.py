@@ -9,6 +9,8 @@ from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from tallymark import jsonvalue
+from tallymark.server.auth import require_caller
+from tallymark.service.caller import Caller
 from tallymark.service.models import KEY_PATTERN
 from tallymark.service.store import Store
 from tallymark.storable import MAX_ID
@@ -19,6 +21,9 @@ def get_store(request: Request) -> Store:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+# Who is calling, for the service layer: the key's or session's user with auth on (401 when
+# anonymous), the local admin (X-Tallymark-User, else the server's user) on --no-auth.
+CallerDep = Annotated[Caller, Depends(require_caller)]
 KeyPath = Annotated[str, Path(pattern=KEY_PATTERN, description="experiment key: 32 lowercase hex")]
 # Ids are INTEGER columns (32 bits on PostgreSQL): a bigger one would reach the database driver
 # and fail there (a 500), so it is refused here.
