@@ -61,7 +61,10 @@ def _ops(*ops: Operation) -> dict[str, Operation]:
     return out
 
 
-V, M, A, S = "workspace:viewer", "workspace:member", "workspace:admin", "server:admin"
+V: Permission = "workspace:viewer"
+M: Permission = "workspace:member"
+A: Permission = "workspace:admin"
+S: Permission = "server:admin"
 
 OPERATIONS: dict[str, Operation] = _ops(
     # -- the process -----------------------------------------------------------------------------
