@@ -70,6 +70,7 @@ OPERATIONS: dict[str, Operation] = _ops(
     Operation("ui.static", "public", summary="the UI's own JS, CSS and fonts"),
     Operation("ui.page", "authenticated", summary="a UI page (its data is checked per workspace)"),
     Operation("ui.whoami", "authenticated", summary="the signed-in user and their roles"),
+    Operation("ui.admin", "server:admin", summary="the admin and audit pages (writes: the admin routes)"),
     # -- tracking --------------------------------------------------------------------------------
     Operation("experiment.create", M, "experiment.create", summary="create an experiment"),
     Operation("experiment.log", M, "experiment.log", summary="a batch: params, metrics, others, tags"),
