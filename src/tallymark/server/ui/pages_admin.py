@@ -60,7 +60,7 @@ def _confirm_button(label: str, attrs: dict[str, Any]) -> Markup:
     return el("button", {"type": "button", "class": "small danger", **attrs}, label)
 
 
-def _users_table(rows: list[dict[str, Any]]) -> Markup:
+def _users_table(rows: list[dict[str, Any]], me: str) -> Markup:
     head = el(
         "tr",
         None,
@@ -88,7 +88,7 @@ def _users_table(rows: list[dict[str, Any]]) -> Markup:
                 "td",
                 {"class": "actions"},
                 None
-                if u["disabledAt"]
+                if u["disabledAt"] or u["name"] == me  # no locking oneself out from here
                 else _confirm_button(
                     "Disable", {"data-disable-user": u["name"], "data-confirm": "Disable for good?"}
                 ),
@@ -327,7 +327,7 @@ def admin_body(store: Store, caller: Caller) -> Markup:
         "div",
         {"id": "admin-body"},
         el("h2", None, f"Users ({len(user_rows)})"),
-        _users_table(user_rows),
+        _users_table(user_rows, caller.name),
         el("h2", None, f"Workspaces and members ({len(ws_rows)})"),
         _workspaces_section(ws_rows, members),
         el("h2", None, f"API keys ({len(key_rows)})"),

@@ -56,7 +56,7 @@ def _banner(report: dict[str, Any]) -> Markup:
             el("strong", None, "✓ Audit log intact"),
             f" — {fmt.number(report['size'])} entries, head ",
             el("code", {"title": report["head"]}, report["head"][:16] + "…"),
-            f", {cps} signed checkpoint{'s' if cps != 1 else ''} match",
+            f", {cps} signed checkpoint{'s match' if cps != 1 else ' matches'}",
             f" (newest covers {fmt.number(last['size'])} entries, signed {fmt.when(last['createdAt'])} UTC)."
             if last
             else " (none signed yet).",
@@ -150,7 +150,7 @@ def _filters_form(filters: dict[str, str], limit: int) -> Markup:
         "form",
         {"class": "audit-filters", "method": "get", "action": "/-/admin/audit", "id": "audit-filters"},
         box("actor", "actor", "user name"),
-        box("object", "object", "risk/fraud-xgb or risk/fraud-xgb:1.0.0"),
+        box("object", "object", "risk/fraud-xgb[:1.0.0]"),
         box("action", "action", "api_key or api_key.create"),
         box("since", "since", "2026-12-01 (UTC)"),
         el("input", {"type": "hidden", "name": "limit", "value": limit}) if limit != PAGE_SIZE else None,
@@ -218,9 +218,12 @@ def audit_body(
     )
     rows = listing["entries"]
     older = listing["nextBefore"]
+    n = len(rows)
     shown = (
-        f"entries #{rows[0]['seq']}–#{rows[-1]['seq']} (newest first)" if rows else "no entries"
-    ) + f" of {fmt.number(listing['total'])} in the log"
+        f"{n} entr{'y' if n == 1 else 'ies'} shown, newest first (#{rows[0]['seq']} … #{rows[-1]['seq']})"
+        if rows
+        else "nothing shown"
+    ) + f"; the log has {fmt.number(listing['total'])}"
     pager = el(
         "div",
         {"class": "pager"},

@@ -75,6 +75,8 @@ async function reloadBody() {
 // Run a write: disable the control, say what happened, refresh the body.
 async function run(control, work, done) {
   if (control) control.disabled = true;
+  const box = statusBox();
+  if (box) box.hidden = true; // the previous message is not about this write
   try {
     const result = await work();
     await reloadBody();
