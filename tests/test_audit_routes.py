@@ -134,7 +134,8 @@ def test_verify_is_a_read_and_names_the_first_bad_entry(app, tmp_path):
     report = c.get("/api/v1/admin/audit/verify", headers=_h(keys["root"])).json()
     assert report["ok"] is False and report["firstBad"] == 3 and "entry 3 was edited" in report["problem"]
     html = c.get("/-/admin/audit", headers=_h(keys["root"])).text
-    assert 'data-ok="false"' in html and "first bad entry: #3" in html and "before=4" in html
+    assert 'data-ok="false"' in html and "First bad entry: #3" in html and "before=4" in html
+    assert '<tr data-seq="3" class="bad">' in html
     r = c.post("/api/v1/admin/audit/checkpoint", headers=_h(keys["root"]))
     assert r.status_code == 409 and "refusing to sign" in r.json()["error"]["message"]
 
@@ -178,3 +179,30 @@ def test_entries_per_day_counts_each_utc_day(app):
     days = auditlog.entries_per_day(store, ROOT, days=3, now_ms=now)
     assert [d["day"] % auditlog.DAY_MS for d in days] == [0, 0, 0]
     assert sum(d["count"] for d in days) == len(audit.entries(store)) and days[-1]["count"] >= 1
+
+
+def test_the_service_on_sqlite_and_postgresql(store):
+    """The queries of service/auditlog.py on both databases: paging, filters, per-day counts
+    (integer division of ms), verify and a checkpoint."""
+    _seed(store)
+    total = len(audit.entries(store))
+    page = auditlog.list_entries(store, ROOT, limit=3)
+    assert [e["seq"] for e in page["entries"]] == [total, total - 1, total - 2] and page["total"] == total
+    rest = auditlog.list_entries(store, ROOT, before=page["nextBefore"], limit=1000)
+    assert [e["seq"] for e in rest["entries"]] == list(range(total - 3, 0, -1)) and rest["nextBefore"] is None
+    assert [e["action"] for e in auditlog.list_entries(store, ROOT, action="membership")["entries"]] == [
+        "membership.add"
+    ]
+    assert (
+        auditlog.list_entries(store, ROOT, action="api_key.create", object_ref="2")["entries"][0]["objectRef"]
+        == "2"
+    )
+    assert auditlog.list_entries(store, ROOT, action="user_")["entries"] == []  # `_` is not a wildcard
+    days = auditlog.entries_per_day(store, ROOT, days=7)
+    assert len(days) == 7 and sum(d["count"] for d in days) == total
+    assert all(d["day"] % auditlog.DAY_MS == 0 for d in days)
+    assert auditlog.verify_report(store, ROOT)["ok"]
+    cp = auditlog.checkpoint_now(store, ROOT)
+    assert cp["size"] == total + 1
+    report = auditlog.verify_report(store, ROOT)
+    assert report["ok"] and report["checkpointsMatched"] == 1 and report["size"] == total + 1

@@ -38,6 +38,7 @@ class World:
     server: ServerProcess
     keys: dict[str, str]
     shots: Path
+    home: Path
 
     @property
     def url(self) -> str:
@@ -69,7 +70,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     shots.mkdir(parents=True, exist_ok=True)
     server = ServerProcess(home, auth=True).start()
     try:
-        yield World(server, keys, shots)
+        yield World(server, keys, shots, home)
     finally:
         server.stop()
 
@@ -314,3 +315,35 @@ def test_members_and_anonymous_never_see_the_admin_pages(world: World, tab: tupl
     assert page.goto("/-/admin").status == 404
     assert page.goto("/-/admin/audit").status == 404
     assert watch.dialogs == []
+
+
+def test_a_tampered_log_shows_a_red_banner_naming_the_first_bad_entry(
+    world: World, tab: tuple[Any, Watch]
+) -> None:
+    """Last in this module: it edits the log under the running server, as someone with database
+    access would."""
+    from tallymark.store.schema import audit_log
+
+    store = open_store(Settings(home=world.home))
+    try:
+        with store.db.write() as conn:
+            conn.execute(audit_log.update().where(audit_log.c.seq == 4).values(actor="mallory"))
+    finally:
+        store.close()
+    page, watch = tab
+    _login(page, world.keys["root"], "/-/admin/audit")
+    banner = page.locator("#verify-banner")
+    assert banner.get_attribute("data-ok") == "false"
+    text = banner.inner_text()
+    assert "Audit log NOT intact" in text and "First bad entry: #4" in text and "entry 4 was edited" in text
+    page.screenshot(path=str(world.shots / "audit-broken.png"), full_page=False)
+    page.click("#verify-banner a")  # "show it"
+    page.wait_for_url(re.compile(r"before=5"))
+    first = page.locator("#audit-entries tbody tr").first
+    assert first.get_attribute("data-seq") == "4" and "mallory" in first.inner_text()
+    assert first.get_attribute("class") == "bad"
+    page.screenshot(path=str(world.shots / "audit-bad-entry.png"), full_page=False)
+    page.click("#sign-checkpoint")  # refused: nothing is signed over a broken chain
+    page.wait_for_selector("#audit-status.error:not([hidden])")
+    assert "refusing to sign" in page.locator("#audit-status").inner_text()
+    assert watch.dialogs == [] and watch.errors == []

@@ -175,7 +175,16 @@ def verify_report(store: Store, caller: Caller) -> dict[str, Any]:
 
 def checkpoint_now(store: Store, caller: Caller) -> dict[str, Any]:
     """Record who asked (one ``audit.checkpoint`` entry), then sign the log's size and head, so the
-    checkpoint covers its own request. Conflict (409) when the chain does not verify."""
+    checkpoint covers its own request. Conflict (409) when the log does not verify.
+
+    The whole log is verified first, not only the entries since the newest checkpoint (what
+    :func:`audit.checkpoint` checks): an admin who asks for a signature on a page that shows the
+    log broken gets a refusal, not a checkpoint over an edit someone made further back.
+    """
+    guard.allow(caller, "audit.checkpoint")
+    report = audit.verify(store)
+    if not report.ok:
+        raise Conflict(f"refusing to sign a checkpoint: the audit log does not verify: {report.problem}")
     with guard.write(store, caller, "audit.checkpoint", workspace=None, object=("audit_log", "checkpoint")):
         pass
     try:

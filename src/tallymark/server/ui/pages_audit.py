@@ -66,10 +66,17 @@ def _banner(report: dict[str, Any]) -> Markup:
         "div",
         {"class": "verify-banner broken", "id": "verify-banner", "data-ok": "false"},
         el("strong", None, "✗ Audit log NOT intact"),
-        f" — first bad entry: #{bad}. " if bad else " — ",
-        el("span", {"class": "problem"}, report["problem"] or ""),
-        " ",
-        el("a", {"href": _url({}, before=bad + 1)}, f"show entry #{bad}") if bad else None,
+        " — ",
+        el("span", {"class": "problem"}, (report["problem"] or "").rstrip(".") + "."),
+        el(
+            "span",
+            {"class": "first-bad"},
+            f" First bad entry: #{bad} (",
+            el("a", {"href": _url({}, before=bad + 1)}, "show it"),
+            ").",
+        )
+        if bad
+        else None,
     )
 
 
@@ -159,7 +166,7 @@ def _filters_form(filters: dict[str, str], limit: int) -> Markup:
     )
 
 
-def _entries_table(rows: list[dict[str, Any]]) -> Markup:
+def _entries_table(rows: list[dict[str, Any]], first_bad: int | None = None) -> Markup:
     if not rows:
         return el("p", {"class": "empty-note", "id": "audit-empty"}, "No entries match.")
     cols = ("seq", "time (UTC)", "actor", "action", "object", "workspace", "request id", "hash")
@@ -167,7 +174,7 @@ def _entries_table(rows: list[dict[str, Any]]) -> Markup:
     body = [
         el(
             "tr",
-            {"data-seq": e["seq"]},
+            {"data-seq": e["seq"], "class": "bad" if e["seq"] == first_bad else None},
             el("td", {"class": "num"}, str(e["seq"])),
             el("td", {"class": "nowrap", "title": fmt.iso(e["time"])}, fmt.when(e["time"])),
             el("td", {"class": "name"}, e["actor"]),
@@ -271,7 +278,7 @@ def audit_body(
         _filters_form(filters, limit),
         el("p", {"class": "error-text", "id": "audit-filter-error"}, problem) if problem else None,
         pager,
-        _entries_table(rows),
+        _entries_table(rows, report["firstBad"]),
         pager if len(rows) > 20 else None,
     )
 
