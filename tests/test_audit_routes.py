@@ -119,6 +119,11 @@ def test_entries_are_newest_first_with_filters_and_paging(app):
     r = c.get("/api/v1/admin/audit?since=yesterday", headers=_h(keys["root"]))
     assert r.status_code == 422 and "ISO date" in r.json()["error"]["message"]
     assert c.get("/api/v1/admin/audit?limit=0", headers=_h(keys["root"])).status_code == 422
+    for bad in ("9" * 30, "\u0661\u0662", "2026-13-01"):
+        assert (
+            c.get("/api/v1/admin/audit", params={"since": bad}, headers=_h(keys["root"])).status_code == 422
+        )
+    assert auditlog.parse_since("1796083200000") == auditlog.parse_since("2026-12-01") == 1796083200000
 
 
 def test_verify_is_a_read_and_names_the_first_bad_entry(app, tmp_path):

@@ -53,7 +53,9 @@ def parse_since(value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
+        if len(text) > 15:  # past the year 30000: a mistake, and too big for the database
+            raise Invalid(f"since {text!r}: milliseconds since the epoch, at most 15 digits")
         return int(text)
     try:
         when = dt.datetime.fromisoformat(text)
