@@ -169,7 +169,12 @@ class LoggedArtifact:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tallymark-")
             os.close(fd)
             try:
-                self._t.call("download_blob", sha256=f["sha256"], dest=Path(tmp))
+                self._t.call(
+                    "download_blob",
+                    sha256=f["sha256"],
+                    dest=Path(tmp),
+                    artifact=(self.workspace, self.name, self.version),
+                )
                 got = sha256_file(Path(tmp))
                 if got != f["sha256"]:
                     raise HashMismatch(

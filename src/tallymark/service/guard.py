@@ -80,6 +80,9 @@ class Write:
     payload: Any
     changed: bool = True
     entries: list[dict[str, Any]] = field(default_factory=list)
+    # Further entries of this write, each (action, object, payload), appended right after the main
+    # one: what the change caused (the statuses an approval moves versions to), same action prefix.
+    then: list[tuple[str, tuple[str, str], Any]] = field(default_factory=list)
 
 
 @contextmanager
@@ -106,5 +109,11 @@ def write(
             w.entries.append(
                 audit.append(conn, caller.name, w.action, w.object, w.workspace, w.payload, caller.request_id)
             )
+            for action, obj, payload in w.then:
+                if action.split(".")[0] != o.audit.split(".")[0]:
+                    raise ValueError(f"{o.name} may not record action {action!r}")
+                w.entries.append(
+                    audit.append(conn, caller.name, action, obj, w.workspace, payload, caller.request_id)
+                )
     if w.entries:
         audit.checkpoint_if_due(store, seq=w.entries[-1]["seq"])
