@@ -133,6 +133,7 @@ class LoggedArtifact:
         self.assets: list[dict[str, Any]] = info["files"]
         self.source_experiment_key: str | None = info["sourceExperimentKey"]
         self.size: int = info["size"]
+        self.owner_kind = "artifact"  # what the files' bytes are read through ("model" for a model version)
 
     def __repr__(self) -> str:
         return f"<LoggedArtifact {self.workspace}/{self.name}:{self.version} {self.aliases}>"
@@ -173,7 +174,7 @@ class LoggedArtifact:
                     "download_blob",
                     sha256=f["sha256"],
                     dest=Path(tmp),
-                    artifact=(self.workspace, self.name, self.version),
+                    owner=(self.owner_kind, self.workspace, self.name, self.version),
                 )
                 got = sha256_file(Path(tmp))
                 if got != f["sha256"]:

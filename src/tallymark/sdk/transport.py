@@ -334,7 +334,7 @@ class LocalTransport:
         if op == "put_blob":
             return self._put_blob(kw["sha256"], kw["path"])
         if op == "download_blob":
-            return self._download_blob(kw["sha256"], kw["dest"], kw.get("artifact"))
+            return self._download_blob(kw["sha256"], kw["dest"], kw.get("owner"))
         table: dict[str, Any] = {
             "blobs_missing": lambda: files.missing_blobs(s, c, kw["shas"]),
             "log_artifact_version": lambda: artifacts.log_artifact_version(
@@ -390,16 +390,15 @@ class LocalTransport:
             except TallymarkError as exc:
                 raise TallymarkError(f"{path}: {exc.message}", exc.status, exc.code, exc.detail) from None
 
-    def _download_blob(self, sha256: str, dest: Path, artifact: tuple[str, str, str] | None = None) -> None:
-        """A file's bytes through what owns it (``artifact``: workspace, name, version), else by hash
-        alone (``blob.read``, which the local admin may do)."""
-        from tallymark.service import artifacts, files
+    def _download_blob(self, sha256: str, dest: Path, owner: tuple[str, str, str, str] | None = None) -> None:
+        """A file's bytes through what owns it (``owner``: "artifact" or "model", workspace, name,
+        version), else by hash alone (``blob.read``, which the local admin may do)."""
+        from tallymark.service import artifacts, files, registry
 
-        if artifact is not None:
-            ws, name, version = artifact
-            _, chunks = self._call(
-                artifacts.artifact_file, self.store, self.caller, ws, name, version, sha256
-            )
+        if owner is not None:
+            kind, ws, name, version = owner
+            read = artifacts.artifact_file if kind == "artifact" else registry.model_file
+            _, chunks = self._call(read, self.store, self.caller, ws, name, version, sha256)
         else:
             _, chunks = self._call(files.read_blob, self.store, self.caller, sha256)
         with dest.open("wb") as out:
@@ -664,10 +663,11 @@ class HttpTransport:
                     headers={"Content-Type": "application/octet-stream"},
                 )
         if op == "download_blob":  # through the artifact that owns it, when named (blob.read is admin-only)
-            owner = kw.get("artifact")
+            owner = kw.get("owner")
             if owner is not None:
-                a_ws, a_name, a_ver = (q(p) for p in owner)
-                path = f"/workspaces/{a_ws}/artifacts/{a_name}/versions/{a_ver}/blobs/{kw['sha256']}"
+                kind, o_ws, o_name, o_ver = owner[0], q(owner[1]), q(owner[2]), q(owner[3])
+                where = "artifacts" if kind == "artifact" else "models"
+                path = f"/workspaces/{o_ws}/{where}/{o_name}/versions/{o_ver}/blobs/{kw['sha256']}"
                 return self._download(path, kw["dest"])
             return self._download(f"/blobs/{kw['sha256']}", kw["dest"])
         voa = {"version_or_alias": kw["version_or_alias"]} if kw.get("version_or_alias") else {}
