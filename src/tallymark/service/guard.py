@@ -13,6 +13,9 @@ The permission is checked before the transaction starts; the chain's lock is tak
 (so two writers cannot deadlock on it and a row lock); the entry is appended last, and both
 commit or neither does. A write that turns out to change nothing (a replayed batch, an
 idempotent create) sets ``w.changed = False`` and appends no entry.
+A write whose change causes further recorded changes (an approval moving versions' statuses)
+adds them to ``w.then`` as ``(action, object, payload)``: appended right after the main entry, in
+the same transaction, with an action of the same prefix.
 
 Answers (the same as the HTTP layer's): a workspace where the caller has no role raises
 :class:`~tallymark.service.errors.NotFound` (indistinguishable from an object that does not
