@@ -698,7 +698,10 @@ def bench_venv() -> Path:
 
 
 def run_mlflow_side(
-    quick: bool, out: str | os.PathLike[str] | None = None, timeout: float = 1800.0
+    quick: bool,
+    out: str | os.PathLike[str] | None = None,
+    timeout: float = 1800.0,
+    only: str | None = None,
 ) -> list[dict[str, Any]]:
     """Set up ``.bench-venv`` (idempotent) and run ``bench/mlflow_side.py`` in it.
 
@@ -714,6 +717,8 @@ def run_mlflow_side(
         cmd = [str(python), str(BENCH_DIR / "mlflow_side.py"), "--out", str(path)]
         if quick:
             cmd.append("--quick")
+        if only:
+            cmd += ["--only", only]
         subprocess.run(cmd, check=True, timeout=timeout, cwd=tmp)
         return load_results(path)
 

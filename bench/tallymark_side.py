@@ -618,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         ("P4", lambda: p4_query(500 if q else 10_000)),
         ("P5", p5_server),
         ("P7", p7_import),
-        ("P8", lambda: p8_auth(300 if q else 1_500)),
+        ("P8", lambda: p8_auth(300 if q else 1_000)),
     ]
     for name, fn in steps:
         if only and name not in only:
