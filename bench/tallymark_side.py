@@ -351,9 +351,6 @@ def p7_import() -> list[Result]:
 # --------------------------------------------------------------------------- P8
 
 
-P8_ROUNDS = 6  # the two servers take turns, so a change of the machine's load hits both alike
-
-
 def _p8_server(auth: bool) -> tuple[Any, str, dict[str, str], str, Path]:
     """A server (auth on or --no-auth) on a fresh home with one experiment:
     (proc, base URL, request headers, experiment key, the server's home)."""
@@ -500,6 +497,86 @@ def _auth_path_cost(
     return on * 1e6, off * 1e6, miss * 1e6
 
 
+def _app_cpu_per_request(
+    home: Path, authorization: str, exp_key: str, blocks: int = 16, n: int = 300
+) -> tuple[float, float, float]:
+    """CPU µs per GET /api/v1/experiments/{key} through the whole ASGI app (middleware, routing,
+    permission, route, JSON), called in this process without sockets, auth on (the Bearer key) and
+    off, in alternating pairs of blocks: (median on, median off, median of the pairs' differences).
+    CPU time of this process only, so other load on the machine moves it less than a latency."""
+    import asyncio
+    import statistics
+    from dataclasses import replace
+
+    from tallymark.server.app import create_app
+    from tallymark.settings import Settings
+
+    path = f"/api/v1/experiments/{exp_key}"
+    auth_header = [(b"authorization", authorization.encode())]
+
+    async def call(app: Any, headers: list[tuple[bytes, bytes]]) -> int:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"127.0.0.1:5118"), *headers],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 5118),
+        }
+        status: list[int] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        await app(scope, receive, send)
+        return status[0]
+
+    async def main() -> tuple[float, float, float]:
+        settings = Settings(home=home)
+        apps = {on: create_app(replace(settings, auth=on), warm_after=None) for on in (True, False)}
+        queues: dict[bool, tuple[asyncio.Queue[Any], asyncio.Queue[Any]]] = {}
+        tasks = []
+        for on, app in apps.items():
+            inbox: asyncio.Queue[Any] = asyncio.Queue()
+            outbox: asyncio.Queue[Any] = asyncio.Queue()
+            queues[on] = (inbox, outbox)
+            await inbox.put({"type": "lifespan.startup"})
+            scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+            tasks.append(asyncio.create_task(app(scope, inbox.get, outbox.put)))
+            await outbox.get()
+        headers = {True: auth_header, False: []}
+        for on in (True, False):
+            for _ in range(200):
+                status = await call(apps[on], headers[on])
+            if status != 200:
+                raise RuntimeError(f"P8 in-process GET answered {status}")
+        cpu: dict[bool, list[float]] = {True: [], False: []}
+        for b in range(blocks):
+            for on in (True, False) if b % 2 else (False, True):
+                t0 = time.process_time()
+                for _ in range(n):
+                    await call(apps[on], headers[on])
+                cpu[on].append((time.process_time() - t0) / n * 1e6)
+        for on in (True, False):
+            await queues[on][0].put({"type": "lifespan.shutdown"})
+            await queues[on][1].get()
+        await asyncio.gather(*tasks)
+        diffs = [a - b for a, b in zip(cpu[True], cpu[False], strict=True)]
+        return statistics.median(cpu[True]), statistics.median(cpu[False]), statistics.median(diffs)
+
+    return asyncio.run(main())
+
+
 def _pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
@@ -511,19 +588,21 @@ def p8_auth(n: int) -> list[Result]:
 
     servers = {"no auth": _p8_server(auth=False), "auth": _p8_server(auth=True)}
     lat: dict[str, dict[str, list[float]]] = {v: {"GET": [], "POST": []} for v in servers}
-    cpu = {v: 0.0 for v in servers}
     try:
         clients = {v: httpx.Client(base_url=s[1], timeout=30) for v, s in servers.items()}
         for v, (_, _, headers, key, _) in servers.items():  # warm up: imports, caches, the connection
             _p8_block(clients[v], key, headers, 200, 0, "w")
-        per_round = max(1, n // P8_ROUNDS)
-        for rnd in range(P8_ROUNDS):
-            for v, (proc, _, headers, key, _) in servers.items():
-                c0 = harness.tree_cpu_seconds(proc.pid)
-                g, p = _p8_block(clients[v], key, headers, per_round, 1000 + rnd * per_round, "m")
-                cpu[v] += harness.tree_cpu_seconds(proc.pid) - c0
+        # The servers take turns request by request (in alternating order), so a change of the
+        # machine's load hits both alike; each server's own CPU time is read over the whole run.
+        cpu0 = {v: harness.tree_cpu_seconds(s[0].pid) for v, s in servers.items()}
+        order = list(servers)
+        for i in range(n):
+            for v in order if i % 2 else reversed(order):
+                _, _, headers, key, _ = servers[v]
+                g, p = _p8_block(clients[v], key, headers, 1, 1000 + i, "m")
                 lat[v]["GET"] += g
                 lat[v]["POST"] += p
+        cpu = {v: harness.tree_cpu_seconds(s[0].pid) - cpu0[v] for v, s in servers.items()}
         for c in clients.values():
             c.close()
     finally:
@@ -531,7 +610,21 @@ def p8_auth(n: int) -> list[Result]:
             harness.stop_process(proc)
     _, _, headers, key, home = servers["auth"]
     path_on, path_off, miss = _auth_path_cost(home, headers["Authorization"], key)
+    app_on, app_off, app_diff = _app_cpu_per_request(home, headers["Authorization"], key)
     out: list[Result] = [
+        Result(
+            "P8.auth_path",
+            SYSTEM,
+            "in-process: CPU per GET through the whole app, auth on − auth off",
+            "16 pairs of blocks × 300 requests",
+            app_diff,
+            "µs",
+            0.0,
+            variant="whole app (CPU)",
+            notes=f"auth on {app_on:.0f} µs, off {app_off:.0f} µs CPU per request (medians of the blocks; "
+            "the figure is the median of the pairs' differences; no sockets, no uvicorn)",
+            extra={"on_us": app_on, "off_us": app_off},
+        ),
         Result(
             "P8.auth_path",
             SYSTEM,
@@ -540,10 +633,12 @@ def p8_auth(n: int) -> list[Result]:
             path_on - path_off,
             "µs",
             0.0,
+            variant="auth path alone",
+            primary=False,
             notes=f"auth on {path_on:.1f} µs, off {path_off:.1f} µs per request (a new Request each); "
             f"a cache miss (key looked up in the store, once per {_cache_ttl()} s per key) {miss:.0f} µs",
             extra={"on_us": path_on, "off_us": path_off, "cache_miss_us": miss},
-        )
+        ),
     ]
     for v in servers:
         count = len(lat[v]["GET"]) + len(lat[v]["POST"])
