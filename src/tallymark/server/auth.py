@@ -34,6 +34,7 @@ from typing import Any
 from fastapi import Request
 
 from tallymark.service import sessions
+from tallymark.service.apikeys import authenticate
 from tallymark.service.caller import Caller, local_admin
 from tallymark.service.errors import ServiceError
 from tallymark.service.store import Store
@@ -100,8 +101,6 @@ def _presented_key(request: Request) -> str | None:
 
 def api_key_caller(store: Store, request: Request) -> Caller | None:
     """Resolvers 1 and 2: ``Authorization: Bearer tm_…`` or a raw ``Authorization: tm_…``."""
-    from tallymark.service.apikeys import authenticate
-
     key = _presented_key(request)
     if key is None:
         return None
