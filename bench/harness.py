@@ -55,6 +55,10 @@ BENCHES: dict[str, str] = {
     "P5.idle_rss": "server idle RSS (all processes)",
     "P6": "(reserved)",
     "P7": "import time of the client package",
+    "P8.get": "small request with auth: GET one experiment (median)",
+    "P8.post": "small request with auth: POST a batch of 2 params + 3 metrics (median)",
+    "P8.overhead": "what auth adds per request: auth − no auth (medians, end to end)",
+    "P8.auth_path": "what auth adds per request, server side (in process, key cached)",
 }
 
 
@@ -462,6 +466,7 @@ TARGETS: list[Target] = [
     Target("P5.first_request", "<", 1.0, "s"),
     Target("P5.idle_rss", "<", 200, "MB"),
     Target("P7", "<", 0.2, "s"),
+    Target("P8.auth_path", "<", 50, "µs"),
 ]
 
 _TIME = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0}
@@ -573,8 +578,8 @@ def _comparison(ours: Result | None, theirs: Result | None, target: Target | Non
         ratio = (theirs.total_s / theirs.n) / (ours.total_s / ours.n)
         return f"{fmt_num(ratio)}× faster" if ratio >= 1 else f"{fmt_num(1 / ratio)}× slower"
     other = convert(theirs.value, theirs.unit, ours.unit)
-    if other is None or not ours.value or not other or math.isnan(other):
-        return "—"
+    if other is None or math.isnan(other) or ours.value <= 0 or other <= 0:
+        return "—"  # (a difference of two medians can be ≤ 0: within the noise, no ratio)
     kind = (_parse_unit(ours.unit) or ("", 1.0, ""))[0]
     lower_better = target.lower_is_better if target is not None else kind in ("time", "bytes")
     ratio = other / ours.value if lower_better else ours.value / other
@@ -693,7 +698,10 @@ def bench_venv() -> Path:
 
 
 def run_mlflow_side(
-    quick: bool, out: str | os.PathLike[str] | None = None, timeout: float = 1800.0
+    quick: bool,
+    out: str | os.PathLike[str] | None = None,
+    timeout: float = 1800.0,
+    only: str | None = None,
 ) -> list[dict[str, Any]]:
     """Set up ``.bench-venv`` (idempotent) and run ``bench/mlflow_side.py`` in it.
 
@@ -709,6 +717,8 @@ def run_mlflow_side(
         cmd = [str(python), str(BENCH_DIR / "mlflow_side.py"), "--out", str(path)]
         if quick:
             cmd.append("--quick")
+        if only:
+            cmd += ["--only", only]
         subprocess.run(cmd, check=True, timeout=timeout, cwd=tmp)
         return load_results(path)
 

@@ -73,6 +73,8 @@ SIZES: dict[str, dict[str, int]] = {
         "p4_repeat": 3,
         "p5_default_server": 1,  # also start `mlflow server` with its defaults (slow: 4 workers + jobs)
         "p7_repeat": 3,
+        "p8_plain": 300,  # small GETs + POSTs against `mlflow server` (no auth; auth with its cache)
+        "p8_auth": 40,  # ... with basic-auth's defaults: a password hash per request (~0.3 s)
     },
     "quick": {
         "p1_sync": 20,
@@ -86,6 +88,8 @@ SIZES: dict[str, dict[str, int]] = {
         "p4_repeat": 1,
         "p5_default_server": 0,
         "p7_repeat": 1,
+        "p8_plain": 50,
+        "p8_auth": 10,
     },
 }
 
@@ -614,7 +618,175 @@ def bench_p7(repeat: int) -> list[H.Result]:
 # --------------------------------------------------------------------------- main
 
 
-ALL = ("P1", "P2", "P3", "P4", "P5", "P7")
+# --------------------------------------------------------------------------- P8
+
+P8_ROUNDS = 4
+P8_PASSWORD = "bench-admin-password-1234"  # MLflow ships none: the admin's is set on first start
+
+
+def _p8_auth_ini(d: Path, cache_ttl: int) -> Path:
+    """basic_auth.ini as MLflow documents it (its own file, with the admin and the auth database)."""
+    ini = d / "basic_auth.ini"
+    ini.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{d / 'basic_auth.db'}\n"
+        "admin_username = admin\n"
+        f"admin_password = {P8_PASSWORD}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"auth_cache_ttl_seconds = {cache_ttl}\n"
+    )
+    return ini
+
+
+def _p8_block(client: Any, exp_id: str, run_id: str, n: int, start: int) -> tuple[list[float], list[float]]:
+    """``n`` experiments/get and ``n`` runs/log-batch (2 params, 3 metrics); latencies in s."""
+    gets, posts = [], []
+    for i in range(start, start + n):
+        t0 = time.perf_counter()
+        r = client.get("/api/2.0/mlflow/experiments/get", params={"experiment_id": exp_id})
+        gets.append(time.perf_counter() - t0)
+        if r.status_code != 200:
+            raise RuntimeError(f"P8 experiments/get answered {r.status_code}: {r.text[:200]}")
+        ts = int(time.time() * 1000)
+        body = {
+            "run_id": run_id,
+            "params": [{"key": f"p{i}_a", "value": str(i)}, {"key": f"p{i}_b", "value": "adam"}],
+            "metrics": [
+                {"key": "loss", "value": 1.0 / (i + 1), "timestamp": ts, "step": i},
+                {"key": "acc", "value": 0.5, "timestamp": ts, "step": i},
+                {"key": "lr", "value": 0.001, "timestamp": ts, "step": i},
+            ],
+        }
+        t0 = time.perf_counter()
+        r = client.post("/api/2.0/mlflow/runs/log-batch", json=body)
+        posts.append(time.perf_counter() - t0)
+        if r.status_code != 200:
+            raise RuntimeError(f"P8 runs/log-batch answered {r.status_code}: {r.text[:200]}")
+    return gets, posts
+
+
+def _pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+
+
+def bench_p8(stores: Stores, n_plain: int, n_auth: int) -> list[H.Result]:
+    """The same small GET and POST as tallymark's P8 against `mlflow server` without auth and with
+    `--app-name basic-auth` (HTTP basic, the admin), with its defaults and with its credential cache."""
+    import httpx
+
+    variants = {
+        # name: (extra args, auth cache TTL or None for no auth, requests of each kind)
+        "no auth": ([], None, n_plain),
+        "basic-auth": (["--app-name", "basic-auth"], 0, n_auth),
+        "basic-auth, cache 60 s": (["--app-name", "basic-auth"], 60, n_plain),
+    }
+    out: list[H.Result] = []
+    medians: dict[str, dict[str, float]] = {}
+    running: dict[str, Any] = {}  # name -> (proc, client, experiment id, run id)
+    lat: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in variants}
+    cpu_s = dict.fromkeys(variants, 0.0)
+    try:
+        for name, (args, ttl, n) in variants.items():
+            d, uri = stores.new("p8-" + name.replace(" ", "").replace(",", "-"))
+            env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+            auth = None
+            if ttl is not None:
+                env["MLFLOW_AUTH_CONFIG_PATH"] = str(_p8_auth_ini(d, ttl))
+                env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = "bench-" + os.urandom(16).hex()  # its CSRF secret
+                auth = httpx.BasicAuth("admin", P8_PASSWORD)
+            proc, base, first = _start_server(d, uri, ["--workers", "1", *args], _server_env(env))
+            c = httpx.Client(base_url=base, auth=auth, timeout=120)
+            running[name] = (proc, c, None, None)
+            H.progress(f"P8 mlflow server ({name}) answered after {first:.1f} s")
+            r = c.post("/api/2.0/mlflow/experiments/create", json={"name": "p8"})
+            r.raise_for_status()
+            exp_id = r.json()["experiment_id"]
+            r = c.post("/api/2.0/mlflow/runs/create", json={"experiment_id": exp_id})
+            r.raise_for_status()
+            run_id = r.json()["run"]["info"]["run_id"]
+            running[name] = (proc, c, exp_id, run_id)
+            _p8_block(c, exp_id, run_id, max(3, n // 10), 0)  # warm up
+        # The servers take turns, as on tallymark's side, so a change of load hits all of them.
+        for rnd in range(P8_ROUNDS):
+            for name, (_, _, n) in variants.items():
+                proc, c, exp_id, run_id = running[name]
+                per_round = max(1, n // P8_ROUNDS)
+                c0 = H.tree_cpu_seconds(proc.pid)
+                g, p = _p8_block(c, exp_id, run_id, per_round, 1000 + rnd * per_round)
+                cpu_s[name] += H.tree_cpu_seconds(proc.pid) - c0
+                lat[name][0].extend(g)
+                lat[name][1].extend(p)
+    finally:
+        for proc, c, _, _ in running.values():
+            c.close()
+            _stop_server(proc)
+    for name, (args, ttl, _) in variants.items():
+        gets, posts = lat[name]
+        n = len(gets)
+        cpu = cpu_s[name] / (2 * n)
+        medians[name] = {"GET": H.median(gets), "POST": H.median(posts)}
+        cmdline = " ".join(["mlflow server --workers 1", *args])
+        for method, xs, what in (
+            ("get", gets, "GET /api/2.0/mlflow/experiments/get"),
+            ("post", posts, "POST /api/2.0/mlflow/runs/log-batch: 2 params, 3 metrics"),
+        ):
+            out.append(
+                _result(
+                    bench=f"P8.{method}",
+                    name=what,
+                    variant=name,
+                    primary=name == "basic-auth, cache 60 s",
+                    size=f"{n:,} requests",
+                    n=n,
+                    total_s=sum(xs),
+                    value=H.median(xs) * 1e6,
+                    unit="µs",
+                    notes=f"p95 {_pct(xs, 0.95) * 1e6:,.0f} µs; `{cmdline}`; "
+                    f"server CPU {cpu * 1e6:,.0f} µs/request (GET and POST)"
+                    + ("" if ttl is None else f"; HTTP basic auth as the admin, cache TTL {ttl} s"),
+                    extra={
+                        "p95_us": _pct(xs, 0.95) * 1e6,
+                        "server_cpu_us_per_request": cpu * 1e6,
+                        "auth_cache_ttl_s": ttl,
+                    },
+                )
+            )
+    for name in ("basic-auth", "basic-auth, cache 60 s"):
+        for method in ("GET", "POST"):
+            d_us = (medians[name][method] - medians["no auth"][method]) * 1e6
+            out.append(
+                _result(
+                    bench="P8.overhead",
+                    name=f"{name} − no auth, median {method}",
+                    variant=f"{name}, {method}",
+                    primary=name == "basic-auth, cache 60 s" and method == "GET",
+                    size="medians",
+                    n=None,
+                    total_s=0.0,
+                    value=d_us,
+                    unit="µs",
+                )
+            )
+        per_request = {v: cpu_s[v] / (2 * len(lat[v][0])) for v in (name, "no auth")}
+        out.append(
+            _result(
+                bench="P8.overhead",
+                name=f"{name} − no auth, server CPU per request",
+                variant=f"{name}, server CPU",
+                primary=False,
+                size="GET and POST",
+                n=None,
+                total_s=0.0,
+                value=(per_request[name] - per_request["no auth"]) * 1e6,
+                unit="µs",
+            )
+        )
+    return out
+
+
+ALL = ("P1", "P2", "P3", "P4", "P5", "P7", "P8")
 
 
 def run(quick: bool, only: set[str], tmpdir: str | None, keep: bool) -> tuple[list[H.Result], dict[str, Any]]:
@@ -661,6 +833,7 @@ def run(quick: bool, only: set[str], tmpdir: str | None, keep: bool) -> tuple[li
         if "P5" in only or p2s:
             default_server = bool(sizes["p5_default_server"])
             step("P2.server+P5", lambda: bench_server(stores, p2s, "P5" in only, default_server), wanted=True)
+        step("P8", lambda: bench_p8(stores, sizes["p8_plain"], sizes["p8_auth"]))
     finally:
         os.chdir(prev_cwd)
         tempfile.tempdir = None

@@ -1,6 +1,6 @@
 """`make bench`: tallymark and MLflow on the same machine, in the same run, in one table.
 
-    python bench/run.py [--quick] [--skip-mlflow] [--markdown bench/results.md]
+    python bench/run.py [--quick] [--skip-mlflow] [--only P2,P8] [--markdown bench/results.md]
 
 tallymark's side runs in this venv (bench/tallymark_side.py); MLflow's in its own venv
 (.bench-venv, created by bench/setup_mlflow_venv.sh), so neither's dependencies touch the other.
@@ -23,6 +23,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     ap.add_argument("--skip-mlflow", action="store_true", help="only tallymark's side")
+    ap.add_argument("--only", default="", help="comma-separated subset of P1,P2,P3,P4,P5,P7,P8 (both sides)")
     ap.add_argument(
         "--markdown",
         default=str(harness.BENCH_DIR / "results.md"),
@@ -34,10 +35,12 @@ def main() -> int:
         cmd = [sys.executable, str(harness.BENCH_DIR / "tallymark_side.py"), "--out", str(ours)]
         if args.quick:
             cmd.append("--quick")
+        if args.only:
+            cmd += ["--only", args.only]
         subprocess.run(cmd, check=True, cwd=tmp)
         results = harness.load_results(ours)
         if not args.skip_mlflow:
-            results += harness.run_mlflow_side(args.quick)
+            results += harness.run_mlflow_side(args.quick, only=args.only or None)
     env = harness.env_info()
     harness.print_table(
         results,

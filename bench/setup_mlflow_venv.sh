@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 MLFLOW_VERSION="${MLFLOW_VERSION:-3.17.2}"
 VENV="${BENCH_VENV:-.bench-venv}"
-STAMP="$VENV/.mlflow-$MLFLOW_VERSION.installed"
+STAMP="$VENV/.mlflow-$MLFLOW_VERSION-p8.installed"
 
 if [ -f "$STAMP" ] && [ -x "$VENV/bin/python" ]; then
   exit 0
@@ -21,9 +21,11 @@ fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-# The full `mlflow` package (needed for `mlflow server`) pulls no torch/CUDA wheels. The
-# benchmark itself needs nothing else: bench/harness.py is stdlib-only when imported there.
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
+# The full `mlflow` package (needed for `mlflow server`) pulls no torch/CUDA wheels; its
+# `auth` extra (Flask-WTF) is what `mlflow server --app-name basic-auth` needs (P8), and P8 uses
+# the same HTTP client (httpx) as tallymark's side. Nothing else: bench/harness.py is
+# stdlib-only when imported there.
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "mlflow[auth]==$MLFLOW_VERSION" "httpx>=0.27"
 "$VENV/bin/python" -c "import mlflow; print('mlflow', mlflow.__version__, 'ready in $VENV')"
 rm -f "$VENV"/.mlflow-*.installed
 touch "$STAMP"

@@ -36,7 +36,7 @@ members_app = typer.Typer(
     no_args_is_help=True,
 )
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
-sessions_app = typer.Typer(help="End users' UI sessions.", no_args_is_help=True)
+sessions_app = typer.Typer(help="List and end users' UI sessions.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 admin_app.add_typer(users_app, name="users")
 admin_app.add_typer(workspaces_app, name="workspaces")
@@ -482,26 +482,43 @@ def presign(
     ] = None,
     home: HomeOpt = None,
     db: DbOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """Print a single-use login link that logs USER into the UI and lands on a page.
 
     The link is signed with the server secret (setting secret_path, default HOME/server.secret):
-    use the server's --home, or set $TALLYMARK_SECRET_PATH to the server's file. Opening it a second
-    time answers 410. Issuing, using and replaying it are audited."""
+    use the server's --home, or set $TALLYMARK_SECRET_PATH to the server's file; or ask the server
+    itself with --url and an admin's key (the link then starts with the server's public URL).
+    Opening it a second time answers 410. Issuing, using and replaying it are audited."""
     from dataclasses import replace
+    from types import SimpleNamespace
 
     from tallymark.service.presign import issue_link
     from tallymark.service.secret import SecretError
 
-    def issue(store: Any, caller: Any) -> Any:
+    if url is not None:
         if public_url:
-            store.settings = replace(store.settings, public_url=public_url)
-        try:
-            return issue_link(store, caller, user, workspace, path, expires, session)
-        except SecretError as exc:
-            _fail(str(exc))
+            _fail("--public-url is the server's own setting with --url (its --public-url)")
+        body = {"user": user, "workspace": workspace, "path": path, "expires": expires, "session": session}
+        got = _do(home, db, lambda store, caller: None, url, ("POST", "/links", body, None))
+        link = SimpleNamespace(
+            url=got["url"],
+            user=got["user"],
+            path=got["path"],
+            expires_at=got["expiresAt"],
+            session_ms=got["sessionMs"],
+        )
+    else:
 
-    link = _do(home, db, issue)
+        def issue(store: Any, caller: Any) -> Any:
+            if public_url:
+                store.settings = replace(store.settings, public_url=public_url)
+            try:
+                return issue_link(store, caller, user, workspace, path, expires, session)
+            except SecretError as exc:
+                _fail(str(exc))
+
+        link = _do(home, db, issue)
     err.print(
         f"login link for {markup(link.user)} to {markup(link.path)}: opens once, until "
         f"{_when(link.expires_at)}; the session lasts {_minutes(link.session_ms)}."
@@ -519,9 +536,32 @@ def sessions_revoke(
     user: Annotated[str, typer.Option("--user", help="Whose sessions end.")],
     home: HomeOpt = None,
     db: DbOpt = None,
+    url: UrlOpt = None,
 ) -> None:
     """End every UI session of a user now (their API keys are untouched)."""
     from tallymark.service.sessions import revoke_user_sessions
 
-    n = _do(home, db, lambda store, caller: revoke_user_sessions(store, caller, user))
+    call: Remote = ("POST", f"/users/{quote(user, safe='')}/sessions/revoke", None, "revoked")
+    n = _do(home, db, lambda store, caller: revoke_user_sessions(store, caller, user), url, call)
     console.print(f"ended {n} session(s) of {markup(user)}")
+
+
+@sessions_app.command("list")
+def sessions_list(
+    user: Annotated[str, typer.Option("--user", help="Whose live sessions.")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """List a user's live UI sessions: how they logged in, when, until when (never the cookie)."""
+    from tallymark.service.sessions import list_user_sessions
+
+    call: Remote = ("GET", f"/users/{quote(user, safe='')}/sessions", None, "sessions")
+    rows = _do(home, db, lambda store, caller: list_user_sessions(store, caller, user), url, call)
+    t = Table(title=f"{len(rows)} live session(s) of {markup(user)}")
+    for c in ("id", "login", "created", "last seen", "expires"):
+        t.add_column(c)
+    for r in rows:
+        how = f"key {r['keyId']}" if r["method"] == "key" and r["keyId"] else r["method"]
+        _row(t, r["id"], how, _when(r["createdAt"]), _when(r["lastSeenAt"]), _when(r["expiresAt"]))
+    console.print(t)

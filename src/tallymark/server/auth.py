@@ -34,6 +34,7 @@ from typing import Any
 from fastapi import Request
 
 from tallymark.service import sessions
+from tallymark.service.apikeys import authenticate
 from tallymark.service.caller import Caller, local_admin
 from tallymark.service.errors import ServiceError
 from tallymark.service.store import Store
@@ -79,8 +80,17 @@ _keys = _TTLCache(CACHE_TTL_S)
 _admin_seen: dict[str, float] = {}  # database URL → when an admin was last seen (monotonic)
 
 
+def _header(request: Request, name: bytes) -> str | None:
+    """The first ``name`` header (lower case, as ASGI gives them), read from the scope: cheaper than
+    building ``request.headers`` for every resolver of every request."""
+    for key, value in request.scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 def _presented_key(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+    header = _header(request, b"authorization")
     if not header:
         return None
     value = header.strip()
@@ -91,8 +101,6 @@ def _presented_key(request: Request) -> str | None:
 
 def api_key_caller(store: Store, request: Request) -> Caller | None:
     """Resolvers 1 and 2: ``Authorization: Bearer tm_…`` or a raw ``Authorization: tm_…``."""
-    from tallymark.service.apikeys import authenticate
-
     key = _presented_key(request)
     if key is None:
         return None
@@ -111,6 +119,8 @@ def session_cookie_caller(store: Store, request: Request) -> Caller | None:
     companion cookie ``tallymark_csrf``, which a page of another origin cannot read). Without it the
     request is not authenticated by the cookie, and :func:`require_caller` says why.
     """
+    if _header(request, b"cookie") is None:  # most API requests: no cookie to parse
+        return None
     cookie = request.cookies.get(sessions.COOKIE_NAME)
     if not cookie:
         return None
@@ -148,9 +158,13 @@ def needs_init(store: Store) -> bool:
     return True
 
 
+_SCOPE_KEY = "tallymark.caller"  # where the resolved caller is kept for the rest of the request
+
+
 def current_caller(request: Request) -> Caller | None:
     """The request's caller (resolved once per request), or None when it is anonymous."""
-    cached: Any = getattr(request.state, "caller", _MISSING)
+    scope = request.scope
+    cached: Any = scope.get(_SCOPE_KEY, _MISSING)
     if cached is not _MISSING:
         return cached
     caller: Caller | None
@@ -165,7 +179,7 @@ def current_caller(request: Request) -> Caller | None:
             caller = resolve(store, request)
             if caller is not None:
                 break
-    request.state.caller = caller
+    scope[_SCOPE_KEY] = caller  # the scope, not request.state: every dependency has its own Request
     return caller
 
 

@@ -41,7 +41,7 @@ _OWNERS_MAX = 100_000
 
 def experiment_workspace(store: Store, key: str) -> str | None:
     """The workspace of experiment ``key`` (32 hex), or None."""
-    cache_key = (store.settings.database_url, key)
+    cache_key = (store.db.url, key)  # an attribute: settings.database_url builds a Path per call
     hit = _EXPERIMENT_OWNERS.get(cache_key)
     if hit is not None:
         return hit

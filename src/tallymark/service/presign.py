@@ -59,7 +59,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tallymark.service import audit
+from tallymark.service import audit, guard
 from tallymark.service.apikeys import parse_duration
 from tallymark.service.caller import Caller, require_server_admin
 from tallymark.service.errors import Conflict, Invalid, NotFound, ServiceError
@@ -212,7 +212,8 @@ def issue_link(
     check_path(path, workspace)
     secret = load_or_create_secret(store.settings.secret_file)
     link_id = secrets.token_hex(16)
-    with store.db.write() as conn:
+    with guard.write(store, caller, "link.issue", workspace=workspace, object=("login_link", link_id)) as w:
+        conn = w.conn
         u = user_row(conn, user)
         if u.disabled_at is not None:
             raise Conflict(f"user {user!r} is disabled: a link for them would not log in")
@@ -237,15 +238,7 @@ def issue_link(
             "session_ms": session_ms,
         }
         conn.execute(login_links.insert().values(**row))
-        audit.append(
-            conn,
-            caller.name,
-            "link.issue",
-            ("login_link", link_id),
-            workspace,
-            {"user": u.name, "path": path, "expires_at": now + link_ms, "session_ms": session_ms},
-            caller.request_id,
-        )
+        w.payload = {"user": u.name, "path": path, "expires_at": now + link_ms, "session_ms": session_ms}
     payload = {
         "exp": now + link_ms,
         "iat": now,

@@ -43,7 +43,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from tallymark.service import audit
+from tallymark.service import audit, guard
 from tallymark.service.caller import Caller, require_server_admin
 from tallymark.service.errors import Invalid
 from tallymark.service.memberships import caller_of
@@ -65,6 +65,7 @@ __all__ = [
     "csrf_token",
     "end_user_sessions",
     "insert_session",
+    "list_user_sessions",
     "login_with_key",
     "open_session",
     "revoke_session",
@@ -292,11 +293,45 @@ def revoke_user_sessions(store: Store, caller: Caller, user: str) -> int:
     from tallymark.service.users import user_row
 
     require_server_admin(caller, "revoking sessions")
-    with store.db.write() as conn:
-        audit.lock(conn)  # before the row locks, as audit.lock asks
-        u = user_row(conn, user)
-        n = end_user_sessions(conn, u.id)
-        audit.append(
-            conn, caller.name, "session.revoke", ("user", u.name), None, {"sessions": n}, caller.request_id
-        )
+    with guard.write(store, caller, "session.revoke", workspace=None, object=("user", user)) as w:
+        u = user_row(w.conn, user)
+        n = end_user_sessions(w.conn, u.id)
+        w.object, w.payload = ("user", u.name), {"sessions": n}
     return n
+
+
+def list_user_sessions(store: Store, caller: Caller, user: str) -> list[dict[str, Any]]:
+    """The live sessions of ``user`` (never a cookie or its hash): id, how they logged in, when."""
+    from tallymark.service.users import user_row
+
+    require_server_admin(caller, "listing sessions")
+    guard.allow(caller, "session.list")
+    now = now_ms()
+    with store.db.read() as conn:
+        u = user_row(conn, user)
+        rows = conn.execute(
+            select(
+                sessions.c.id,
+                sessions.c.method,
+                sessions.c.key_id,
+                sessions.c.link_id,
+                sessions.c.created_at,
+                sessions.c.expires_at,
+                sessions.c.last_seen_at,
+            )
+            .where(sessions.c.user_id == u.id, sessions.c.revoked_at.is_(None), sessions.c.expires_at > now)
+            .order_by(sessions.c.id)
+        ).all()
+    return [
+        {
+            "id": r.id,
+            "user": u.name,
+            "method": r.method,
+            "keyId": r.key_id,
+            "linkId": r.link_id,
+            "createdAt": r.created_at,
+            "expiresAt": r.expires_at,
+            "lastSeenAt": r.last_seen_at,
+        }
+        for r in rows
+    ]
