@@ -75,6 +75,7 @@ OPERATIONS: dict[str, Operation] = _ops(
     Operation("experiment.log", M, "experiment.log", summary="a batch: params, metrics, others, tags"),
     Operation("experiment.end", M, "experiment.end", summary="end an experiment"),
     Operation("experiment.import", M, "experiment.import", summary="open or end an offline import"),
+    Operation("experiment.reopen", M, "experiment.reopen", summary="resume an ended experiment (comet)"),
     Operation("asset.add", M, "asset.add", summary="upload an asset of an experiment"),
     Operation("workspace.list", "authenticated", summary="workspaces the caller has a role in"),
     Operation("project.list", V, summary="projects of a workspace"),
