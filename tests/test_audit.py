@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from tallymark.cli import app
 from tallymark.service import audit, experiments, registry
+from tallymark.service.caller import local_admin
 from tallymark.service.errors import Forbidden
 from tallymark.service.signed_note import NoteError, Signer, load_or_create_signer
 from tallymark.store.schema import audit_checkpoints, audit_log
@@ -334,7 +335,9 @@ def test_concurrent_appends_from_several_processes_make_one_gap_free_chain(store
 
 def _model(store):
     key = new_key()
-    experiments.create_experiment(store, {"key": key, "workspace": "risk", "project": "fraud"}, "alice")
+    experiments.create_experiment(
+        store, local_admin("alice"), {"key": key, "workspace": "risk", "project": "fraud"}
+    )
     registry.log_model(store, key, {"name": "xgb", "remote_uri": "s3://models/xgb"})
     return key
 

@@ -12,9 +12,12 @@ import pytest
 from sqlalchemy import select
 
 from tallymark.service import artifacts, experiments, registry
+from tallymark.service.caller import local_admin
 from tallymark.store.schema import metadata
 
 from servers import new_key
+
+TESTER = local_admin("tester")  # the embedded home's local admin: passes every check
 
 WS = "risk"
 COMET = {"Authorization": "any-key-on-a-no-auth-server"}
@@ -39,7 +42,7 @@ def _store(client):
 def _exp(store, name="e"):
     key = new_key()
     experiments.create_experiment(
-        store, {"key": key, "workspace": WS, "project": "fraud", "name": name}, "alice"
+        store, local_admin("alice"), {"key": key, "workspace": WS, "project": "fraud", "name": name}
     )
     return key
 
@@ -55,7 +58,7 @@ def _production_model(store):
     data = {"logical_path": "creditcard.csv", **_blob(store, b"a,b\n1,2\n")}
     body = {"artifact_type": "dataset", "aliases": ["train"], "files": [data], "experiment_key": prep}
     ds = artifacts.log_artifact_version(store, WS, "fraud-dataset", body, "alice")
-    experiments.end_experiment(store, prep)
+    experiments.end_experiment(store, TESTER, prep)
     train = _exp(store, "train")
     artifacts.consume_artifact_version(store, WS, "fraud-dataset", "train", train)
     model_file = {"logical_path": "model.json", **_blob(store, b'{"trees": 1}')}
@@ -65,7 +68,7 @@ def _production_model(store):
     )
     req = registry.request_status(store, WS, "fraud-xgb", mv["version"], {"status": "production"}, "alice")
     registry.decide(store, req["id"], True, {"comment": "ok"}, "risk-officer")
-    experiments.end_experiment(store, train)
+    experiments.end_experiment(store, TESTER, train)
     assert registry.get_version(store, WS, "fraud-xgb", mv["version"])["status"] == "production"
     return ds, train, mv
 
