@@ -53,3 +53,21 @@ def test_readme_opens_with_the_two_commands():
     readme = (DOCS.parent / "README.md").read_text()
     first_block = readme.split("```")[1]
     assert first_block.strip().splitlines()[-2:] == ["make demo", "make test"]
+
+
+def test_docs_list_every_operation_with_its_permission():
+    """docs/security.md's operations table is the list in service/operations.py
+    (regenerate it with `python scripts/gen_operations_doc.py`)."""
+    from tallymark.service.operations import OPERATIONS
+
+    text = (DOCS / "security.md").read_text()
+    table = text.split("<!-- operations:start -->", 1)[1].split("<!-- operations:end -->", 1)[0]
+    rows = {
+        line.split("|")[1].strip().strip("`"): line
+        for line in table.splitlines()[2:]
+        if line.startswith("| `")
+    }
+    assert set(rows) == set(OPERATIONS), "run: python scripts/gen_operations_doc.py"
+    for name, op in OPERATIONS.items():
+        assert f"`{op.permission}`" in rows[name], name
+        assert (f"`{op.audit}`" in rows[name]) if op.audit else ("—" in rows[name]), name

@@ -448,3 +448,20 @@ def test_every_admin_write_is_an_audit_entry_without_key_material(store):
     text = repr([tuple(r) for r in rows])
     for secret in (first.secret, key.secret, apikeys.key_sha256(key.secret)):
         assert secret not in text
+
+
+@pytest.mark.parametrize("name", ["login", "api", "-", "Docs", "static"])
+def test_reserved_workspace_names_are_refused(store, name):
+    from tallymark.service.errors import Invalid
+
+    with pytest.raises(Invalid, match="reserved for the server's own pages"):
+        workspaces.create_workspace(store, local_admin("root"), name)
+
+
+def test_reserved_project_names_are_refused(store):
+    from pydantic import ValidationError
+
+    from tallymark.service.models import ExperimentCreate
+
+    with pytest.raises(ValidationError, match="reserved"):
+        ExperimentCreate.model_validate({"key": "a" * 32, "workspace": "risk", "project": "artifacts"})

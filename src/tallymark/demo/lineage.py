@@ -7,6 +7,7 @@
   registers it as a version of ``fraud-xgb``.
 - The better model is requested for production by the data scientist and approved by a second
   identity (user ``risk-officer``, its own client settings): the registry refuses a self-approval.
+  Logged to a server with an API key, the request stays pending for a real approver.
 
 Files are written once into ``HOME/demo-cache`` and are content-addressed in the blob store, so a
 second demo run uploads nothing new.
@@ -108,11 +109,21 @@ def log_and_register(exp: Any, booster: Any, spec_name: str, preprocessed_versio
 def promote(workspace: str, version: str, comment: str) -> dict[str, Any]:
     """Request production for ``version`` as the current user; approve it as :data:`APPROVER`.
 
-    Two people, two clients: each ``API`` carries its own identity (settings), nothing global."""
+    Two people, two clients: each ``API`` carries its own identity (settings), nothing global.
+    With an API key (a server with authentication), identity comes from the key alone, so the demo
+    only requests: an approver of the workspace approves it with their own key (``decision`` None).
+    """
     import tallymark
     from tallymark.settings import ClientSettings
 
     me = ClientSettings.from_env()
+    if me.api_key:
+        api = tallymark.API(settings=me)
+        try:
+            request = api.get_model(workspace, MODEL).request_status(version, "production", comment=comment)
+        finally:
+            api.close()
+        return {"request": request, "decision": None}
     # the approver cannot approve their own request: request as someone else
     requester = "data-scientist" if me.user == APPROVER else me.user
     as_requester = tallymark.API(settings=me.with_overrides(user=requester))

@@ -110,6 +110,8 @@ class DemoResult:
     datasets: dict[str, str] = field(default_factory=dict)
     production: str = ""
     workspace: str = "demo"
+    pending_request: int | None = None  # a production request waiting for an approver (auth server)
+    server: str | None = None  # the server logged to, None for the embedded home
 
     @property
     def keys(self) -> list[str]:
@@ -220,8 +222,24 @@ def _print_summary(console: Console, result: DemoResult) -> None:
             f"  Registry and approvals: [green]{cli} models show {result.workspace} fraud-xgb[/green]"
         )
         console.print(f"  Lineage: [green]{cli} lineage {node}[/green]")
+    if result.pending_request is not None:
+        from tallymark.demo.lineage import MODEL
+
+        console.print()
+        console.print(
+            f"[bold]Production request #{result.pending_request}[/bold] for {MODEL} "
+            f"{result.best.model_version} waits for an approver of workspace {result.workspace} (not you):"
+        )
+        console.print(
+            f"    [green]{cli} models approve {result.pending_request} --url {result.server}[/green]"
+            "  (with the approver's key in TALLYMARK_API_KEY), or the Approve button in the UI",
+            soft_wrap=True,
+        )
     console.print("  Browse everything in the browser:")
-    console.print(f"    [green]{cli} ui[/green]  (then open http://127.0.0.1:5118)")
+    if result.server:
+        console.print(f"    {result.server.rstrip('/')}/{result.workspace}", soft_wrap=True)
+    else:
+        console.print(f"    [green]{cli} ui[/green]  (then open http://127.0.0.1:5118)")
 
 
 def run_demo(
@@ -249,6 +267,7 @@ def run_demo(
     from tallymark.demo.lineage import APPROVER, DATASET, MODEL, log_and_register, promote, version_datasets
     from tallymark.demo.preprocess import preprocess
     from tallymark.demo.train import train_xgboost
+    from tallymark.settings import ClientSettings
 
     if rows is not None and data is not None:
         raise ValueError("give either rows (synthetic data) or data (a CSV path), not both")
@@ -352,15 +371,18 @@ def run_demo(
 
         promote_task = progress.add_task("Promote best model", total=1, note="")
         best = max(runs, key=lambda run: run.metrics["test_auc_pr"])
-        promote(
+        promoted = promote(
             workspace,
             best.model_version,
             comment=f"{best.name}: best test AUC-PR {best.metrics['test_auc_pr']:.4f}",
         )
+        approved = promoted["decision"] is not None
         progress.update(
             promote_task,
             completed=1,
-            note=f"{MODEL} {best.model_version} → production (approved by {APPROVER})",
+            note=f"{MODEL} {best.model_version} → production (approved by {APPROVER})"
+            if approved
+            else f"{MODEL} {best.model_version} → production requested (#{promoted['request']['id']})",
         )
 
     outcome = DemoResult(
@@ -370,8 +392,10 @@ def run_demo(
         timings=timings,
         prep_key=prep_key,
         datasets=datasets,
-        production=best.model_version,
+        production=best.model_version if approved else "",
         workspace=workspace,
+        pending_request=None if approved else promoted["request"]["id"],
+        server=ClientSettings.from_env().url,
     )
     _print_summary(console, outcome)
     return outcome

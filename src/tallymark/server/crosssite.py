@@ -125,10 +125,12 @@ class Policy:
     loopback_only: bool
     public_origin: Origin | None
     comet_roots: tuple[str, ...] = ()
+    auth: bool = False  # a comet write without a key is then unauthenticated (401), not only suspect
 
     @classmethod
     def from_settings(cls, settings: Any, comet_roots: tuple[str, ...] = ()) -> Policy:
-        return cls(bool(settings.loopback_only), _parse_origin(settings.public_url, exact=False), comet_roots)
+        origin = _parse_origin(settings.public_url, exact=False)
+        return cls(bool(settings.loopback_only), origin, comet_roots, bool(getattr(settings, "auth", False)))
 
 
 def declared_types(path: str) -> tuple[str, ...]:
@@ -170,6 +172,13 @@ def check(
         return _check_content_type(path, seen)
     if any(path == r or path.startswith(r + "/") for r in policy.comet_roots):
         if not any(v for v in seen.get("authorization", [])):
+            if policy.auth:
+                return Refusal(
+                    401,
+                    "unauthenticated",
+                    "a write to the Comet adapter needs a tallymark API key in the Authorization header: "
+                    "set COMET_API_KEY to your tallymark key",
+                )
             return Refusal(
                 403,
                 "forbidden",

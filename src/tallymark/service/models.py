@@ -72,6 +72,26 @@ def _key(value: str) -> str:
 Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]  # what an INTEGER column holds
 Name = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_name)]
 ScopeName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_scope_name)]
+# The first segment of a UI or API path cannot be a workspace, nor the second a project: /login,
+# /api/…, /-/… and /{workspace}/artifacts would answer something else than that workspace's pages.
+RESERVED_WORKSPACES = frozenset({"api", "-", "clientlib", "login", "logout", "docs", "redoc", "static"})
+RESERVED_PROJECTS = frozenset({"artifacts", "models"})
+
+
+def _not_reserved(reserved: frozenset[str], what: str) -> Any:
+    def check(value: str) -> str:
+        if value.lower() in reserved:
+            names = ", ".join(sorted(reserved))
+            raise ValueError(
+                f"{value!r} is reserved for the server's own pages and cannot be a {what} ({names})"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+WorkspaceName = Annotated[ScopeName, _not_reserved(RESERVED_WORKSPACES, "workspace name")]
+ProjectName = Annotated[ScopeName, _not_reserved(RESERVED_PROJECTS, "project name")]
 Key = Annotated[str, AfterValidator(_key)]
 Tag = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_name)]
 
@@ -82,8 +102,8 @@ class Strict(BaseModel):
 
 class ExperimentCreate(Strict):
     key: Key
-    workspace: ScopeName
-    project: ScopeName
+    workspace: WorkspaceName
+    project: ProjectName
     name: Name | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=1000)
     user: Annotated[str, Field(max_length=200), AfterValidator(_prose)] | None = None

@@ -69,7 +69,8 @@ OPERATIONS: dict[str, Operation] = _ops(
     Operation("api.describe", "public", summary="OpenAPI description and docs pages"),
     Operation("ui.static", "public", summary="the UI's own JS, CSS and fonts"),
     Operation("ui.page", "authenticated", summary="a UI page (its data is checked per workspace)"),
-    Operation("ui.whoami", "authenticated", summary="the signed-in user and their roles"),
+    Operation("ui.whoami", "public", summary="the signed-in user and their roles (anonymous: none)"),
+    Operation("ui.workspace", V, summary="a UI page of a workspace, and its JSON helpers under /-/"),
     # -- tracking --------------------------------------------------------------------------------
     Operation("experiment.create", M, "experiment.create", summary="create an experiment"),
     Operation("experiment.log", M, "experiment.log", summary="a batch: params, metrics, others, tags"),
@@ -119,7 +120,7 @@ OPERATIONS: dict[str, Operation] = _ops(
     # -- sign-in --------------------------------------------------------------------------------
     Operation("session.login", "public", "session.login", summary="sign in with an API key"),
     Operation("session.login_failed", "public", "session.login_failed", summary="a refused sign-in"),
-    Operation("session.logout", "authenticated", "session.logout", summary="end this session"),
+    Operation("session.logout", "public", "session.logout", summary="end this session (if any)"),
     Operation("link.use", "public", "link.use", summary="open a pre-signed login link"),
     Operation("link.replay", "public", "link.replay", summary="a link opened twice (refused)"),
     Operation("link.expired", "public", "link.expired", summary="an expired link (refused)"),

@@ -18,13 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from tallymark.service import audit
 from tallymark.service.caller import Caller, require_server_admin
 from tallymark.service.errors import Conflict, Invalid, NotFound
-from tallymark.service.models import ScopeName
+from tallymark.service.models import WorkspaceName
 from tallymark.service.store import Store, now_ms
 from tallymark.store.schema import memberships, projects, workspaces
 
 __all__ = ["check_workspace_name", "create_workspace", "list_workspaces", "workspace_row"]
 
-_NAME = TypeAdapter(ScopeName)
+_NAME = TypeAdapter(WorkspaceName)
 
 
 def check_workspace_name(name: str) -> str:

@@ -127,7 +127,7 @@ def _redirect(path: str, extra: dict[str, str] | None = None) -> RedirectRespons
     return RedirectResponse(path, status_code=303, headers=SECURITY_HEADERS | (extra or {}))
 
 
-@router.get("/login", dependencies=[need("public")])
+@router.get("/login", dependencies=[need("session.login")])
 def login_form(request: Request, next: str = "/") -> HTMLResponse:  # noqa: A002 - the form's field name
     store = _store(request)
     session = sessions.open_session(store, request.cookies.get(sessions.COOKIE_NAME))
@@ -152,7 +152,7 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
-@router.post("/login", dependencies=[need("public")])
+@router.post("/login", dependencies=[need("session.login")])
 async def login_submit(request: Request) -> Response:
     store = _store(request)
     form = await _form(request)
@@ -170,7 +170,7 @@ async def login_submit(request: Request) -> Response:
     return _with_cookie(store, _redirect(next_path), cookie, session.expires_at)
 
 
-@router.get("/login/link/{token}", dependencies=[need("public")])
+@router.get("/login/link/{token}", dependencies=[need("link.use")])
 def login_link_page(token: str, request: Request) -> Response:
     """What the link is for, and a button that uses it: a GET never uses a link up (a chat tool's
     preview of the URL, a prefetch, a crawler would otherwise burn the single use)."""
@@ -197,7 +197,7 @@ def login_link_page(token: str, request: Request) -> Response:
     return resp
 
 
-@router.post("/login/link/{token}", dependencies=[need("public")])
+@router.post("/login/link/{token}", dependencies=[need("link.use")])
 def login_link(token: str, request: Request) -> Response:
     store = _store(request)
     try:
@@ -209,7 +209,7 @@ def login_link(token: str, request: Request) -> Response:
     return _with_cookie(store, _redirect(done.path, _NO_STORE), done.cookie, done.expires_at)
 
 
-@router.post("/logout", dependencies=[need("public")])
+@router.post("/logout", dependencies=[need("session.logout")])
 async def logout(request: Request) -> Response:
     store = _store(request)
     cookie = request.cookies.get(sessions.COOKIE_NAME)
