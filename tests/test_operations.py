@@ -142,7 +142,7 @@ def test_tracking_routes_declare_listed_operations():
     routes = route_operations([app.api, app.ui.get()])
     ours = [(m, p, ops) for m, p, ops, mod in routes if mod in CONVERTED]
     assert len(ours) > 20, ours
-    bare = [(m, p) for m, p, ops in ours if not ops and p != "/-/me"]  # /-/me answers anonymous too
+    bare = [(m, p) for m, p, ops in ours if not ops]
     assert bare == []
     assert {o for _, _, ops in ours for o in ops} <= set(OPERATIONS)
 

@@ -74,7 +74,7 @@ def static_file(path: str, request: Request) -> Response:
     return Response(body, media_type=f.content_type, headers=headers)
 
 
-@router.get("/-/columns/{workspace}/{project}", dependencies=[need("experiment.query")])
+@router.get("/-/columns/{workspace}/{project}", dependencies=[need("ui.workspace")])
 def project_columns(workspace: str, project: str, request: Request, caller: CallerDep) -> Response:
     """Every parameter, metric and other name of a project, for the column picker."""
     from tallymark.server.routes.deps import reply
@@ -83,7 +83,7 @@ def project_columns(workspace: str, project: str, request: Request, caller: Call
     return reply(ui_reads.project_columns(_store(request), caller, workspace, project))
 
 
-@router.get("/-/series", dependencies=[need("metric.read")])
+@router.get("/-/series", dependencies=[need("ui.workspace")])
 def compare_series(
     request: Request,
     caller: CallerDep,
@@ -101,7 +101,7 @@ def compare_series(
     )
 
 
-@router.get("/-/me", dependencies=[need("public")])
+@router.get("/-/me", dependencies=[need("ui.whoami")])
 def me(request: Request) -> Response:
     """Who the browser is, for the header badge and for hiding buttons the caller's role may not use
     (the server refuses those requests anyway). Never more than the caller's own name and roles."""
@@ -123,14 +123,14 @@ def me(request: Request) -> Response:
     )
 
 
-@router.get("/", dependencies=[need("workspace.list")])
+@router.get("/", dependencies=[need("ui.page")])
 def workspaces(request: Request, caller: CallerDep) -> HTMLResponse:
     from tallymark.server.ui.pages_home import workspaces_page
 
     return workspaces_page(_store(request), caller)
 
 
-@router.get("/{workspace}", dependencies=[need("project.list")])
+@router.get("/{workspace}", dependencies=[need("ui.workspace")])
 def projects(workspace: str, request: Request, caller: CallerDep) -> HTMLResponse:
     from tallymark.server.ui.pages_home import projects_page
 
@@ -150,14 +150,14 @@ def _registry(workspace: str, build: Callable[[], HTMLResponse]) -> HTMLResponse
         return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
 
 
-@router.get("/{workspace}/artifacts", dependencies=[need("artifact.list")])
+@router.get("/{workspace}/artifacts", dependencies=[need("ui.workspace")])
 def artifact_list(workspace: str, request: Request) -> HTMLResponse:
     from tallymark.server.ui.pages_artifacts import artifacts_page
 
     return _registry(workspace, lambda: artifacts_page(_store(request), workspace))
 
 
-@router.get("/{workspace}/artifacts/{name}", dependencies=[need("artifact.get")])
+@router.get("/{workspace}/artifacts/{name}", dependencies=[need("ui.workspace")])
 def artifact(
     workspace: str, name: str, request: Request, version: Annotated[str, Query(max_length=200)] = ""
 ) -> HTMLResponse:
@@ -166,21 +166,21 @@ def artifact(
     return _registry(workspace, lambda: artifact_page(_store(request), workspace, name, version))
 
 
-@router.get("/{workspace}/models", dependencies=[need("model.list")])
+@router.get("/{workspace}/models", dependencies=[need("ui.workspace")])
 def model_list(workspace: str, request: Request) -> HTMLResponse:
     from tallymark.server.ui.pages_models import models_page
 
     return _registry(workspace, lambda: models_page(_store(request), workspace))
 
 
-@router.get("/{workspace}/models/{name}", dependencies=[need("model.get")])
+@router.get("/{workspace}/models/{name}", dependencies=[need("ui.workspace")])
 def model(workspace: str, name: str, request: Request) -> HTMLResponse:
     from tallymark.server.ui.pages_models import model_page
 
     return _registry(workspace, lambda: model_page(_store(request), workspace, name))
 
 
-@router.get("/{workspace}/{project}", response_model=None, dependencies=[need("experiment.query")])
+@router.get("/{workspace}/{project}", response_model=None, dependencies=[need("ui.workspace")])
 def experiment_table(
     workspace: str,
     project: str,
@@ -206,7 +206,7 @@ def experiment_table(
         return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
 
 
-@router.get("/{workspace}/{project}/compare", response_model=None, dependencies=[need("experiment.read")])
+@router.get("/{workspace}/{project}/compare", response_model=None, dependencies=[need("ui.workspace")])
 def compare(
     workspace: str,
     project: str,
@@ -233,7 +233,7 @@ def compare(
         return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
 
 
-@router.get("/{workspace}/{project}/{key:tmkey}", response_model=None, dependencies=[need("experiment.read")])
+@router.get("/{workspace}/{project}/{key:tmkey}", response_model=None, dependencies=[need("ui.workspace")])
 def experiment(
     workspace: str,
     project: str,
