@@ -17,6 +17,7 @@ from tallymark.service.caller import Caller, local_admin
 from tallymark.service.errors import Forbidden, NotFound
 from tallymark.store.chunks import Series
 from tallymark.store.schema import audit_log
+from test_auth import world  # noqa: F401 - the module-scoped seeded auth server, one for this module
 
 from servers import new_key
 
@@ -207,3 +208,33 @@ def test_the_local_admin_passes_every_check(store):
     batch.apply_batch(store, ADMIN, key, {"batch_id": "b", "params": {"x": 1}})
     assert reads.parameters_summary(store, ADMIN, key)[0]["name"] == "x"
     assert [r["actor"] for r in _rows(store)] == ["tester", "tester"]
+
+
+# --- over HTTP, with auth: the routes pass the key's caller to the same service functions ----------
+
+
+def test_http_routes_pass_the_keys_caller(world):  # noqa: F811 - the seeded auth server of test_auth
+    from tallymark.service.store import open_store
+    from tallymark.settings import Settings
+
+    key = new_key()
+    body = {"key": key, "workspace": "risk", "project": "fraud", "user": "someone"}
+    r = world.post("member", "/api/v1/experiments", json=body)
+    assert r.status_code == 201 and r.json()["user"] == "mia", r.text  # the key says who, not the body
+    assert world.post("viewer", "/api/v1/experiments", json=body | {"key": new_key()}).status_code == 403
+    batch_path = f"/api/v1/experiments/{key}/batch"
+    one = {"batch_id": "h1", "params": {"lr": 0.1}}
+    assert world.post("viewer", batch_path, json=one).status_code == 403
+    assert world.post("other", batch_path, json=one).status_code == 404
+    assert world.get("other", f"/api/v1/experiments/{key}/params").status_code == 404
+    assert world.post("member", batch_path, json=one).json()["applied"] is True
+    assert world.post("member", batch_path, json=one).json()["duplicate"] is True
+    assert world.get("viewer", f"/api/v1/experiments/{key}/params").json()["params"][0]["name"] == "lr"
+    assert [w["name"] for w in world.get("other", "/api/v1/workspaces").json()["workspaces"]] == ["ops"]
+    store = open_store(Settings(home=world.server.home))
+    try:
+        got = [(r["actor"], r["action"], r["workspace"]) for r in _rows(store) if r["object_ref"] == key]
+        assert got == [("mia", "experiment.create", "risk"), ("mia", "experiment.log", "risk")]
+        assert audit.verify(store).ok
+    finally:
+        store.close()
