@@ -30,6 +30,9 @@ from servers import new_key
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
+ADMIN = local_admin("alice")  # the embedded home's local admin, as named by TALLYMARK_USER
+
+
 def _log(store, n: int, actor: str = "alice") -> None:
     for i in range(n):
         with store.db.write() as conn:
@@ -338,31 +341,36 @@ def _model(store):
     experiments.create_experiment(
         store, local_admin("alice"), {"key": key, "workspace": "risk", "project": "fraud"}
     )
-    registry.log_model(store, key, {"name": "xgb", "remote_uri": "s3://models/xgb"})
+    registry.log_model(store, ADMIN, key, {"name": "xgb", "remote_uri": "s3://models/xgb"})
     return key
 
 
 def test_the_registry_four_eyes_story_is_in_the_log(store):
     key = _model(store)
     mv = registry.register_model(
-        store, "risk", "fraud-xgb", {"experiment_key": key, "experiment_model": "xgb"}, "alice"
+        store, local_admin("alice"), "risk", "fraud-xgb", {"experiment_key": key, "experiment_model": "xgb"}
     )
     ref = f"risk/fraud-xgb:{mv['version']}"
     req = registry.request_status(
-        store, "risk", "fraud-xgb", mv["version"], {"status": "production"}, "alice"
+        store, local_admin("alice"), "risk", "fraud-xgb", mv["version"], {"status": "production"}
     )
     before = len(_rows(store))
     with pytest.raises(Forbidden):
-        registry.decide(store, req["id"], True, None, "alice")
+        registry.decide(store, local_admin("alice"), req["id"], True, None)
     assert len(_rows(store)) == before  # a refused write leaves no entry (one transaction)
-    registry.decide(store, req["id"], True, {"comment": "reviewed"}, "bob")
-    registry.set_status(store, "risk", "fraud-xgb", mv["version"], {"status": "archived"}, "carol")
-    r2 = registry.request_status(store, "risk", "fraud-xgb", mv["version"], {"status": "production"}, "alice")
-    registry.decide(store, r2["id"], False, {"comment": "no"}, "bob")
+    registry.decide(store, local_admin("bob"), req["id"], True, {"comment": "reviewed"})
+    registry.set_status(
+        store, local_admin("carol"), "risk", "fraud-xgb", mv["version"], {"status": "archived"}
+    )
+    r2 = registry.request_status(
+        store, local_admin("alice"), "risk", "fraud-xgb", mv["version"], {"status": "production"}
+    )
+    registry.decide(store, local_admin("bob"), r2["id"], False, {"comment": "no"})
     rows = [r for r in _rows(store) if r["object_kind"] == "model_version"]  # not the experiment's
     got = [(r["actor"], r["action"], r["object_kind"], r["object_ref"], r["workspace"]) for r in rows]
     mv_ = ("model_version", ref, "risk")
     assert got == [
+        ("alice", "model.log", "experiment", key, "risk"),  # logging the model is a write too
         ("alice", "model_version.register", *mv_),
         ("alice", "model_version.request", *mv_),
         ("bob", "model_version.approve", *mv_),
@@ -384,7 +392,7 @@ def test_the_independent_verifier_in_the_docs(store, tmp_path):
     _log(store, 5)
     key = _model(store)
     registry.register_model(
-        store, "risk", "m\u00e9", {"experiment_key": key, "experiment_model": "xgb"}, "z\u00fc"
+        store, local_admin("z\u00fc"), "risk", "m\u00e9", {"experiment_key": key, "experiment_model": "xgb"}
     )
     note = audit.checkpoint(store).note
     vkey = audit.signer(store).verifier.encode()

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from tallymark.cli import app
 from tallymark.service import audit, lineage, registry
+from tallymark.service.caller import local_admin
 from tallymark.store.schema import audit_log, experiments, items, params
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -32,6 +33,9 @@ API_KEY = "tm_" + "Q7x" * 13 + "z"  # the shape of a tallymark key (tm_ + 40)
 PASSWORD = "hunter2-very-secret"
 FIELDS = ["seq", "time", "actor", "action", "object_kind", "object_ref", "workspace", "request_id"]
 FIELDS += ["payload_sha256", "prev_hash"]
+
+
+ADMIN = local_admin("alice")  # the embedded home's local admin, as named by TALLYMARK_USER
 
 
 def _ns(v) -> bytes:
@@ -155,7 +159,7 @@ def test_the_experiment_and_its_metrics(demo, bundle):
 
 def test_every_artifact_version_of_the_lineage_with_the_stores_hashes(demo, bundle):
     store, key = demo["store"], demo["key"]
-    graph = lineage.get_lineage(store, f"experiment:{key}", "both", 50)
+    graph = lineage.get_lineage(store, ADMIN, f"experiment:{key}", "both", 50)
     expected = {
         f"{n['name']}:{n['version']}": sorted((f["logicalPath"], f["sha256"], f["uri"]) for f in n["files"])
         for n in graph["nodes"]
@@ -170,7 +174,7 @@ def test_every_artifact_version_of_the_lineage_with_the_stores_hashes(demo, bund
     assert set(got) == {"fraud-dataset:1.0.0", "fraud-dataset:2.0.0"}
     assert all(sha for files in got.values() for _, sha, uri in files if uri is None)
     production = demo["result"].production
-    inputs = registry.training_inputs(store, "demo", "fraud-xgb", production)
+    inputs = registry.training_inputs(store, ADMIN, "demo", "fraud-xgb", production)
     assert {f"{i['name']}:{i['version']}" for i in inputs} <= set(got)
     refs = {n["ref"] for n in _json(bundle, "lineage.json")["nodes"]}
     assert f"model:demo/fraud-xgb:{production}" in refs and f"experiment:{demo['result'].prep_key}" in refs
@@ -201,7 +205,7 @@ def test_the_production_model_its_approval_and_transitions(demo, bundle):
         "production",
         "risk-officer",
     )
-    stored = registry.list_requests(demo["store"], "demo", "fraud-xgb")
+    stored = registry.list_requests(demo["store"], ADMIN, "demo", "fraud-xgb")
     assert req["requestId"] in {r["id"] for r in stored if r["version"] == production}
 
 

@@ -31,6 +31,9 @@ from servers import ServerProcess, new_key
 ROLES = ("anonymous", "viewer", "member", "admin", "approver", "other")
 
 
+ADMIN = local_admin("alice")  # the embedded home's local admin, as named by TALLYMARK_USER
+
+
 @dataclass
 class World:
     server: ServerProcess
@@ -90,19 +93,24 @@ def _seed(home: Path) -> dict:
         sha, size = store.blobs.put(iter([data]), 1 << 30)
         artifacts.log_artifact_version(
             store,
+            local_admin("mia"),
             "risk",
             "fraud-dataset",
             {"artifact_type": "dataset", "files": [{"logical_path": "d.csv", "sha256": sha, "size": size}]},
-            "mia",
         )
         msha, msize = store.blobs.put(iter([b'{"trees": 1}']), 1 << 30)
         registry.log_model(
-            store, train, {"name": "m", "files": [{"logical_path": "m.json", "sha256": msha, "size": msize}]}
+            store,
+            ADMIN,
+            train,
+            {"name": "m", "files": [{"logical_path": "m.json", "sha256": msha, "size": msize}]},
         )
         mv = registry.register_model(
-            store, "risk", "m", {"experiment_key": train, "experiment_model": "m"}, "mia"
+            store, local_admin("mia"), "risk", "m", {"experiment_key": train, "experiment_model": "m"}
         )
-        req = registry.request_status(store, "risk", "m", mv["version"], {"status": "production"}, "mia")
+        req = registry.request_status(
+            store, local_admin("mia"), "risk", "m", mv["version"], {"status": "production"}
+        )
         # Keys that must not authenticate: revoked, and expired (one second of life, see below).
         revoked = apikeys.create_key(store, admin, "mia", name="gone")
         apikeys.revoke_key(store, admin, revoked.id)
@@ -348,6 +356,7 @@ def test_the_tallymark_sdk_logs_with_its_key(world, monkeypatch):
 
 COMET_SCRIPT = """
 import json, comet_ml
+
 exp = comet_ml.Experiment(project_name="cometproj", workspace="risk")
 exp.log_parameter("lr", 0.01)
 for i in range(3):

@@ -23,6 +23,9 @@ WS = "risk"
 COMET = {"Authorization": "any-key-on-a-no-auth-server"}
 
 
+ADMIN = local_admin("alice")  # the embedded home's local admin, as named by TALLYMARK_USER
+
+
 @pytest.fixture
 def client(client):
     """The shared in-process client, sending an API key as comet_ml does on every request (the
@@ -57,19 +60,25 @@ def _production_model(store):
     prep = _exp(store, "prep")
     data = {"logical_path": "creditcard.csv", **_blob(store, b"a,b\n1,2\n")}
     body = {"artifact_type": "dataset", "aliases": ["train"], "files": [data], "experiment_key": prep}
-    ds = artifacts.log_artifact_version(store, WS, "fraud-dataset", body, "alice")
+    ds = artifacts.log_artifact_version(store, local_admin("alice"), WS, "fraud-dataset", body)
     experiments.end_experiment(store, TESTER, prep)
     train = _exp(store, "train")
-    artifacts.consume_artifact_version(store, WS, "fraud-dataset", "train", train)
+    artifacts.consume_artifact_version(store, ADMIN, WS, "fraud-dataset", "train", train)
     model_file = {"logical_path": "model.json", **_blob(store, b'{"trees": 1}')}
-    registry.log_model(store, train, {"name": "fraud-xgb", "files": [model_file]})
+    registry.log_model(store, ADMIN, train, {"name": "fraud-xgb", "files": [model_file]})
     mv = registry.register_model(
-        store, WS, "fraud-xgb", {"experiment_key": train, "experiment_model": "fraud-xgb"}, "alice"
+        store,
+        local_admin("alice"),
+        WS,
+        "fraud-xgb",
+        {"experiment_key": train, "experiment_model": "fraud-xgb"},
     )
-    req = registry.request_status(store, WS, "fraud-xgb", mv["version"], {"status": "production"}, "alice")
-    registry.decide(store, req["id"], True, {"comment": "ok"}, "risk-officer")
+    req = registry.request_status(
+        store, local_admin("alice"), WS, "fraud-xgb", mv["version"], {"status": "production"}
+    )
+    registry.decide(store, local_admin("risk-officer"), req["id"], True, {"comment": "ok"})
     experiments.end_experiment(store, TESTER, train)
-    assert registry.get_version(store, WS, "fraud-xgb", mv["version"])["status"] == "production"
+    assert registry.get_version(store, ADMIN, WS, "fraud-xgb", mv["version"])["status"] == "production"
     return ds, train, mv
 
 
@@ -80,7 +89,7 @@ def _files(version: dict) -> list[tuple[str, str | None]]:
 def test_a_reopened_experiment_cannot_add_files_to_its_production_model(client):
     store = _store(client)
     _, train, mv = _production_model(store)
-    before = _files(registry.get_version(store, WS, "fraud-xgb", mv["version"]))
+    before = _files(registry.get_version(store, ADMIN, WS, "fraud-xgb", mv["version"]))
 
     r = client.post("/clientlib/logger/get/run", json={"previousExperiment": train}, headers=COMET)
     assert r.status_code == 200  # Comet may resume an ended run ...
@@ -97,7 +106,7 @@ def test_a_reopened_experiment_cannot_add_files_to_its_production_model(client):
     )
     assert up.status_code == 409, up.text  # ... but the registered model's files are final
     assert "registered as fraud-xgb" in up.json()["msg"] and "new model" in up.json()["msg"]
-    after = registry.get_version(store, WS, "fraud-xgb", mv["version"])
+    after = registry.get_version(store, ADMIN, WS, "fraud-xgb", mv["version"])
     assert _files(after) == before and after["status"] == "production"
 
 
@@ -137,7 +146,7 @@ def test_a_closed_artifact_version_gains_no_files_after_a_reopen(client):
     )
     assert late.status_code == 409
     assert [
-        f["logicalPath"] for f in artifacts.get_artifact_version(store, WS, "data", "1.0.0")["files"]
+        f["logicalPath"] for f in artifacts.get_artifact_version(store, ADMIN, WS, "data", "1.0.0")["files"]
     ] == ["a.csv"]
     # Comet's own "CLOSED" closes it the same way, while the experiment still runs
     up2 = client.post(
@@ -159,13 +168,13 @@ def test_a_closed_artifact_version_gains_no_files_after_a_reopen(client):
 def test_the_training_data_of_a_production_model_cannot_be_deleted(client):
     store = _store(client)
     ds, train, mv = _production_model(store)
-    inputs = registry.training_inputs(store, WS, "fraud-xgb", mv["version"])
+    inputs = registry.training_inputs(store, ADMIN, WS, "fraud-xgb", mv["version"])
     assert [f["sha256"] for n in inputs for f in n["files"]] == [ds["files"][0]["sha256"]]
 
     r = client.delete(f"/api/v1/workspaces/{WS}/artifacts/fraud-dataset/versions/{ds['version']}")
     assert r.status_code == 409, r.text
     assert "input of 1 experiment" in r.json()["error"]["message"]
-    again = registry.training_inputs(store, WS, "fraud-xgb", mv["version"])
+    again = registry.training_inputs(store, ADMIN, WS, "fraud-xgb", mv["version"])
     assert [f["sha256"] for n in again for f in n["files"]] == [ds["files"][0]["sha256"]]  # 1 -> 1
 
     # nor the experiment that produced it (its output is the production model's input), nor the trainer
@@ -180,7 +189,7 @@ def test_the_training_data_of_a_production_model_cannot_be_deleted(client):
             assert "kept" in exc.message
         else:
             raise AssertionError(f"experiment {key} was deleted")
-    assert len(registry.training_inputs(store, WS, "fraud-xgb", mv["version"])) == 1
+    assert len(registry.training_inputs(store, ADMIN, WS, "fraud-xgb", mv["version"])) == 1
 
 
 def test_comet_error_state_cannot_delete_a_version_made_elsewhere(client):
@@ -197,7 +206,9 @@ def test_comet_error_state_cannot_delete_a_version_made_elsewhere(client):
             headers=COMET,
         )
         assert r.status_code == 409, r.text
-    assert artifacts.get_artifact_version(store, WS, "fraud-dataset", ds["version"])["deleted"] is False
+    assert (
+        artifacts.get_artifact_version(store, ADMIN, WS, "fraud-dataset", ds["version"])["deleted"] is False
+    )
 
     # the experiment still uploading a version may withdraw it (what ERROR is for)
     up = client.post(
@@ -219,7 +230,7 @@ def test_comet_stage_get_does_not_tag_a_model(client):
         "/api/rest/v2/write/registry-model/item/stage", params={"modelItemId": item, "stage": "evil"}
     )
     assert r.status_code == 400 and "GET never changes" in r.json()["msg"]
-    assert registry.get_version(store, WS, "fraud-xgb", mv["version"])["tags"] == []
+    assert registry.get_version(store, ADMIN, WS, "fraud-xgb", mv["version"])["tags"] == []
 
 
 def _snapshot(store) -> str:
@@ -239,7 +250,7 @@ def test_no_get_route_changes_state(client):
     ds, train, mv = _production_model(store)
     client.get("/")  # the UI and Comet routes are built on first use
     client.get("/clientlib/isAlive/ver")
-    req = registry.list_requests(store, WS, "fraud-xgb")[0]
+    req = registry.list_requests(store, ADMIN, WS, "fraud-xgb")[0]
     from tallymark.server.compat.comet import translate as tr
 
     values = {

@@ -13,6 +13,7 @@ from tallymark.service.caller import local_admin
 from tallymark.service.errors import Conflict, Invalid, NotFound
 
 TESTER = local_admin("tester")  # the embedded home's local admin: passes every check
+ADMIN = local_admin("alice")  # the embedded home's local admin, as named by TALLYMARK_USER
 
 
 def _exp(store, ws="w", project="p"):
@@ -66,10 +67,10 @@ def test_artifact_files_arrive_after_the_version(store):
     producer, other = _exp(store), _exp(store)
     v = artifacts.log_artifact_version(
         store,
+        local_admin("alice"),
         "w",
         "data",
         {"artifact_type": "dataset", "experiment_key": producer, "aliases": ["raw"]},
-        "alice",
         open_for_files=True,
     )
     assert v["version"] == "1.0.0" and v["files"] == []
@@ -100,12 +101,16 @@ def test_aliases_are_set_exactly_and_move(store):
     key = _exp(store)
     for _ in range(2):
         artifacts.log_artifact_version(
-            store, "w", "d", {"artifact_type": "dataset", "experiment_key": key, "aliases": ["raw"]}, "alice"
+            store,
+            local_admin("alice"),
+            "w",
+            "d",
+            {"artifact_type": "dataset", "experiment_key": key, "aliases": ["raw"]},
         )
-    assert artifacts.get_artifact_version(store, "w", "d", "raw")["version"] == "2.0.0"
+    assert artifacts.get_artifact_version(store, ADMIN, "w", "d", "raw")["version"] == "2.0.0"
     out = compat_support.set_artifact_aliases(store, "w", "d", "1.0.0", ["raw", "best"])
     assert out["aliases"] == ["best", "raw"]
-    assert artifacts.get_artifact_version(store, "w", "d", "2.0.0")["aliases"] == []
+    assert artifacts.get_artifact_version(store, ADMIN, "w", "d", "2.0.0")["aliases"] == []
     assert compat_support.set_artifact_aliases(store, "w", "d", "1.0.0", [])["aliases"] == []
     with pytest.raises(Invalid):
         compat_support.set_artifact_aliases(store, "w", "d", "1.0.0", ["1.2.3"])
@@ -123,4 +128,4 @@ def test_model_files_one_by_one_and_remote(store):
         compat_support.add_model_files(store, key, "r", [], remote_uri="s3://m/other")
     with pytest.raises(Invalid):
         compat_support.add_model_files(store, key, "empty", [])
-    assert [m["name"] for m in registry.list_logged_models(store, key)] == ["m", "r"]
+    assert [m["name"] for m in registry.list_logged_models(store, ADMIN, key)] == ["m", "r"]

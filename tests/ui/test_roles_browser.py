@@ -18,6 +18,8 @@ from tallymark.settings import Settings
 
 from servers import ServerProcess
 
+ADMIN = local_admin("alice")  # the embedded home's local admin, as named by TALLYMARK_USER
+
 
 def _seed(home: Path) -> dict[str, str]:
     store = open_store(Settings(home=home))
@@ -36,10 +38,12 @@ def _seed(home: Path) -> dict[str, str]:
         )
         sha, size = store.blobs.put(iter([b'{"trees": 1}']), 1 << 30)
         model = {"name": "fraud-xgb", "files": [{"logical_path": "m.json", "sha256": sha, "size": size}]}
-        registry.log_model(store, train, model)
+        registry.log_model(store, ADMIN, train, model)
         spec = {"experiment_key": train, "experiment_model": "fraud-xgb"}
-        mv = registry.register_model(store, "risk", "fraud-xgb", spec, "mia")
-        registry.request_status(store, "risk", "fraud-xgb", mv["version"], {"status": "production"}, "mia")
+        mv = registry.register_model(store, local_admin("mia"), "risk", "fraud-xgb", spec)
+        registry.request_status(
+            store, local_admin("mia"), "risk", "fraud-xgb", mv["version"], {"status": "production"}
+        )
         return keys
     finally:
         store.close()
@@ -90,9 +94,9 @@ def test_header_badge_and_approve_buttons_follow_the_callers_role(tmp_path: Path
 
     store = open_store(Settings(home=home))
     try:
-        (v,) = registry.find_versions(store, "risk", "fraud-xgb")
+        (v,) = registry.find_versions(store, ADMIN, "risk", "fraud-xgb")
         assert v["status"] == "production"
-        (req,) = registry.list_requests(store, "risk", "fraud-xgb")
+        (req,) = registry.list_requests(store, ADMIN, "risk", "fraud-xgb")
         assert (req["requestedBy"], req["decidedBy"]) == ("mia", "apu")
     finally:
         store.close()

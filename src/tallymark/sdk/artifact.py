@@ -133,6 +133,7 @@ class LoggedArtifact:
         self.assets: list[dict[str, Any]] = info["files"]
         self.source_experiment_key: str | None = info["sourceExperimentKey"]
         self.size: int = info["size"]
+        self.owner_kind = "artifact"  # what the files' bytes are read through ("model" for a model version)
 
     def __repr__(self) -> str:
         return f"<LoggedArtifact {self.workspace}/{self.name}:{self.version} {self.aliases}>"
@@ -169,7 +170,12 @@ class LoggedArtifact:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tallymark-")
             os.close(fd)
             try:
-                self._t.call("download_blob", sha256=f["sha256"], dest=Path(tmp))
+                self._t.call(
+                    "download_blob",
+                    sha256=f["sha256"],
+                    dest=Path(tmp),
+                    owner=(self.owner_kind, self.workspace, self.name, self.version),
+                )
                 got = sha256_file(Path(tmp))
                 if got != f["sha256"]:
                     raise HashMismatch(

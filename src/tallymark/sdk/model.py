@@ -85,4 +85,6 @@ class Model:
             "sourceExperimentKey": d["experimentKey"],
             "size": sum(f["size"] or 0 for f in d["files"]),
         }
-        return LoggedArtifact(self._t, shim).download(path, overwrite=overwrite)
+        files = LoggedArtifact(self._t, shim)
+        files.owner_kind = "model"  # its bytes are read through the model version
+        return files.download(path, overwrite=overwrite)

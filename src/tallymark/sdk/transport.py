@@ -333,71 +333,79 @@ class LocalTransport:
         """Artifacts, models, registry and lineage operations (see ``HttpTransport.call``)."""
         from tallymark.service import artifacts, files, lineage, registry
 
-        s = self.store
-        who = self.client.user
+        s, c = self.store, self.caller
         if op == "put_blob":
             return self._put_blob(kw["sha256"], kw["path"])
         if op == "download_blob":
-            return self._download_blob(kw["sha256"], kw["dest"])
+            return self._download_blob(kw["sha256"], kw["dest"], kw.get("owner"))
         table: dict[str, Any] = {
-            "blobs_missing": lambda: files.missing_blobs(s, kw["shas"]),
+            "blobs_missing": lambda: files.missing_blobs(s, c, kw["shas"]),
             "log_artifact_version": lambda: artifacts.log_artifact_version(
-                s, kw["workspace"], kw["name"], kw["body"], who
+                s, c, kw["workspace"], kw["name"], kw["body"]
             ),
             "artifact_version": lambda: artifacts.get_artifact_version(
-                s, kw["workspace"], kw["name"], kw.get("version_or_alias")
+                s, c, kw["workspace"], kw["name"], kw.get("version_or_alias")
             ),
             "consume_artifact": lambda: artifacts.consume_artifact_version(
-                s, kw["workspace"], kw["name"], kw.get("version_or_alias"), kw["experiment_key"]
+                s, c, kw["workspace"], kw["name"], kw.get("version_or_alias"), kw["experiment_key"]
             ),
-            "list_artifacts": lambda: artifacts.list_artifacts(s, kw["workspace"]),
-            "list_artifact_versions": lambda: artifacts.list_versions(s, kw["workspace"], kw["name"]),
+            "list_artifacts": lambda: artifacts.list_artifacts(s, c, kw["workspace"]),
+            "list_artifact_versions": lambda: artifacts.list_versions(s, c, kw["workspace"], kw["name"]),
             "delete_artifact_version": lambda: artifacts.delete_artifact_version(
-                s, kw["workspace"], kw["name"], kw["version"]
+                s, c, kw["workspace"], kw["name"], kw["version"]
             ),
-            "log_model": lambda: registry.log_model(s, kw["key"], kw["body"]),
-            "logged_models": lambda: registry.list_logged_models(s, kw["key"]),
-            "register_model": lambda: registry.register_model(
-                s, kw["workspace"], kw["name"], kw["body"], who
-            ),
-            "list_models": lambda: registry.list_models(s, kw["workspace"]),
-            "get_model": lambda: registry.get_model(s, kw["workspace"], kw["name"]),
-            "model_version": lambda: registry.get_version(s, kw["workspace"], kw["name"], kw["version"]),
+            "log_model": lambda: registry.log_model(s, c, kw["key"], kw["body"]),
+            "logged_models": lambda: registry.list_logged_models(s, c, kw["key"]),
+            "register_model": lambda: registry.register_model(s, c, kw["workspace"], kw["name"], kw["body"]),
+            "list_models": lambda: registry.list_models(s, c, kw["workspace"]),
+            "get_model": lambda: registry.get_model(s, c, kw["workspace"], kw["name"]),
+            "model_version": lambda: registry.get_version(s, c, kw["workspace"], kw["name"], kw["version"]),
             "training_inputs": lambda: registry.training_inputs(
-                s, kw["workspace"], kw["name"], kw["version"]
+                s, c, kw["workspace"], kw["name"], kw["version"]
             ),
             "set_status": lambda: registry.set_status(
-                s, kw["workspace"], kw["name"], kw["version"], kw["body"], who
+                s, c, kw["workspace"], kw["name"], kw["version"], kw["body"]
             ),
             "request_status": lambda: registry.request_status(
-                s, kw["workspace"], kw["name"], kw["version"], kw["body"], who
+                s, c, kw["workspace"], kw["name"], kw["version"], kw["body"]
             ),
-            "decide": lambda: registry.decide(s, kw["request_id"], kw["approve"], kw.get("body"), who),
-            "list_requests": lambda: registry.list_requests(s, kw["workspace"], kw["name"], kw.get("state")),
+            "decide": lambda: registry.decide(s, c, kw["request_id"], kw["approve"], kw.get("body")),
+            "list_requests": lambda: registry.list_requests(
+                s, c, kw["workspace"], kw["name"], kw.get("state")
+            ),
             "add_model_tag": lambda: registry.add_tag(
-                s, kw["workspace"], kw["name"], kw["version"], kw["tag"]
+                s, c, kw["workspace"], kw["name"], kw["version"], kw["tag"]
             ),
             "lineage": lambda: lineage.get_lineage(
-                s, kw["node"], kw.get("direction", "both"), kw.get("depth", 10)
+                s, c, kw["node"], kw.get("direction", "both"), kw.get("depth", 10)
             ),
         }
         return self._call(table[op])
 
     def _put_blob(self, sha256: str, path: Path) -> dict[str, Any]:
-        from tallymark.service.files import store_blob
+        from tallymark.service.files import put_blob
 
         with path.open("rb") as f:
             try:
-                sha, size = self._call(store_blob, self.store, iter(lambda: f.read(1 << 20), b""), sha256)
+                return self._call(
+                    put_blob, self.store, self.caller, iter(lambda: f.read(1 << 20), b""), sha256
+                )
             except TallymarkError as exc:
                 raise TallymarkError(f"{path}: {exc.message}", exc.status, exc.code, exc.detail) from None
-        return {"sha256": sha, "size": size}
 
-    def _download_blob(self, sha256: str, dest: Path) -> None:
-        if not self.store.blobs.has(sha256):
-            raise TallymarkError(f"no blob {sha256}", 404, "not_found")
+    def _download_blob(self, sha256: str, dest: Path, owner: tuple[str, str, str, str] | None = None) -> None:
+        """A file's bytes through what owns it (``owner``: "artifact" or "model", workspace, name,
+        version), else by hash alone (``blob.read``, which the local admin may do)."""
+        from tallymark.service import artifacts, files, registry
+
+        if owner is not None:
+            kind, ws, name, version = owner
+            read = artifacts.artifact_file if kind == "artifact" else registry.model_file
+            _, chunks = self._call(read, self.store, self.caller, ws, name, version, sha256)
+        else:
+            _, chunks = self._call(files.read_blob, self.store, self.caller, sha256)
         with dest.open("wb") as out:
-            for chunk in self.store.blobs.iter_bytes(sha256):
+            for chunk in chunks:
                 out.write(chunk)
 
     def metric_arrays(self, keys: list[str], name: str, points: int | None) -> dict[str, dict[str, Any]]:
@@ -656,7 +664,13 @@ class HttpTransport:
                     content=_iter_file(f),
                     headers={"Content-Type": "application/octet-stream"},
                 )
-        if op == "download_blob":
+        if op == "download_blob":  # through the artifact that owns it, when named (blob.read is admin-only)
+            owner = kw.get("owner")
+            if owner is not None:
+                kind, o_ws, o_name, o_ver = owner[0], q(owner[1]), q(owner[2]), q(owner[3])
+                where = "artifacts" if kind == "artifact" else "models"
+                path = f"/workspaces/{o_ws}/{where}/{o_name}/versions/{o_ver}/blobs/{kw['sha256']}"
+                return self._download(path, kw["dest"])
             return self._download(f"/blobs/{kw['sha256']}", kw["dest"])
         voa = {"version_or_alias": kw["version_or_alias"]} if kw.get("version_or_alias") else {}
         routes: dict[str, tuple[str, str, dict[str, Any] | None, dict[str, Any] | None, str | None]] = {

@@ -13,10 +13,11 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -46,6 +47,14 @@ def _error(status: int, message: str, detail: Any = None, code: str | None = Non
     )
 
 
+def _is_page_navigation(request: Request) -> bool:
+    """A browser opening a UI page (not the API, the comet adapter or a script): GET asking for HTML."""
+    path = request.url.path
+    if request.method != "GET" or path.startswith(("/api/", "/clientlib", "/-/static/", "/login")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
     details = []
     parts = []
@@ -62,7 +71,11 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
-    async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    async def service_error(request: Request, exc: ServiceError) -> Response:
+        if exc.status == 401 and _is_page_navigation(request):
+            # A person opening a page without a session: the login form, then back to this page.
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
         return _error(exc.status, exc.message, exc.detail, exc.code)
 
     @app.exception_handler(RequestValidationError)
@@ -189,6 +202,9 @@ def create_app(settings: Settings, user: str = "anonymous", warm_after: float | 
 
     for module in (health, experiments, reads, artifacts, registry, panels, admin):
         app.include_router(module.router, prefix="/api/v1")
+    from tallymark.server.routes import audit as audit_routes  # the audit log (server admins)
+
+    app.include_router(audit_routes.router, prefix="/api/v1")
 
     def include_ui(sub: FastAPI) -> None:
         from tallymark.server import ui

@@ -219,9 +219,9 @@ def _models(store: Store, key: str, graph: dict[str, Any]) -> dict[str, Any]:
         if n["kind"] != "model_version":
             continue
         ws, name, version = n["workspace"], n["name"], n["version"]
-        v = registry.get_version(store, ws, name, version)
+        v = registry.get_version(store, _READER, ws, name, version)
         if (ws, name) not in requests:
-            requests[ws, name] = registry.list_requests(store, ws, name)
+            requests[ws, name] = registry.list_requests(store, _READER, ws, name)
         v.pop("id", None)
         transitions = v.pop("history")
         versions.append(
@@ -237,7 +237,7 @@ def _models(store: Store, key: str, graph: dict[str, Any]) -> dict[str, Any]:
             }
         )
     versions.sort(key=lambda v: (v["workspace"], v["name"], v["version"]))
-    logged = [{k: m[k] for k in m if k != "id"} for m in registry.list_logged_models(store, key)]
+    logged = [{k: m[k] for k in m if k != "id"} for m in registry.list_logged_models(store, _READER, key)]
     return {"logged": logged, "registry": versions}
 
 
@@ -318,7 +318,7 @@ def build(store: Store, key: str, vkey: str | None = None, progress: Progress | 
         experiment_row(conn, key)  # NotFound before any other read
     files = _experiment_files(store, key)
     say("lineage")
-    graph = lineage.get_lineage(store, f"experiment:{key}", "both", LINEAGE_DEPTH)
+    graph = lineage.get_lineage(store, _READER, f"experiment:{key}", "both", LINEAGE_DEPTH)
     files["lineage.json"] = _json(
         {
             "root": graph["root"],

@@ -13,6 +13,9 @@ The permission is checked before the transaction starts; the chain's lock is tak
 (so two writers cannot deadlock on it and a row lock); the entry is appended last, and both
 commit or neither does. A write that turns out to change nothing (a replayed batch, an
 idempotent create) sets ``w.changed = False`` and appends no entry.
+A write whose change causes further recorded changes (an approval moving versions' statuses)
+adds them to ``w.then`` as ``(action, object, payload)``: appended right after the main entry, in
+the same transaction, with an action of the same prefix.
 
 Answers (the same as the HTTP layer's): a workspace where the caller has no role raises
 :class:`~tallymark.service.errors.NotFound` (indistinguishable from an object that does not
@@ -80,6 +83,9 @@ class Write:
     payload: Any
     changed: bool = True
     entries: list[dict[str, Any]] = field(default_factory=list)
+    # Further entries of this write, each (action, object, payload), appended right after the main
+    # one: what the change caused (the statuses an approval moves versions to), same action prefix.
+    then: list[tuple[str, tuple[str, str], Any]] = field(default_factory=list)
 
 
 @contextmanager
@@ -106,5 +112,11 @@ def write(
             w.entries.append(
                 audit.append(conn, caller.name, w.action, w.object, w.workspace, w.payload, caller.request_id)
             )
+            for action, obj, payload in w.then:
+                if action.split(".")[0] != o.audit.split(".")[0]:
+                    raise ValueError(f"{o.name} may not record action {action!r}")
+                w.entries.append(
+                    audit.append(conn, caller.name, action, obj, w.workspace, payload, caller.request_id)
+                )
     if w.entries:
         audit.checkpoint_if_due(store, seq=w.entries[-1]["seq"])

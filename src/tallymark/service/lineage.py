@@ -7,6 +7,11 @@ version that experiment consumed (with their files' sha256) — the auditor's qu
 
 Node references (CLI, API): ``experiment:KEY``, ``artifact:WORKSPACE/NAME:VERSION_OR_ALIAS``,
 ``model:WORKSPACE/NAME:VERSION``.
+
+A graph is what its caller may see: the root needs a role in its workspace (else the 404 of a node
+that does not exist), and nodes of workspaces where the caller has no role are left out, with their
+edges, and not walked through (an experiment of another team that consumed this dataset is not
+shown, nor what it produced).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, or_, select
 
+from tallymark.service import lookups
+from tallymark.service.caller import Caller
 from tallymark.service.errors import Invalid
 from tallymark.service.store import Store, now_ms
 from tallymark.store.db import upsert
@@ -48,6 +55,20 @@ def add_edge(conn: Connection, src_kind: str, src_id: int, dst_kind: str, dst_id
         ["src_kind", "src_id", "dst_kind", "dst_id", "relation"],
         None,
     )
+
+
+def has_edge(conn: Connection, src_kind: str, src_id: int, dst_kind: str, dst_id: int, relation: str) -> bool:
+    c = lineage_edges.c
+    found = conn.execute(
+        select(c.id).where(
+            c.src_kind == src_kind,
+            c.src_id == src_id,
+            c.dst_kind == dst_kind,
+            c.dst_id == dst_id,
+            c.relation == relation,
+        )
+    ).first()
+    return found is not None
 
 
 def _edges(conn: Connection, kind: str, node_id: int, direction: str) -> Sequence[Row]:
@@ -133,7 +154,9 @@ def neighbours(conn: Connection, kind: str, node_id: int, direction: str) -> lis
             (e.src_kind, e.src_id) if (e.dst_kind, e.dst_id) == (kind, node_id) else (e.dst_kind, e.dst_id)
         )
         d = describe(conn, *other)
-        out.append({"ref": d["ref"], "label": d["label"], "relation": e.relation})
+        out.append(
+            {"ref": d["ref"], "label": d["label"], "relation": e.relation, "workspace": d.get("workspace")}
+        )
     return out
 
 
@@ -164,17 +187,35 @@ def resolve(conn: Connection, ref: str) -> tuple[str, int]:
     raise Invalid(f"unknown node kind {kind!r} in {ref!r}")
 
 
-def get_lineage(store: Store, ref: str, direction: str = "both", depth: int = 10) -> dict[str, Any]:
-    """The graph around a node, breadth first up to ``depth`` edges away."""
+def _root_allowed(store: Store, caller: Caller, ref: str) -> None:
+    """``lineage.get`` on the root's workspace, a 404 like that of a missing node when refused."""
+    kind, _, rest = ref.partition(":")
+    if kind == "experiment" and rest:
+        ws = lookups.experiment_workspace(store, rest)
+        lookups.allow_visible(caller, "lineage.get", ws, f"no experiment with key {rest!r}")
+    elif kind in ("artifact", "model") and "/" in rest:
+        ws, _, name_ver = rest.partition("/")
+        name = name_ver.rpartition(":")[0] or name_ver
+        what = "artifact" if kind == "artifact" else "registered model"
+        lookups.allow_visible(caller, "lineage.get", ws, f"no {what} {name!r} in workspace {ws!r}")
+    # anything else is not a reference: resolve() says so
+
+
+def get_lineage(
+    store: Store, caller: Caller, ref: str, direction: str = "both", depth: int = 10
+) -> dict[str, Any]:
+    """The graph around a node that ``caller`` may see, breadth first up to ``depth`` edges away."""
     if direction not in ("upstream", "downstream", "both"):
         raise Invalid("direction must be upstream, downstream or both")
     if not 1 <= depth <= 50:
         raise Invalid("depth must be between 1 and 50")
+    _root_allowed(store, caller, ref)
     with store.db.read() as conn:
         root = resolve(conn, ref)
         nodes: dict[tuple[str, int], dict[str, Any]] = {root: describe(conn, *root)}
         edges: list[dict[str, Any]] = []
         seen_edges: set[int] = set()
+        hidden: set[tuple[str, int]] = set()
         dirs = ("upstream", "downstream") if direction == "both" else (direction,)
         for d in dirs:
             frontier = [root]
@@ -183,11 +224,17 @@ def get_lineage(store: Store, ref: str, direction: str = "both", depth: int = 10
                 for node in frontier:
                     for e in _edges(conn, node[0], node[1], d):
                         other = (e.src_kind, e.src_id) if d == "upstream" else (e.dst_kind, e.dst_id)
+                        if other in hidden:
+                            continue
                         if e.id not in seen_edges:
-                            seen_edges.add(e.id)
                             if other not in nodes:
-                                nodes[other] = describe(conn, *other)
+                                d_other = describe(conn, *other)
+                                if not lookups.sees(caller, d_other.get("workspace")):
+                                    hidden.add(other)
+                                    continue
+                                nodes[other] = d_other
                                 nxt.append(other)
+                            seen_edges.add(e.id)
                             edges.append(
                                 {
                                     "src": nodes[(e.src_kind, e.src_id)]["ref"],

@@ -61,7 +61,10 @@ def _ops(*ops: Operation) -> dict[str, Operation]:
     return out
 
 
-V, M, A, S = "workspace:viewer", "workspace:member", "workspace:admin", "server:admin"
+V: Permission = "workspace:viewer"
+M: Permission = "workspace:member"
+A: Permission = "workspace:admin"
+S: Permission = "server:admin"
 
 OPERATIONS: dict[str, Operation] = _ops(
     # -- the process -----------------------------------------------------------------------------
@@ -71,6 +74,7 @@ OPERATIONS: dict[str, Operation] = _ops(
     Operation("ui.page", "authenticated", summary="a UI page (its data is checked per workspace)"),
     Operation("ui.whoami", "public", summary="the signed-in user and their roles (anonymous: none)"),
     Operation("ui.workspace", V, summary="a UI page of a workspace, and its JSON helpers under /-/"),
+    Operation("ui.admin", S, summary="the admin and audit pages (writes: the admin routes)"),
     # -- tracking --------------------------------------------------------------------------------
     Operation("experiment.create", M, "experiment.create", summary="create an experiment"),
     Operation("experiment.log", M, "experiment.log", summary="a batch: params, metrics, others, tags"),

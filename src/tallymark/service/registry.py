@@ -5,10 +5,16 @@ Statuses: development → staging → production → archived. Moving a version 
 ``model_transitions`` with actor, time, comment and the request that caused it. When a version
 reaches production, the version that was in production before is archived (recorded too).
 
-Each of these writes also appends to the audit log (:mod:`tallymark.service.audit`) in the same
-transaction: ``model_version.register``, ``model_version.request``, ``model_version.approve`` /
-``model_version.reject`` and one ``model_version.status`` per change of status, each on the object
-``model_version`` ``WORKSPACE/NAME:VERSION``.
+Every operation takes the :class:`~tallymark.service.caller.Caller` second; the actor recorded is
+``caller.name``. Reads need a role in the model's workspace (a model of a workspace where the caller
+has none answers the 404 of one that does not exist). Each write runs in
+:func:`tallymark.service.guard.write`, so its check, its change and its audit entries commit
+together: ``model.log`` (on the ``experiment``), ``model_version.register``,
+``model_version.request``, ``model_version.approve`` / ``model_version.reject``,
+``model_version.tag`` and one ``model_version.status`` per change of status (after the request or
+approval that caused it), each on the object ``model_version`` ``WORKSPACE/NAME:VERSION``.
+Approving or rejecting needs the approver flag of the model's workspace, and never by the person
+who asked (four eyes; the name comes from the key or session, not from the request).
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from tallymark import jsonvalue
-from tallymark.service import audit, lineage
+from tallymark.service import guard, lineage, lookups
+from tallymark.service.caller import Caller
 from tallymark.service.errors import Conflict, Forbidden, Invalid, NotFound
 from tallymark.service.experiments import _workspace_id, experiment_row, require_running
-from tallymark.service.files import check_files, insert_files, read_files
+from tallymark.service.files import check_files, insert_files, owned_blob, read_files, require_visible
 from tallymark.service.models import DecisionIn, ModelIn, RegisterIn, StatusRequestIn, validated
 from tallymark.service.store import Store, now_ms
 from tallymark.service.versions import allocate
@@ -39,13 +46,36 @@ from tallymark.store.schema import (
 NEEDS_APPROVAL = "production"
 
 
-def log_model(store: Store, key: str, data: ModelIn | dict[str, Any]) -> dict[str, Any]:
+def _no_experiment(key: str) -> str:
+    return f"no experiment with key {key!r}"
+
+
+def _no_model(workspace: str, name: str) -> str:
+    return f"no registered model {name!r} in workspace {workspace!r}"
+
+
+def _ref(workspace: str, name: str, version: str) -> tuple[str, str]:
+    return "model_version", f"{workspace}/{name}:{version}"
+
+
+def log_model(store: Store, caller: Caller, key: str, data: ModelIn | dict[str, Any]) -> dict[str, Any]:
     """Record a model logged by an experiment: stored files and/or a remote URI."""
+    ws = lookups.experiment_workspace(store, key)
+    lookups.allow_visible(caller, "model.log", ws, _no_experiment(key))
     spec = validated(ModelIn, data)
     if not spec.files and spec.remote_uri is None:
         raise Invalid(f"model {spec.name!r} needs files or a remote URI")
     rows = check_files(store, spec.files)
-    with store.db.write() as conn:
+    require_visible(store, caller, rows)
+    with guard.write(
+        store,
+        caller,
+        "model.log",
+        workspace=ws,
+        object=("experiment", key),
+        payload=spec.model_dump(mode="json"),
+    ) as w:
+        conn = w.conn
         row = experiment_row(conn, key, for_update=True)
         require_running(row)
         if conn.execute(
@@ -65,7 +95,8 @@ def log_model(store: Store, key: str, data: ModelIn | dict[str, Any]) -> dict[st
         )
         mid = inserted_id(res)
         insert_files(conn, "model", mid, rows)
-        return _model_dict(conn, mid)
+        out = _model_dict(conn, mid)
+    return out
 
 
 def _model_dict(conn: Connection, mid: int) -> dict[str, Any]:
@@ -85,7 +116,10 @@ def _model_dict(conn: Connection, mid: int) -> dict[str, Any]:
     }
 
 
-def list_logged_models(store: Store, key: str) -> list[dict[str, Any]]:
+def list_logged_models(store: Store, caller: Caller, key: str) -> list[dict[str, Any]]:
+    lookups.allow_visible(
+        caller, "model.logged", lookups.experiment_workspace(store, key), _no_experiment(key)
+    )
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
         ids = conn.execute(
@@ -133,29 +167,36 @@ def resolve_version(conn: Connection, workspace: str, name: str, version: str) -
     return row.id
 
 
-def _audit(conn: Connection, actor: str, action: str, vid: int, payload: Any) -> None:
-    """One audit entry on the model version ``vid`` (``WORKSPACE/NAME:VERSION``)."""
+def _object(conn: Connection, vid: int) -> tuple[str, str]:
+    """The audit object of model version ``vid``: ``("model_version", "WORKSPACE/NAME:VERSION")``."""
     v = conn.execute(
         select(workspaces.c.name.label("ws"), registered_models.c.name, model_versions.c.version)
         .join(registered_models, registered_models.c.id == model_versions.c.registered_model_id)
         .join(workspaces, workspaces.c.id == registered_models.c.workspace_id)
         .where(model_versions.c.id == vid)
     ).one()
-    audit.append(conn, actor, action, ("model_version", f"{v.ws}/{v.name}:{v.version}"), v.ws, payload)
+    return _ref(v.ws, v.name, v.version)
 
 
 def _transition(
-    conn: Connection, vid: int, to: str, actor: str, comment: str | None, request_id: int | None = None
+    w: guard.Write,
+    vid: int,
+    to: str,
+    actor: str,
+    comment: str | None,
+    request_id: int | None = None,
+    main: bool = False,
 ) -> None:
+    """Move version ``vid`` to status ``to``, with its history row and its ``model_version.status``
+    entry: the write's own (``main``) or one that follows the request or approval that caused it."""
+    conn = w.conn
     cur = conn.execute(select(model_versions.c.status).where(model_versions.c.id == vid)).scalar()
     conn.execute(model_versions.update().where(model_versions.c.id == vid).values(status=to))
-    _audit(
-        conn,
-        actor,
-        "model_version.status",
-        vid,
-        {"from": cur, "to": to, "comment": comment, "status_request": request_id},
-    )
+    payload = {"from": cur, "to": to, "comment": comment, "status_request": request_id}
+    if main:
+        w.object, w.payload = _object(conn, vid), payload
+    else:
+        w.then.append(("model_version.status", _object(conn, vid), payload))
     conn.execute(
         model_transitions.insert().values(
             model_version_id=vid,
@@ -170,7 +211,7 @@ def _transition(
 
 
 def register_model(
-    store: Store, workspace: str, model_name: str, data: RegisterIn | dict[str, Any], actor: str
+    store: Store, caller: Caller, workspace: str, model_name: str, data: RegisterIn | dict[str, Any]
 ) -> dict[str, Any]:
     """Create a registry version from a model an experiment logged (lineage: registered_from)."""
     from tallymark.service.models import _scope_name
@@ -180,14 +221,26 @@ def register_model(
         _scope_name(model_name)
     except ValueError as exc:
         raise Invalid(str(exc)) from None
+    lookups.allow_visible(caller, "model.register", workspace, _no_model(workspace, model_name))
     spec = validated(RegisterIn, data)
+    # The model comes from an experiment: the caller must be able to read it (lineage records it).
+    src_ws = lookups.experiment_workspace(store, spec.experiment_key)
+    lookups.allow_visible(caller, "model.logged", src_ws, _no_experiment(spec.experiment_key))
     if spec.status == NEEDS_APPROVAL:
         raise Forbidden(
             "a new version cannot start in production: register it, then request production "
             "for another person to approve"
         )
-    with store.db.write() as conn:
-        audit.lock(conn)  # before any row lock: see audit.lock
+    actor = caller.name
+    with guard.write(
+        store,
+        caller,
+        "model.register",
+        workspace=workspace,
+        object=("model_version", f"{workspace}/{model_name}"),
+        payload=spec.model_dump(mode="json"),
+    ) as w:
+        conn = w.conn
         eid = experiment_row(conn, spec.experiment_key).id
         em = conn.execute(
             select(experiment_models.c.id).where(
@@ -238,9 +291,8 @@ def register_model(
             )
         )
         lineage.add_edge(conn, "experiment", eid, "model_version", vid, "registered_from")
-        _audit(conn, actor, "model_version.register", vid, spec)
+        w.object = _ref(workspace, model_name, version)
         out = _version_dict(conn, vid)
-    audit.checkpoint_if_due(store)
     return out
 
 
@@ -284,7 +336,8 @@ def _version_dict(conn: Connection, vid: int) -> dict[str, Any]:
     }
 
 
-def get_model(store: Store, workspace: str, name: str) -> dict[str, Any]:
+def get_model(store: Store, caller: Caller, workspace: str, name: str) -> dict[str, Any]:
+    lookups.allow_visible(caller, "model.get", workspace, _no_model(workspace, name))
     with store.db.read() as conn:
         rid = _registered(conn, workspace, name)
         r = conn.execute(select(registered_models).where(registered_models.c.id == rid)).one()
@@ -306,7 +359,8 @@ def get_model(store: Store, workspace: str, name: str) -> dict[str, Any]:
     }
 
 
-def list_models(store: Store, workspace: str) -> list[dict[str, Any]]:
+def list_models(store: Store, caller: Caller, workspace: str) -> list[dict[str, Any]]:
+    lookups.allow_visible(caller, "model.list", workspace, f"no workspace named {workspace!r}")
     with store.db.read() as conn:
         ws = _workspace_id(conn, workspace, create=False)
         if ws is None:
@@ -335,46 +389,75 @@ def list_models(store: Store, workspace: str) -> list[dict[str, Any]]:
     return out
 
 
-def get_version(store: Store, workspace: str, name: str, version: str) -> dict[str, Any]:
+def get_version(store: Store, caller: Caller, workspace: str, name: str, version: str) -> dict[str, Any]:
+    lookups.allow_visible(caller, "model.get", workspace, _no_model(workspace, name))
     with store.db.read() as conn:
         return _version_dict(conn, resolve_version(conn, workspace, name, version))
 
 
+def model_file(
+    store: Store, caller: Caller, workspace: str, name: str, version: str, sha256: str
+) -> tuple[int, Any]:
+    """(size, bytes) of the file ``sha256`` of a model version the caller may read."""
+    v = get_version(store, caller, workspace, name, version)
+    return owned_blob(store, sha256, v["files"], f"model {name!r} {version}")
+
+
 def find_versions(
-    store: Store, workspace: str, name: str, status: str | None = None, tag: str | None = None
+    store: Store,
+    caller: Caller,
+    workspace: str,
+    name: str,
+    status: str | None = None,
+    tag: str | None = None,
 ) -> list[dict[str, Any]]:
-    versions = get_model(store, workspace, name)["versions"]
+    versions = get_model(store, caller, workspace, name)["versions"]
     return [
         v for v in versions if (status is None or v["status"] == status) and (tag is None or tag in v["tags"])
     ]
 
 
 def set_status(
-    store: Store, workspace: str, name: str, version: str, data: StatusRequestIn | dict[str, Any], actor: str
+    store: Store,
+    caller: Caller,
+    workspace: str,
+    name: str,
+    version: str,
+    data: StatusRequestIn | dict[str, Any],
 ) -> dict[str, Any]:
     """Change a version's status directly — for every status but production, which needs approval."""
+    lookups.allow_visible(caller, "model.set_status", workspace, _no_model(workspace, name))
     spec = validated(StatusRequestIn, data)
     if spec.status == NEEDS_APPROVAL:
         raise Forbidden(
             "moving a version to production needs a second person's approval: use "
             "request_status (tallymark models request) and have someone else approve it"
         )
-    with store.db.write() as conn:
-        audit.lock(conn)  # before any row lock: see audit.lock
-        vid = resolve_version(conn, workspace, name, version)
-        _transition(conn, vid, spec.status, actor, spec.comment)
-        out = _version_dict(conn, vid)
-    audit.checkpoint_if_due(store)
+    with guard.write(
+        store, caller, "model.set_status", workspace=workspace, object=_ref(workspace, name, version)
+    ) as w:
+        vid = resolve_version(w.conn, workspace, name, version)
+        _transition(w, vid, spec.status, caller.name, spec.comment, main=True)
+        out = _version_dict(w.conn, vid)
     return out
 
 
 def request_status(
-    store: Store, workspace: str, name: str, version: str, data: StatusRequestIn | dict[str, Any], actor: str
+    store: Store,
+    caller: Caller,
+    workspace: str,
+    name: str,
+    version: str,
+    data: StatusRequestIn | dict[str, Any],
 ) -> dict[str, Any]:
     """Ask for a status change; production waits for another identity's approval."""
+    lookups.allow_visible(caller, "model.request", workspace, _no_model(workspace, name))
     spec = validated(StatusRequestIn, data)
-    with store.db.write() as conn:
-        audit.lock(conn)  # before any row lock: see audit.lock
+    actor = caller.name
+    with guard.write(
+        store, caller, "model.request", workspace=workspace, object=_ref(workspace, name, version)
+    ) as w:
+        conn = w.conn
         vid = resolve_version(conn, workspace, name, version)
         cur = conn.execute(select(model_versions.c.status).where(model_versions.c.id == vid)).scalar()
         if cur == spec.status:
@@ -399,19 +482,17 @@ def request_status(
             )
         )
         rid = inserted_id(res)
-        _audit(
-            conn, actor, "model_version.request", vid, {**spec.model_dump(mode="json"), "status_request": rid}
-        )
+        w.payload = {**spec.model_dump(mode="json"), "status_request": rid}
         if spec.status != NEEDS_APPROVAL:  # no approval needed: apply at once, keep the request as record
-            _decide(conn, rid, actor, "approved", spec.comment, four_eyes=False)
+            _decide(w, rid, actor, "approved", spec.comment, four_eyes=False)
         out = _request_dict(conn, rid)
-    audit.checkpoint_if_due(store)
     return out
 
 
 def _decide(
-    conn: Connection, request_id: int, actor: str, state: str, comment: str | None, four_eyes: bool = True
+    w: guard.Write, request_id: int, actor: str, state: str, comment: str | None, four_eyes: bool = True
 ) -> None:
+    conn = w.conn
     req = conn.execute(select(status_requests).where(status_requests.c.id == request_id)).first()
     if req is None:
         raise NotFound(f"no status request {request_id}")
@@ -428,14 +509,8 @@ def _decide(
         .values(state=state, decided_by=actor, decided_at=now_ms(), decision_comment=comment)
     )
     if four_eyes:  # a request applied at once is recorded by its request and status entries
-        action = "model_version.approve" if state == "approved" else "model_version.reject"
-        _audit(
-            conn,
-            actor,
-            action,
-            req.model_version_id,
-            {"status_request": request_id, "to": req.to_status, "comment": comment},
-        )
+        w.object = _object(conn, req.model_version_id)
+        w.payload = {"status_request": request_id, "to": req.to_status, "comment": comment}
     if state == "approved":
         if req.to_status == NEEDS_APPROVAL:
             rm = conn.execute(
@@ -450,9 +525,9 @@ def _decide(
                     model_versions.c.id != req.model_version_id,
                 )
             ).all():
-                _transition(conn, old.id, "archived", actor, "superseded in production", request_id)
+                _transition(w, old.id, "archived", actor, "superseded in production", request_id)
         _transition(
-            conn,
+            w,
             req.model_version_id,
             req.to_status,
             actor,
@@ -462,14 +537,17 @@ def _decide(
 
 
 def decide(
-    store: Store, request_id: int, approve: bool, data: DecisionIn | dict[str, Any] | None, actor: str
+    store: Store, caller: Caller, request_id: int, approve: bool, data: DecisionIn | dict[str, Any] | None
 ) -> dict[str, Any]:
+    """Approve or reject a pending request (``request.approve`` / ``request.reject``): the approver
+    flag of the model's workspace, and someone other than the requester (four eyes)."""
+    op = "request.approve" if approve else "request.reject"
+    ws = lookups.request_workspace(store, request_id)
+    lookups.allow_visible(caller, op, ws, f"no status request {request_id}")
     spec = validated(DecisionIn, data)
-    with store.db.write() as conn:
-        audit.lock(conn)  # before any row lock: see audit.lock
-        _decide(conn, request_id, actor, "approved" if approve else "rejected", spec.comment)
-        out = _request_dict(conn, request_id)
-    audit.checkpoint_if_due(store)
+    with guard.write(store, caller, op, workspace=ws, object=("status_request", str(request_id))) as w:
+        _decide(w, request_id, caller.name, "approved" if approve else "rejected", spec.comment)
+        out = _request_dict(w.conn, request_id)
     return out
 
 
@@ -506,31 +584,54 @@ def _requests(conn: Connection, registered_id: int, state: str | None) -> list[d
     return [_request_dict(conn, i) for i in conn.execute(stmt.order_by(status_requests.c.id)).scalars().all()]
 
 
-def list_requests(store: Store, workspace: str, name: str, state: str | None = None) -> list[dict[str, Any]]:
+def list_requests(
+    store: Store, caller: Caller, workspace: str, name: str, state: str | None = None
+) -> list[dict[str, Any]]:
+    lookups.allow_visible(caller, "request.list", workspace, _no_model(workspace, name))
     with store.db.read() as conn:
         return _requests(conn, _registered(conn, workspace, name), state)
 
 
-def add_tag(store: Store, workspace: str, name: str, version: str, tag: str) -> dict[str, Any]:
+def add_tag(
+    store: Store, caller: Caller, workspace: str, name: str, version: str, tag: str
+) -> dict[str, Any]:
+    """Tag a version (``model_version.tag``); a tag it has already changes nothing."""
     from tallymark.service.models import _name
 
+    lookups.allow_visible(caller, "model.tag", workspace, _no_model(workspace, name))
     try:
         _name(tag)
     except ValueError as exc:
         raise Invalid(str(exc)) from None
-    with store.db.write() as conn:
+    with guard.write(
+        store,
+        caller,
+        "model.tag",
+        workspace=workspace,
+        object=_ref(workspace, name, version),
+        payload={"tag": tag},
+    ) as w:
+        conn = w.conn
         vid = resolve_version(conn, workspace, name, version)
         cur = conn.execute(select(model_versions.c.tags_json).where(model_versions.c.id == vid)).scalar()
         tags = jsonvalue.loads(cur) if cur else []
+        w.changed = tag not in tags
         if tag not in tags:
             tags.append(tag)
-        conn.execute(
-            model_versions.update().where(model_versions.c.id == vid).values(tags_json=jsonvalue.dumps(tags))
-        )
-        return _version_dict(conn, vid)
+            conn.execute(
+                model_versions.update()
+                .where(model_versions.c.id == vid)
+                .values(tags_json=jsonvalue.dumps(tags))
+            )
+        out = _version_dict(conn, vid)
+    return out
 
 
-def training_inputs(store: Store, workspace: str, name: str, version: str) -> list[dict[str, Any]]:
-    """Which dataset (artifact) versions, with their files' sha256, trained this model version."""
-    graph = lineage.get_lineage(store, f"model:{workspace}/{name}:{version}", "upstream", 50)
+def training_inputs(
+    store: Store, caller: Caller, workspace: str, name: str, version: str
+) -> list[dict[str, Any]]:
+    """Which dataset (artifact) versions, with their files' sha256, trained this model version
+    (those the caller may see: see :mod:`tallymark.service.lineage`)."""
+    lookups.allow_visible(caller, "model.get", workspace, _no_model(workspace, name))
+    graph = lineage.get_lineage(store, caller, f"model:{workspace}/{name}:{version}", "upstream", 50)
     return [n for n in graph["nodes"] if n["kind"] == "artifact_version"]

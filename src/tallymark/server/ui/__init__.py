@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tallymark.server.ui import pages_login, routes
+from tallymark.server.ui import pages_admin, pages_audit, pages_login, routes
 
 router = APIRouter(include_in_schema=False)
 router.include_router(pages_login.router)
+router.include_router(pages_admin.router)  # /-/admin (server admins)
+router.include_router(pages_audit.router)  # /-/admin/audit (server admins)
 router.include_router(routes.router)
 
 __all__ = ["router"]

@@ -16,6 +16,7 @@ from tallymark.server.ui import assets, fmt, urls, widgets
 from tallymark.server.ui.html import Markup, el
 from tallymark.server.ui.layout import page
 from tallymark.service import artifacts, ui_reads
+from tallymark.service.caller import Caller
 from tallymark.service.errors import NotFound
 from tallymark.service.models import SEMVER_RE
 from tallymark.service.store import Store
@@ -92,8 +93,8 @@ def files_table(files: Sequence[dict[str, Any]], table_id: str | None = None) ->
 _FILE_HEADS = (("path", None), ("sha256", None), ("size", "num"), ("remote URI", None))
 
 
-def artifacts_page(store: Store, workspace: str) -> HTMLResponse:
-    rows = artifacts.list_artifacts(store, workspace)
+def artifacts_page(store: Store, caller: Caller, workspace: str) -> HTMLResponse:
+    rows = artifacts.list_artifacts(store, caller, workspace)
     head = el(
         "tr",
         None,
@@ -147,8 +148,8 @@ def _consumer_keys(v: dict[str, Any]) -> list[str]:
     ]
 
 
-def artifact_page(store: Store, workspace: str, name: str, version: str = "") -> HTMLResponse:
-    versions = list(reversed(artifacts.list_versions(store, workspace, name)))  # newest first
+def artifact_page(store: Store, caller: Caller, workspace: str, name: str, version: str = "") -> HTMLResponse:
+    versions = list(reversed(artifacts.list_versions(store, caller, workspace, name)))  # newest first
     chosen = _pick(versions, version)
     keys = [v["sourceExperimentKey"] for v in versions] + [k for v in versions for k in _consumer_keys(v)]
     places = ui_reads.experiment_places(store, keys)

@@ -517,7 +517,7 @@ def _lineage_data(ctx: Ctx) -> dict[str, Any] | None:
     try:
         from tallymark.service.lineage import get_lineage
 
-        return get_lineage(ctx["store"], f"experiment:{ctx['key']}", "both", depth=2)
+        return get_lineage(ctx["store"], ctx["caller"], f"experiment:{ctx['key']}", "both", depth=2)
     except Exception:  # the registry is young: never let it break the experiment page
         return None
 

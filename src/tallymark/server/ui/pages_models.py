@@ -26,6 +26,7 @@ from tallymark.server.ui.pages_artifacts import (
     sha,
 )
 from tallymark.service import registry, ui_reads
+from tallymark.service.caller import Caller
 from tallymark.service.store import Store
 
 
@@ -43,8 +44,8 @@ def status_badge(status: str | None) -> Markup | str:
     return el("span", {"class": f"status status-{status}"}, status)
 
 
-def models_page(store: Store, workspace: str) -> HTMLResponse:
-    rows = registry.list_models(store, workspace)
+def models_page(store: Store, caller: Caller, workspace: str) -> HTMLResponse:
+    rows = registry.list_models(store, caller, workspace)
     head = el(
         "tr",
         None,
@@ -90,14 +91,15 @@ def models_page(store: Store, workspace: str) -> HTMLResponse:
     return page(f"Models · {workspace}", crumbs, body, page_id="models")
 
 
-def model_page(store: Store, workspace: str, name: str) -> HTMLResponse:
-    model = registry.get_model(store, workspace, name)
+def model_page(store: Store, caller: Caller, workspace: str, name: str) -> HTMLResponse:
+    model = registry.get_model(store, caller, workspace, name)
     versions = list(reversed(model["versions"]))  # newest first
-    decided = [r for r in registry.list_requests(store, workspace, name) if r["state"] != "pending"]
+    decided = [r for r in registry.list_requests(store, caller, workspace, name) if r["state"] != "pending"]
     places = ui_reads.experiment_places(store, [v["experimentKey"] for v in versions])
     production = [v for v in versions if v["status"] == "production"]
     inputs = {
-        v["version"]: registry.training_inputs(store, workspace, name, v["version"]) for v in production
+        v["version"]: registry.training_inputs(store, caller, workspace, name, v["version"])
+        for v in production
     }
     status_of = {v["version"]: v["status"] for v in versions}
     head = [

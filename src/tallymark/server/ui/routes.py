@@ -151,33 +151,37 @@ def _registry(workspace: str, build: Callable[[], HTMLResponse]) -> HTMLResponse
 
 
 @router.get("/{workspace}/artifacts", dependencies=[need("ui.workspace")])
-def artifact_list(workspace: str, request: Request) -> HTMLResponse:
+def artifact_list(workspace: str, request: Request, caller: CallerDep) -> HTMLResponse:
     from tallymark.server.ui.pages_artifacts import artifacts_page
 
-    return _registry(workspace, lambda: artifacts_page(_store(request), workspace))
+    return _registry(workspace, lambda: artifacts_page(_store(request), caller, workspace))
 
 
 @router.get("/{workspace}/artifacts/{name}", dependencies=[need("ui.workspace")])
 def artifact(
-    workspace: str, name: str, request: Request, version: Annotated[str, Query(max_length=200)] = ""
+    workspace: str,
+    name: str,
+    request: Request,
+    caller: CallerDep,
+    version: Annotated[str, Query(max_length=200)] = "",
 ) -> HTMLResponse:
     from tallymark.server.ui.pages_artifacts import artifact_page
 
-    return _registry(workspace, lambda: artifact_page(_store(request), workspace, name, version))
+    return _registry(workspace, lambda: artifact_page(_store(request), caller, workspace, name, version))
 
 
 @router.get("/{workspace}/models", dependencies=[need("ui.workspace")])
-def model_list(workspace: str, request: Request) -> HTMLResponse:
+def model_list(workspace: str, request: Request, caller: CallerDep) -> HTMLResponse:
     from tallymark.server.ui.pages_models import models_page
 
-    return _registry(workspace, lambda: models_page(_store(request), workspace))
+    return _registry(workspace, lambda: models_page(_store(request), caller, workspace))
 
 
 @router.get("/{workspace}/models/{name}", dependencies=[need("ui.workspace")])
-def model(workspace: str, name: str, request: Request) -> HTMLResponse:
+def model(workspace: str, name: str, request: Request, caller: CallerDep) -> HTMLResponse:
     from tallymark.server.ui.pages_models import model_page
 
-    return _registry(workspace, lambda: model_page(_store(request), workspace, name))
+    return _registry(workspace, lambda: model_page(_store(request), caller, workspace, name))
 
 
 @router.get("/{workspace}/{project}", response_model=None, dependencies=[need("ui.workspace")])

@@ -22,10 +22,10 @@ from urllib.parse import unquote
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
+from tallymark.server.auth import require_caller
 from tallymark.server.compat.comet import translate as tr
 from tallymark.server.compat.comet.http import (
     CometError,
-    actor_of,
     json_object,
     ok,
     router,
@@ -34,6 +34,7 @@ from tallymark.server.compat.comet.http import (
 )
 from tallymark.server.compat.comet.lifecycle import experiment_key
 from tallymark.service import artifacts, compat_support, experiments
+from tallymark.service.caller import Caller
 from tallymark.service.errors import NotFound
 from tallymark.service.models import KEY_RE
 from tallymark.service.store import Store
@@ -42,13 +43,13 @@ clientlib = router()
 rest = router()
 
 
-def _upsert(store: Store, body: dict[str, Any], key: str, who: str) -> dict[str, Any]:
+def _upsert(store: Store, caller: Caller, body: dict[str, Any], key: str) -> dict[str, Any]:
     name = body.get("artifactName")
     if not isinstance(name, str) or not name:
         raise CometError(400, "'artifactName' is required")
     workspace = experiments.get_experiment(store, key)["workspace"]
     try:
-        previous = artifacts.get_artifact_version(store, workspace, name)["version"]
+        previous = artifacts.get_artifact_version(store, caller, workspace, name)["version"]
     except NotFound:
         previous = None
     spec = {
@@ -60,7 +61,7 @@ def _upsert(store: Store, body: dict[str, Any], key: str, who: str) -> dict[str,
         "files": [],
         "experiment_key": key,
     }
-    v = artifacts.log_artifact_version(store, workspace, name, spec, who, open_for_files=True)
+    v = artifacts.log_artifact_version(store, caller, workspace, name, spec, open_for_files=True)
     return {
         "artifactId": tr.artifact_id(workspace, name),
         "artifactVersionId": tr.artifact_version_id(workspace, name, v["version"]),
@@ -74,17 +75,17 @@ async def upsert(request: Request) -> Any:
     """Create the artifact's next (or the given) version, produced by the experiment."""
     body = await json_object(request)
     key = experiment_key(body)
-    return ok(await run_in_threadpool(_upsert, store_of(request), body, key, actor_of(request)))
+    return ok(await run_in_threadpool(_upsert, store_of(request), require_caller(request), body, key))
 
 
-def _state(store: Store, body: dict[str, Any]) -> None:
+def _state(store: Store, caller: Caller, body: dict[str, Any]) -> None:
     ws, name, version = tr.parse_id("av", body.get("artifactVersionId"), 3)
     key = experiment_key(body)
     state = str(body.get("state") or "").upper()
     if state == "CLOSED":
-        artifacts.close_artifact_version(store, ws, name, version, key)
+        artifacts.close_artifact_version(store, caller, ws, name, version, key)
     elif state == "ERROR":
-        artifacts.abandon_artifact_version(store, ws, name, version, key)
+        artifacts.abandon_artifact_version(store, caller, ws, name, version, key)
     else:
         raise CometError(400, f"artifact state {state!r} is not supported (CLOSED or ERROR)")
 
@@ -92,7 +93,7 @@ def _state(store: Store, body: dict[str, Any]) -> None:
 @rest.post("/write/artifacts/state")
 async def state(request: Request) -> Any:
     body = await json_object(request)
-    await run_in_threadpool(_state, store_of(request), body)
+    await run_in_threadpool(_state, store_of(request), require_caller(request), body)
     return ok()
 
 
@@ -134,7 +135,7 @@ def _name_param(q: dict[str, str]) -> str | None:
     return unquote(raw) if raw else None
 
 
-def _find(store: Store, q: dict[str, str], client: bool = False) -> dict[str, Any]:
+def _find(store: Store, caller: Caller, q: dict[str, str], client: bool = False) -> dict[str, Any]:
     """A version by id, or by workspace, name and version/alias; records consumption when asked
     (``client``: the request carries the API key header, see the module docstring)."""
     consumer = q.get("consumerExperimentKey") or None
@@ -145,8 +146,8 @@ def _find(store: Store, q: dict[str, str], client: bool = False) -> dict[str, An
 
     def fetch(version: str | None) -> dict[str, Any]:
         if consumer is None:
-            return artifacts.get_artifact_version(store, ws, name, version)
-        return artifacts.consume_artifact_version(store, ws, name, version, consumer)
+            return artifacts.get_artifact_version(store, caller, ws, name, version)
+        return artifacts.consume_artifact_version(store, caller, ws, name, version, consumer)
 
     if q.get("versionId"):
         ws, name, version = tr.parse_id("av", q["versionId"], 3)
@@ -176,25 +177,29 @@ def _find(store: Store, q: dict[str, str], client: bool = False) -> dict[str, An
 @rest.get("/artifacts/version")
 async def version(request: Request) -> Any:
     client = bool(request.headers.get("authorization"))
-    v = await run_in_threadpool(_find, store_of(request), dict(request.query_params), client)
+    v = await run_in_threadpool(
+        _find, store_of(request), require_caller(request), dict(request.query_params), client
+    )
     return ok(tr.artifact_version_out(v))
 
 
 @rest.get("/artifacts/version/files")
 async def version_files(request: Request) -> Any:
     client = bool(request.headers.get("authorization"))
-    v = await run_in_threadpool(_find, store_of(request), dict(request.query_params), client)
+    v = await run_in_threadpool(
+        _find, store_of(request), require_caller(request), dict(request.query_params), client
+    )
     return ok({"files": tr.artifact_files_out(v)})
 
 
-def _artifact(store: Store, q: dict[str, str]) -> dict[str, Any]:
+def _artifact(store: Store, caller: Caller, q: dict[str, str]) -> dict[str, Any]:
     if q.get("artifact_id") or q.get("artifactId"):
         ws, name = tr.parse_id("a", q.get("artifact_id") or q.get("artifactId"), 2)
     else:
         ws, name = q.get("workspace") or "", _name_param(q) or ""
         if not ws or not name:
             raise CometError(400, "give workspace and artifactName")
-    versions = artifacts.list_versions(store, ws, name)
+    versions = artifacts.list_versions(store, caller, ws, name)
     last = versions[-1]
     return {
         "artifactId": tr.artifact_id(ws, name),
@@ -223,12 +228,16 @@ def _artifact(store: Store, q: dict[str, str]) -> dict[str, Any]:
 
 @rest.get("/artifacts/get")
 async def artifact_details(request: Request) -> Any:
-    return ok(await run_in_threadpool(_artifact, store_of(request), dict(request.query_params)))
+    return ok(
+        await run_in_threadpool(
+            _artifact, store_of(request), require_caller(request), dict(request.query_params)
+        )
+    )
 
 
-def _all(store: Store, workspace: str, artifact_type: str | None) -> dict[str, Any]:
+def _all(store: Store, caller: Caller, workspace: str, artifact_type: str | None) -> dict[str, Any]:
     out = []
-    for a in artifacts.list_artifacts(store, workspace):
+    for a in artifacts.list_artifacts(store, caller, workspace):
         if artifact_type and a["artifactType"] != artifact_type:
             continue
         out.append(
@@ -252,7 +261,7 @@ async def all_artifacts(request: Request) -> Any:
     ws = q.get("workspace")
     if not ws:
         raise CometError(400, "give the workspace")
-    return ok(await run_in_threadpool(_all, store_of(request), ws, q.get("type")))
+    return ok(await run_in_threadpool(_all, store_of(request), require_caller(request), ws, q.get("type")))
 
 
 def _labels(store: Store, body: dict[str, Any]) -> None:

@@ -264,10 +264,12 @@ def _blob_of(store: Store, caller: Caller, q: Any) -> tuple[str, int, str]:
         ws, name, version, path = tr.parse_id("af", asset_id, 4)
         from tallymark.service import artifacts
 
-        files = artifacts.get_artifact_version(store, ws, name, version)["files"]
+        files = artifacts.get_artifact_version(store, caller, ws, name, version)["files"]
     elif asset_id.startswith("mf-"):
         key, model, path = tr.parse_id("mf", asset_id, 3)
-        files = next((m["files"] for m in registry.list_logged_models(store, key) if m["name"] == model), [])
+        files = next(
+            (m["files"] for m in registry.list_logged_models(store, caller, key) if m["name"] == model), []
+        )
     else:
         key = q.get("experimentKey") or ""
         # ASCII digits of a row id only: int("²") raises, and a bigger id would reach the driver.
@@ -394,20 +396,22 @@ async def git_patch(request: Request) -> Any:
     return Response(buf.getvalue(), media_type="application/octet-stream")
 
 
-def _models(store: Store, key: str) -> list[dict[str, Any]]:
+def _models(store: Store, caller: Caller, key: str) -> list[dict[str, Any]]:
     return [
         {
             "experimentModelId": tr.experiment_model_id(key, m["name"]),
             "experimentKey": key,
             "modelName": m["name"],
         }
-        for m in registry.list_logged_models(store, key)
+        for m in registry.list_logged_models(store, caller, key)
     ]
 
 
 @rest.get("/experiment/model")
 async def logged_models(request: Request) -> Any:
-    return ok({"models": await run_in_threadpool(_models, store_of(request), _key(request))})
+    return ok(
+        {"models": await run_in_threadpool(_models, store_of(request), caller_of(request), _key(request))}
+    )
 
 
 @rest.post("/project/query")

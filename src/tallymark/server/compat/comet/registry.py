@@ -16,10 +16,10 @@ from typing import Any
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
+from tallymark.server.auth import require_caller
 from tallymark.server.compat.comet import translate as tr
 from tallymark.server.compat.comet.http import (
     CometError,
-    actor_of,
     json_object,
     ok,
     router,
@@ -28,6 +28,7 @@ from tallymark.server.compat.comet.http import (
 )
 from tallymark.server.compat.comet.lifecycle import experiment_key
 from tallymark.service import experiments, registry
+from tallymark.service.caller import Caller
 from tallymark.service.errors import Conflict, NotFound
 from tallymark.service.store import Store
 
@@ -35,7 +36,7 @@ clientlib = router()
 rest = router()
 
 
-def _register(store: Store, body: dict[str, Any], key: str, who: str) -> dict[str, Any]:
+def _register(store: Store, caller: Caller, body: dict[str, Any], key: str) -> dict[str, Any]:
     model = body.get("experimentModelName")
     if not isinstance(model, str) or not model:
         raise CometError(400, "'experimentModelName' is required")
@@ -52,7 +53,7 @@ def _register(store: Store, body: dict[str, Any], key: str, who: str) -> dict[st
         "description": body.get("registryModelDescription") or body.get("versionComment") or None,
         "tags": [str(t) for t in body.get("tags") or []],
     }
-    v = registry.register_model(store, workspace, name, spec, who)
+    v = registry.register_model(store, caller, workspace, name, spec)
     return tr.model_version_out(workspace, name, v)
 
 
@@ -61,7 +62,7 @@ async def register(request: Request) -> Any:
     """``Experiment.register_model``: a registry version made from a model the experiment logged."""
     body = await json_object(request)
     key = experiment_key(body)
-    return ok(await run_in_threadpool(_register, store_of(request), body, key, actor_of(request)))
+    return ok(await run_in_threadpool(_register, store_of(request), require_caller(request), body, key))
 
 
 def _ws_model(q: Any) -> tuple[str, str]:
@@ -71,8 +72,8 @@ def _ws_model(q: Any) -> tuple[str, str]:
     return ws, name
 
 
-def _details(store: Store, ws: str, name: str) -> dict[str, Any]:
-    m = registry.get_model(store, ws, name)
+def _details(store: Store, caller: Caller, ws: str, name: str) -> dict[str, Any]:
+    m = registry.get_model(store, caller, ws, name)
     return {
         "registryModelId": tr.model_id(ws, name),
         "modelName": name,
@@ -87,9 +88,9 @@ def _details(store: Store, ws: str, name: str) -> dict[str, Any]:
     }
 
 
-def _list_models(store: Store, ws: str) -> list[dict[str, Any]]:
+def _list_models(store: Store, caller: Caller, ws: str) -> list[dict[str, Any]]:
     try:
-        listed = registry.list_models(store, ws)
+        listed = registry.list_models(store, caller, ws)
     except NotFound:  # a workspace nobody logged to has no models
         return []
     return [
@@ -114,38 +115,42 @@ def _workspace(request: Request) -> str:
 
 @rest.get("/registry-model")
 async def models(request: Request) -> Any:
-    found = await run_in_threadpool(_list_models, store_of(request), _workspace(request))
+    found = await run_in_threadpool(
+        _list_models, store_of(request), require_caller(request), _workspace(request)
+    )
     return ok({"registryModels": found})
 
 
 @rest.get("/registry-model/count")
 async def model_count(request: Request) -> Any:
-    found = await run_in_threadpool(_list_models, store_of(request), _workspace(request))
+    found = await run_in_threadpool(
+        _list_models, store_of(request), require_caller(request), _workspace(request)
+    )
     return ok({"registryModelCount": len(found)})
 
 
 @rest.get("/registry-model/compact-details")
 async def compact_details(request: Request) -> Any:
     ws, name = _ws_model(request.query_params)
-    d = await run_in_threadpool(_details, store_of(request), ws, name)
+    d = await run_in_threadpool(_details, store_of(request), require_caller(request), ws, name)
     return ok({k: d[k] for k in ("registryModelId", "modelName", "workspaceName", "description", "isPublic")})
 
 
 @rest.get("/registry-model/details")
 async def details(request: Request) -> Any:
     ws, name = _ws_model(request.query_params)
-    return ok(await run_in_threadpool(_details, store_of(request), ws, name))
+    return ok(await run_in_threadpool(_details, store_of(request), require_caller(request), ws, name))
 
 
 @rest.get("/registry-model/notes")
 async def notes(request: Request) -> Any:
     ws, name = _ws_model(request.query_params)
-    d = await run_in_threadpool(_details, store_of(request), ws, name)
+    d = await run_in_threadpool(_details, store_of(request), require_caller(request), ws, name)
     return ok({"notes": d["description"] or ""})
 
 
-def _version(store: Store, ws: str, name: str, version: str) -> dict[str, Any]:
-    return tr.model_version_out(ws, name, registry.get_version(store, ws, name, version))
+def _version(store: Store, caller: Caller, ws: str, name: str, version: str) -> dict[str, Any]:
+    return tr.model_version_out(ws, name, registry.get_version(store, caller, ws, name, version))
 
 
 @rest.get("/registry-model/item/details")
@@ -154,16 +159,18 @@ async def version_details(request: Request) -> Any:
     version = request.query_params.get("version")
     if not version:
         raise CometError(400, "give the version")
-    return ok(await run_in_threadpool(_version, store_of(request), ws, name, version))
+    return ok(
+        await run_in_threadpool(_version, store_of(request), require_caller(request), ws, name, version)
+    )
 
 
-def _items(store: Store, q: Any) -> list[dict[str, Any]]:
+def _items(store: Store, caller: Caller, q: Any) -> list[dict[str, Any]]:
     ws, name = _ws_model(q)
     status = q.get("status") or None
     out = [
         tr.model_version_out(ws, name, v)
         for v in registry.find_versions(
-            store, ws, name, tr.status_in(status) if status else None, q.get("tag") or None
+            store, caller, ws, name, tr.status_in(status) if status else None, q.get("tag") or None
         )
         if v["version"].startswith(q.get("versionPrefix") or "")
     ]
@@ -174,12 +181,18 @@ def _items(store: Store, q: Any) -> list[dict[str, Any]]:
 @rest.get("/registry-model/items")
 async def items(request: Request) -> Any:
     """``Model.find_versions``: newest first, filtered by status, tag and version prefix."""
-    return ok({"items": await run_in_threadpool(_items, store_of(request), request.query_params)})
+    return ok(
+        {
+            "items": await run_in_threadpool(
+                _items, store_of(request), require_caller(request), request.query_params
+            )
+        }
+    )
 
 
 @rest.get("/registry-model/latest_version")
 async def latest(request: Request) -> Any:
-    found = await run_in_threadpool(_items, store_of(request), request.query_params)
+    found = await run_in_threadpool(_items, store_of(request), require_caller(request), request.query_params)
     if not found:
         raise CometError(404, "no version of this model matches")
     return ok(found[0])
@@ -190,18 +203,24 @@ async def allowed_statuses() -> Any:
     return ok({"allowedStatus": tr.COMET_STATUSES})
 
 
-def _set_status(store: Store, body: dict[str, Any], who: str) -> None:
+def _set_status(store: Store, caller: Caller, body: dict[str, Any]) -> None:
     ws, name, version = tr.parse_id("mv", body.get("modelItemId"), 3)
     target = tr.status_in(body.get("status"))
-    current = registry.get_version(store, ws, name, version)["status"]
+    who = caller.name
+    current = registry.get_version(store, caller, ws, name, version)["status"]
     if current == target:
         return
     if target != registry.NEEDS_APPROVAL:
-        registry.set_status(store, ws, name, version, {"status": target}, who)
+        registry.set_status(store, caller, ws, name, version, {"status": target})
         return
     try:
         req = registry.request_status(
-            store, ws, name, version, {"status": target, "comment": "requested with Comet's set_status"}, who
+            store,
+            caller,
+            ws,
+            name,
+            version,
+            {"status": target, "comment": "requested with Comet's set_status"},
         )
     except Conflict as exc:
         raise CometError(409, f"{exc.message}; another person must approve it (four eyes)") from None
@@ -217,7 +236,7 @@ def _set_status(store: Store, body: dict[str, Any], who: str) -> None:
 async def set_status(request: Request) -> Any:
     """``Model.set_status``: Development, Staging, Archived at once; Production after approval."""
     body = await json_object(request)
-    await run_in_threadpool(_set_status, store_of(request), body, actor_of(request))
+    await run_in_threadpool(_set_status, store_of(request), require_caller(request), body)
     return ok()
 
 
@@ -232,15 +251,15 @@ async def add_tag() -> Any:
     )
 
 
-def _download_instructions(store: Store, q: Any) -> dict[str, Any]:
+def _download_instructions(store: Store, caller: Caller, q: Any) -> dict[str, Any]:
     ws, name = _ws_model(q)
     version = q.get("version")
     if not version:
-        found = _items(store, q)
+        found = _items(store, caller, q)
         if not found:
             raise CometError(404, f"model {name!r} has no version")
         version = found[0]["version"]
-    v = registry.get_version(store, ws, name, version)
+    v = registry.get_version(store, caller, ws, name, version)
     model, key = v["experimentModel"], v["experimentKey"]
     assets: list[dict[str, Any]] = []
     if v.get("remoteUri"):
@@ -273,7 +292,11 @@ def _model_asset(
 
 @rest.get("/registry-model/item/download-instructions")
 async def download_instructions(request: Request) -> Any:
-    return ok(await run_in_threadpool(_download_instructions, store_of(request), request.query_params))
+    return ok(
+        await run_in_threadpool(
+            _download_instructions, store_of(request), require_caller(request), request.query_params
+        )
+    )
 
 
 @rest.post("/write/registry-model")

@@ -58,6 +58,15 @@ function loginLink() {
   return a;
 }
 
+// Server admins get a link to the admin pages (/-/admin answers 404 to everyone else).
+function adminLink() {
+  const a = document.createElement("a");
+  a.id = "admin-link";
+  a.href = "/-/admin";
+  a.textContent = "Admin";
+  return a;
+}
+
 function applyRoles(me, workspace) {
   if (!workspace) return;
   const approver = (me.approver || []).includes(workspace);
@@ -85,6 +94,7 @@ export async function initWhoami() {
   if (!me.auth) return; // a --no-auth server or `tallymark ui`: the local identity, nothing to show
   const workspace = pageWorkspace();
   nav.prepend(me.user ? badge(me, workspace) : loginLink());
+  if (me.admin) nav.prepend(adminLink());
   // The "acting as" field is the --no-auth identity: with authentication on, who you are is the login.
   const acting = document.getElementById("acting-as");
   if (acting) acting.hidden = true;
