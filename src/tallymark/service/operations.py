@@ -121,6 +121,7 @@ OPERATIONS: dict[str, Operation] = _ops(
     # -- the comet_ml adapter (each route calls the operations above, which check again) ------------
     Operation("comet.read", V, summary="comet_ml SDK reads"),
     Operation("comet.write", M, "comet.write", summary="comet_ml SDK writes"),
+    Operation("comet.unknown", "authenticated", summary="a comet_ml path the adapter lacks (its 404)"),
     # -- sign-in --------------------------------------------------------------------------------
     Operation("session.login", "public", "session.login", summary="sign in with an API key"),
     Operation("session.login_failed", "public", "session.login_failed", summary="a refused sign-in"),
