@@ -81,10 +81,14 @@ def _seed(home: Path) -> dict:
             keys[role] = apikeys.create_key(store, admin, name).secret
         risk_key, ops_key, train = new_key(), new_key(), new_key()
         experiments.create_experiment(
-            store, {"key": risk_key, "workspace": "risk", "project": "fraud"}, "mia"
+            store, local_admin("mia"), {"key": risk_key, "workspace": "risk", "project": "fraud"}
         )
-        experiments.create_experiment(store, {"key": ops_key, "workspace": "ops", "project": "infra"}, "bob")
-        experiments.create_experiment(store, {"key": train, "workspace": "risk", "project": "fraud"}, "mia")
+        experiments.create_experiment(
+            store, local_admin("bob"), {"key": ops_key, "workspace": "ops", "project": "infra"}
+        )
+        experiments.create_experiment(
+            store, local_admin("mia"), {"key": train, "workspace": "risk", "project": "fraud"}
+        )
         data = b"secret,rows\n1,2\n"
         sha, size = store.blobs.put(iter([data]), 1 << 30)
         artifacts.log_artifact_version(

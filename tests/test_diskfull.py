@@ -54,15 +54,16 @@ def _batch(i: int) -> dict:
 READ = r"""
 import json, sys
 from tallymark.service import experiments, reads
+from tallymark.service.caller import local_admin
 from tallymark.service.store import open_store
 from tallymark.settings import Settings
 
 store = open_store(Settings(home=sys.argv[1]), upgrade=False)
-key = sys.argv[2]
+key, me = sys.argv[2], local_admin("tester")
 print(json.dumps({
-    "params": {p["name"]: p["valueCurrent"] for p in reads.parameters_summary(store, key)},
-    "metrics": {m["name"]: m["count"] for m in reads.metrics_summary(store, key)},
-    "status": experiments.get_experiment(store, key)["status"],
+    "params": {p["name"]: p["valueCurrent"] for p in reads.parameters_summary(store, me, key)},
+    "metrics": {m["name"]: m["count"] for m in reads.metrics_summary(store, me, key)},
+    "status": experiments.get_experiment(store, me, key)["status"],
 }))
 """
 

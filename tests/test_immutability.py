@@ -17,6 +17,8 @@ from tallymark.store.schema import metadata
 
 from servers import new_key
 
+TESTER = local_admin("tester")  # the embedded home's local admin: passes every check
+
 WS = "risk"
 COMET = {"Authorization": "any-key-on-a-no-auth-server"}
 
@@ -43,7 +45,7 @@ def _store(client):
 def _exp(store, name="e"):
     key = new_key()
     experiments.create_experiment(
-        store, {"key": key, "workspace": WS, "project": "fraud", "name": name}, "alice"
+        store, local_admin("alice"), {"key": key, "workspace": WS, "project": "fraud", "name": name}
     )
     return key
 
@@ -59,7 +61,7 @@ def _production_model(store):
     data = {"logical_path": "creditcard.csv", **_blob(store, b"a,b\n1,2\n")}
     body = {"artifact_type": "dataset", "aliases": ["train"], "files": [data], "experiment_key": prep}
     ds = artifacts.log_artifact_version(store, local_admin("alice"), WS, "fraud-dataset", body)
-    experiments.end_experiment(store, prep)
+    experiments.end_experiment(store, TESTER, prep)
     train = _exp(store, "train")
     artifacts.consume_artifact_version(store, ADMIN, WS, "fraud-dataset", "train", train)
     model_file = {"logical_path": "model.json", **_blob(store, b'{"trees": 1}')}
@@ -75,7 +77,7 @@ def _production_model(store):
         store, local_admin("alice"), WS, "fraud-xgb", mv["version"], {"status": "production"}
     )
     registry.decide(store, local_admin("risk-officer"), req["id"], True, {"comment": "ok"})
-    experiments.end_experiment(store, train)
+    experiments.end_experiment(store, TESTER, train)
     assert registry.get_version(store, ADMIN, WS, "fraud-xgb", mv["version"])["status"] == "production"
     return ds, train, mv
 

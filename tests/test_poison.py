@@ -13,9 +13,12 @@ import pytest
 
 import tallymark
 from tallymark import jsonvalue
+from tallymark.service.caller import local_admin
 from tallymark.storable import MAX_VALUE_DEPTH, name_problem, value_problem
 
 from servers import ServerProcess, new_key
+
+TESTER = local_admin("tester")  # the embedded home's local admin: passes every check
 
 
 def _quiet(**kw):
@@ -264,11 +267,11 @@ def test_the_service_refuses_poison_on_every_store(store):
     from tallymark.service.errors import Invalid
 
     key = new_key()
-    experiments.create_experiment(store, {"key": key, "workspace": "w", "project": "p"}, "alice")
+    experiments.create_experiment(store, local_admin("alice"), {"key": key, "workspace": "w", "project": "p"})
     for value in (10**400, _nested(MAX_VALUE_DEPTH + 1), "\ud800"):
         with pytest.raises(Invalid, match="parameter 'p' cannot be stored"):
-            batch.apply_batch(store, key, {"batch_id": "b1", "params": {"ok": 1, "p": value}})
-    assert reads.parameters_summary(store, key) == []
-    batch.apply_batch(store, key, {"batch_id": "b1", "params": {"p": "a\x00b", "big": 2**1000}})
-    params = {p["name"]: p["valueCurrent"] for p in reads.parameters_summary(store, key)}
+            batch.apply_batch(store, TESTER, key, {"batch_id": "b1", "params": {"ok": 1, "p": value}})
+    assert reads.parameters_summary(store, TESTER, key) == []
+    batch.apply_batch(store, TESTER, key, {"batch_id": "b1", "params": {"p": "a\x00b", "big": 2**1000}})
+    params = {p["name"]: p["valueCurrent"] for p in reads.parameters_summary(store, TESTER, key)}
     assert params == {"p": "a\x00b", "big": 2**1000}

@@ -23,6 +23,9 @@ from tallymark.sdk.autolog.redact import (
     redact_url,
     strip_url_credentials,
 )
+from tallymark.service.caller import local_admin
+
+TESTER = local_admin("tester")  # the embedded home's local admin: passes every check
 
 TM_KEY = "tm_" + "aB3" * 13 + "x"  # tm_ + 40 base62 characters
 AWS_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -246,11 +249,12 @@ def test_ui_redacts_an_environment_stored_before_redaction(client) -> None:
 
     store = _store_of(client)
     key = uuid.uuid4().hex
-    experiments.create_experiment(store, {"key": key, "workspace": "w", "project": "p"}, "u")
+    experiments.create_experiment(store, local_admin("u"), {"key": key, "workspace": "w", "project": "p"})
     raw_env = {"argv": ["train.py", *_argv_with_secrets()], "env_vars": {"HF_TOKEN": "t0ken"}}
     raw_git = {"remote_url": "https://x:pw9@github.com/o/r.git?access_token=s3cr3t", "commit": "ab"}
     batch.apply_batch(
         store,
+        TESTER,
         key,
         {
             "batch_id": "b",
@@ -298,8 +302,8 @@ def test_comet_adapter_redacts_command_env_and_origin(client) -> None:
     from tallymark.service import reads
 
     store = _store_of(client)
-    env = reads.get_items(store, key, "environment")[-1]["data"]
-    git = reads.get_items(store, key, "git")[-1]["data"]
+    env = reads.get_items(store, TESTER, key, "environment")[-1]["data"]
+    git = reads.get_items(store, TESTER, key, "git")[-1]["data"]
     stored = json.dumps([env, git])
     for s in SECRETS:
         assert s not in stored, s

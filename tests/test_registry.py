@@ -12,13 +12,14 @@ from tallymark.service.errors import Conflict, Forbidden, Invalid, NotFound
 
 from servers import new_key
 
+TESTER = local_admin("tester")  # the embedded home's local admin: passes every check
 ADMIN = local_admin("alice")  # the embedded home's local admin, as named by TALLYMARK_USER
 
 
 def _exp(store, name="e"):
     key = new_key()
     experiments.create_experiment(
-        store, {"key": key, "workspace": "risk", "project": "fraud", "name": name}, "alice"
+        store, local_admin("alice"), {"key": key, "workspace": "risk", "project": "fraud", "name": name}
     )
     return key
 
@@ -224,8 +225,8 @@ def test_gc_keeps_referenced_blobs(store):
     lonely = _blob(store, b"only k1")
     from tallymark.service import assets
 
-    assets.add_asset(store, k1, {"file_name": "a"}, iter([b"shared bytes"]))
-    assets.add_asset(store, k1, {"file_name": "b"}, iter([b"only k1"]))
+    assets.add_asset(store, TESTER, k1, {"file_name": "a"}, iter([b"shared bytes"]))
+    assets.add_asset(store, TESTER, k1, {"file_name": "b"}, iter([b"only k1"]))
     artifacts.log_artifact_version(
         store,
         local_admin("alice"),
@@ -236,7 +237,7 @@ def test_gc_keeps_referenced_blobs(store):
     orphan = _blob(store, b"never referenced")
     gc.delete_experiment(store, k1)
     with pytest.raises(NotFound):
-        experiments.get_experiment(store, k1)
+        experiments.get_experiment(store, TESTER, k1)
     res = gc.collect_garbage(store, grace_seconds=0)
     assert res["removed"] == 2
     assert store.blobs.has(shared["sha256"]), "still referenced by the artifact version"
@@ -244,4 +245,4 @@ def test_gc_keeps_referenced_blobs(store):
     artifacts.delete_artifact_version(store, ADMIN, "risk", "d", "1.0.0")
     assert gc.collect_garbage(store, grace_seconds=0)["removed"] == 1
     assert not store.blobs.has(shared["sha256"])
-    experiments.get_experiment(store, k2)
+    experiments.get_experiment(store, TESTER, k2)

@@ -134,7 +134,12 @@ def _request(method: str, path: str, w: Any) -> dict[str, Any]:
         elif path.endswith("/assets") or (path.startswith("/api/v1/blobs/") and method == "PUT"):
             kw["content"], kw["headers"] = b"", {"Content-Type": "application/octet-stream"}
         elif method != "DELETE":
-            body = {"workspace": "risk", "workspaceName": "risk", "experimentKey": w.risk_key}
+            body = {
+                "workspace": "risk",
+                "workspaceName": "risk",
+                "teamName": "risk",
+                "experimentKey": w.risk_key,
+            }
             if path == "/api/v1/experiments":
                 body = {"workspace": "risk", "project": "fraud"}  # no key: 422 for whoever may create
             kw["content"], kw["headers"] = json.dumps(body), {"Content-Type": "application/json"}

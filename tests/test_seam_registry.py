@@ -37,7 +37,7 @@ BOTH = Caller(user_id=6, name="bo", roles={"risk": "viewer", "ops": "viewer"})
 
 def _exp(store, ws: str = "risk") -> str:
     key = new_key()
-    experiments.create_experiment(store, {"key": key, "workspace": ws, "project": "p"}, "root")
+    experiments.create_experiment(store, local_admin("root"), {"key": key, "workspace": ws, "project": "p"})
     return key
 
 

@@ -12,12 +12,15 @@ from tallymark.service import artifacts, compat_support, experiments, reads, reg
 from tallymark.service.caller import local_admin
 from tallymark.service.errors import Conflict, Invalid, NotFound
 
+TESTER = local_admin("tester")  # the embedded home's local admin: passes every check
 ADMIN = local_admin("alice")  # the embedded home's local admin, as named by TALLYMARK_USER
 
 
 def _exp(store, ws="w", project="p"):
     key = uuid.uuid4().hex
-    experiments.create_experiment(store, {"key": key, "workspace": ws, "project": project}, "alice")
+    experiments.create_experiment(
+        store, local_admin("alice"), {"key": key, "workspace": ws, "project": project}
+    )
     return key
 
 
@@ -29,31 +32,35 @@ def _blob(store, data: bytes) -> str:
 
 def test_reopen_and_times(store):
     key = _exp(store)
-    experiments.end_experiment(store, key)
-    assert compat_support.reopen_experiment(store, key)["status"] == "running"
-    out = compat_support.set_experiment_times(store, key, 1_700_000_000_000, 1_700_000_100_000)
+    experiments.end_experiment(store, TESTER, key)
+    assert compat_support.reopen_experiment(store, TESTER, key)["status"] == "running"
+    out = compat_support.set_experiment_times(store, TESTER, key, 1_700_000_000_000, 1_700_000_100_000)
     assert out["created_at"] == 1_700_000_000_000 and out["ended_at"] is None  # still running
-    experiments.end_experiment(store, key)
-    out = compat_support.set_experiment_times(store, key, None, 1_700_000_100_000)
+    experiments.end_experiment(store, TESTER, key)
+    out = compat_support.set_experiment_times(store, TESTER, key, None, 1_700_000_100_000)
     assert out["ended_at"] == 1_700_000_100_000
     with pytest.raises(Invalid):
-        compat_support.set_experiment_times(store, key, 5, None)
+        compat_support.set_experiment_times(store, TESTER, key, 5, None)
     with pytest.raises(NotFound):
-        compat_support.reopen_experiment(store, uuid.uuid4().hex)
+        compat_support.reopen_experiment(store, TESTER, uuid.uuid4().hex)
 
 
 def test_merge_item_merges_nested_fields(store):
     key = _exp(store)
-    compat_support.merge_item(store, key, "environment", "environment", {"python": {"version": "3.11"}})
-    compat_support.merge_item(store, key, "environment", "environment", {"python": {"executable": "/py"}})
-    compat_support.merge_item(store, key, "environment", "environment", {"hostname": "h"})
-    (item,) = reads.get_items(store, key, "environment")
+    compat_support.merge_item(
+        store, TESTER, key, "environment", "environment", {"python": {"version": "3.11"}}
+    )
+    compat_support.merge_item(
+        store, TESTER, key, "environment", "environment", {"python": {"executable": "/py"}}
+    )
+    compat_support.merge_item(store, TESTER, key, "environment", "environment", {"hostname": "h"})
+    (item,) = reads.get_items(store, TESTER, key, "environment")
     assert item["data"] == {"python": {"version": "3.11", "executable": "/py"}, "hostname": "h"}
     with pytest.raises(Invalid):
-        compat_support.merge_item(store, key, "code", "c", {"source": 5})
-    experiments.end_experiment(store, key)
+        compat_support.merge_item(store, TESTER, key, "code", "c", {"source": 5})
+    experiments.end_experiment(store, TESTER, key)
     with pytest.raises(Conflict):
-        compat_support.merge_item(store, key, "git", "git", {"branch": "main"})
+        compat_support.merge_item(store, TESTER, key, "git", "git", {"branch": "main"})
 
 
 def test_artifact_files_arrive_after_the_version(store):
@@ -83,7 +90,7 @@ def test_artifact_files_arrive_after_the_version(store):
         compat_support.append_artifact_files(
             store, "w", "data", "1.0.0", [{"logical_path": "b", "sha256": "0" * 64}], producer
         )
-    experiments.end_experiment(store, producer)  # its versions are closed with it
+    experiments.end_experiment(store, TESTER, producer)  # its versions are closed with it
     with pytest.raises(Conflict, match="is closed"):
         compat_support.append_artifact_files(
             store, "w", "data", "1.0.0", [{"logical_path": "late.txt", "uri": "s3://b/l"}], producer

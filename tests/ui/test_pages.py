@@ -15,7 +15,10 @@ from tallymark.server.app import create_app
 from tallymark.server.ui import columns, figures
 from tallymark.server.ui.html import Markup, el, escape, json_script
 from tallymark.service import batch, experiments
+from tallymark.service.caller import local_admin
 from tallymark.settings import Settings
+
+TESTER = local_admin("tester")  # the embedded home's local admin: passes every check
 
 LOCAL = "http://127.0.0.1"  # a loopback Host: the app answers only those (docs/security.md)
 XSS = "<script>alert(1)</script>"
@@ -139,9 +142,9 @@ def ui_client(tmp_path: Path):
 def _make(client_store, name: str, ws: str = "w", project: str = "p", **values) -> str:
     key = uuid.uuid4().hex
     experiments.create_experiment(
-        client_store, {"key": key, "workspace": ws, "project": project, "name": name}, "u"
+        client_store, local_admin("u"), {"key": key, "workspace": ws, "project": project, "name": name}
     )
-    batch.apply_batch(client_store, key, {"batch_id": "b", **values})
+    batch.apply_batch(client_store, TESTER, key, {"batch_id": "b", **values})
     return key
 
 

@@ -33,7 +33,9 @@ def _seed(home: Path) -> dict[str, str]:
             memberships.add_member(store, admin, "risk", name, "member", approver=approver)
             keys[name] = apikeys.create_key(store, admin, name).secret
         train = uuid.uuid4().hex
-        experiments.create_experiment(store, {"key": train, "workspace": "risk", "project": "fraud"}, "mia")
+        experiments.create_experiment(
+            store, local_admin("mia"), {"key": train, "workspace": "risk", "project": "fraud"}
+        )
         sha, size = store.blobs.put(iter([b'{"trees": 1}']), 1 << 30)
         model = {"name": "fraud-xgb", "files": [{"logical_path": "m.json", "sha256": sha, "size": size}]}
         registry.log_model(store, ADMIN, train, model)

@@ -144,7 +144,7 @@ class LocalTransport:
         from tallymark.service.experiments import create_experiment
 
         def run() -> Any:
-            return self._call(create_experiment, self.store, body, body.get("user") or "local")
+            return self._call(create_experiment, self.store, self.caller, body)
 
         return self._in_order(_Held(f"the creation of experiment {body.get('key')}", 0, run))
 
@@ -159,7 +159,7 @@ class LocalTransport:
         from tallymark.service.batch import apply_batch
 
         if isinstance(batch, dict):
-            return self._call(apply_batch, self.store, key, batch)
+            return self._call(apply_batch, self.store, self.caller, key, batch)
         from tallymark.store.chunks import Series
 
         series = []
@@ -176,7 +176,7 @@ class LocalTransport:
                     a.get("int_mask"),
                 )
             )
-        return self._call(apply_batch, self.store, key, batch.head(), series)
+        return self._call(apply_batch, self.store, self.caller, key, batch.head(), series)
 
     def _in_order(self, op: _Held) -> dict[str, Any]:
         """Run ``op`` after any writes still held for lack of space; hold it too if there is none."""
@@ -274,7 +274,7 @@ class LocalTransport:
 
         name = meta.get("file_name")
         try:
-            return self._call(add_asset, self.store, key, meta, chunks())
+            return self._call(add_asset, self.store, self.caller, key, meta, chunks())
         except TallymarkError as exc:
             if read_errors:
                 raise read_errors[0] from None
@@ -302,7 +302,10 @@ class LocalTransport:
 
         return self._in_order(
             _Held(
-                f"the end of experiment {key}", 0, lambda: self._call(end_experiment, self.store, key), True
+                f"the end of experiment {key}",
+                0,
+                lambda: self._call(end_experiment, self.store, self.caller, key),
+                True,
             )
         )
 
@@ -324,7 +327,7 @@ class LocalTransport:
             "items": reads.get_items,
             "assets": assets.list_assets,
         }
-        return self._call(fns[op], self.store, **kwargs)
+        return self._call(fns[op], self.store, self.caller, **kwargs)
 
     def call(self, op: str, **kw: Any) -> Any:
         """Artifacts, models, registry and lineage operations (see ``HttpTransport.call``)."""
@@ -409,15 +412,14 @@ class LocalTransport:
         """In-process fast path: numpy columns straight from the stored chunks, no lists."""
         from tallymark.service.reads import metric_series_many
 
-        many = self._call(metric_series_many, self.store, keys, name, points)
+        many = self._call(metric_series_many, self.store, self.caller, keys, name, points)
         return {k: _arrays(s, total) for k, (s, total) in many.items()}
 
     def asset_bytes(self, key: str, asset_id: int) -> bytes:
-        from tallymark.service.assets import get_asset
+        from tallymark.service.assets import asset_bytes
 
-        a = self._call(get_asset, self.store, key, asset_id)
-        with self.store.blobs.open(a["sha256"]) as f:
-            return f.read()
+        data: bytes = self._call(asset_bytes, self.store, self.caller, key, asset_id)
+        return data
 
 
 class _Held:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import select
 
 from tallymark import jsonvalue
+from tallymark.service import guard
+from tallymark.service.caller import Caller
 from tallymark.service.errors import NotFound, TooLarge
-from tallymark.service.experiments import experiment_row, require_running
+from tallymark.service.experiments import experiment_row, require_running, visible_workspace
 from tallymark.service.files import store_blob
 from tallymark.service.models import AssetMeta, validated
 from tallymark.service.store import Store, now_ms
@@ -36,6 +38,7 @@ def guess_type(file_name: str) -> str:
 
 def add_asset(
     store: Store,
+    caller: Caller,
     key: str,
     meta: AssetMeta | dict[str, Any],
     chunks: Iterable[bytes],
@@ -43,9 +46,11 @@ def add_asset(
 ) -> dict[str, Any]:
     """Store the bytes (streamed, hashed) and record the asset. Idempotent by ``upload_id``.
 
-    ``session``: an import session's token (see ``experiments.require_running``).
+    ``session``: an import session's token (see ``experiments.require_running``). One audit entry
+    (``asset.add``, payload: the metadata and the bytes' SHA-256), none for a replayed upload.
     """
     m = validated(AssetMeta, meta)
+    ws = visible_workspace(store, caller, key, "asset.add")
     if m.metadata is not None and len(jsonvalue.dumps(m.metadata)) > store.settings.max_value_bytes:
         raise TooLarge("the asset's metadata is larger than the value limit")
     with store.db.read() as conn:
@@ -57,11 +62,16 @@ def add_asset(
         require_running(row, session)
     sha, size = store_blob(store, chunks, m.sha256, what=f"asset {m.file_name!r}")
     now = now_ms()
-    with store.db.write() as conn:
+    payload = m.model_dump(mode="json", exclude={"sha256"}) | {"sha256": sha, "size": size}
+    with guard.write(
+        store, caller, "asset.add", workspace=ws, object=("experiment", key), payload=payload
+    ) as w:
+        conn = w.conn
         row = experiment_row(conn, key, for_update=True)
         if m.upload_id is not None:
             done = _replayed(conn, row.id, m.upload_id)
             if done is not None:
+                w.changed = False
                 return done
         require_running(row, session, conn)
         res = conn.execute(
@@ -102,7 +112,8 @@ def asset_dict(row: Any) -> dict[str, Any]:
     }
 
 
-def list_assets(store: Store, key: str) -> list[dict[str, Any]]:
+def list_assets(store: Store, caller: Caller, key: str) -> list[dict[str, Any]]:
+    visible_workspace(store, caller, key, "asset.list")
     with store.db.read() as conn:
         row = experiment_row(conn, key)
         rows = conn.execute(
@@ -111,7 +122,9 @@ def list_assets(store: Store, key: str) -> list[dict[str, Any]]:
     return [asset_dict(r) for r in rows]
 
 
-def get_asset(store: Store, key: str, asset_id: int) -> dict[str, Any]:
+def get_asset(store: Store, caller: Caller, key: str, asset_id: int) -> dict[str, Any]:
+    """An asset's record (the caller may read the experiment's assets)."""
+    visible_workspace(store, caller, key, "asset.read")
     with store.db.read() as conn:
         row = experiment_row(conn, key)
         a = conn.execute(
@@ -120,3 +133,19 @@ def get_asset(store: Store, key: str, asset_id: int) -> dict[str, Any]:
     if a is None:
         raise NotFound(f"experiment {key} has no asset {asset_id}")
     return asset_dict(a)
+
+
+def asset_chunks(
+    store: Store, caller: Caller, key: str, asset_id: int
+) -> tuple[dict[str, Any], Iterator[bytes]]:
+    """An asset's record and its bytes as an iterator, once the caller may read the experiment."""
+    a = get_asset(store, caller, key, asset_id)
+    return a, store.blobs.iter_bytes(a["sha256"])
+
+
+def asset_bytes(store: Store, caller: Caller, key: str, asset_id: int) -> bytes:
+    """An asset's whole content (small assets: the SDK's ``asset_bytes``)."""
+    a = get_asset(store, caller, key, asset_id)
+    with store.blobs.open(a["sha256"]) as f:
+        data: bytes = f.read()
+    return data

@@ -62,6 +62,7 @@ from tallymark.sdk.autolog.redact import (
     redact_text,
 )
 from tallymark.service import assets, audit, lineage, metrics, reads, registry
+from tallymark.service.caller import local_admin
 from tallymark.service.errors import Invalid, NotFound
 from tallymark.service.experiments import experiment_row, get_experiment
 from tallymark.service.signed_note import NoteError, Verifier, load_signer
@@ -69,6 +70,10 @@ from tallymark.service.store import Store
 from tallymark.store.schema import audit_checkpoints, audit_log
 
 __all__ = ["FORMAT", "Bundle", "build", "export", "write"]
+
+# The export works on a store directly (the CLI, like an auditor's copy of the database), whose local
+# admin may read everything; it never writes.
+_READER = local_admin("audit-export")
 
 FORMAT = "tallymark-audit-export-v1"
 LINEAGE_DEPTH = 50  # the most get_lineage follows
@@ -135,7 +140,7 @@ def _json(value: Any) -> bytes:
 
 
 def _last(store: Store, key: str, kind: str) -> dict[str, Any] | None:
-    found = reads.get_items(store, key, kind)
+    found = reads.get_items(store, _READER, key, kind)
     return found[-1]["data"] if found else None
 
 
@@ -146,7 +151,7 @@ def _metrics_csv(store: Store, key: str) -> bytes:
     w.writerow(["name", "step", "epoch", "timestamp_ms", "value"])
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
-    for name in reads.metric_names(store, key):
+    for name in reads.metric_names(store, _READER, key):
         with store.db.read() as conn:
             s = metrics.read_series(conn, eid, name)
         clean_name = redact_text(name)
@@ -163,19 +168,21 @@ def _nonfinite(v: float) -> str:
 
 
 def _experiment_files(store: Store, key: str) -> dict[str, bytes]:
-    exp = get_experiment(store, key)
+    exp = get_experiment(store, _READER, key)
     exp.pop("url", None)  # depends on the exporting settings, not on the store
-    exp["tags"] = reads.get_tags(store, key)
-    exp["others"] = _named_values(reads.others_summary(store, key), ("valueCurrent",))
+    exp["tags"] = reads.get_tags(store, _READER, key)
+    exp["others"] = _named_values(reads.others_summary(store, _READER, key), ("valueCurrent",))
     env = _last(store, key, "environment")
     cmd = _last(store, key, "command")
     git = _last(store, key, "git")
     return {
         "experiment/experiment.json": _json(exp),
         "experiment/params.json": _json(
-            _named_values(reads.parameters_summary(store, key), ("valueCurrent", "valueMin", "valueMax"))
+            _named_values(
+                reads.parameters_summary(store, _READER, key), ("valueCurrent", "valueMin", "valueMax")
+            )
         ),
-        "experiment/metrics-summary.json": _json(reads.metrics_summary(store, key)),
+        "experiment/metrics-summary.json": _json(reads.metrics_summary(store, _READER, key)),
         "experiment/metrics.csv": _metrics_csv(store, key),
         "experiment/code.json": _json(
             [
@@ -184,7 +191,7 @@ def _experiment_files(store: Store, key: str) -> dict[str, bytes]:
                     "file_name": i["data"].get("file_name"),
                     "source": i["data"].get("source"),
                 }
-                for i in reads.get_items(store, key, "code")
+                for i in reads.get_items(store, _READER, key, "code")
             ]
         ),
         "experiment/environment.json": _json(
@@ -198,7 +205,7 @@ def _experiment_files(store: Store, key: str) -> dict[str, bytes]:
         "experiment/assets.json": _json(
             [
                 {k: a.get(k) for k in ("fileName", "sha256", "fileSize", "step", "createdAt", "metadata")}
-                for a in assets.list_assets(store, key)
+                for a in assets.list_assets(store, _READER, key)
             ]
         ),
     }
@@ -212,9 +219,9 @@ def _models(store: Store, key: str, graph: dict[str, Any]) -> dict[str, Any]:
         if n["kind"] != "model_version":
             continue
         ws, name, version = n["workspace"], n["name"], n["version"]
-        v = registry.get_version(store, ws, name, version)
+        v = registry.get_version(store, _READER, ws, name, version)
         if (ws, name) not in requests:
-            requests[ws, name] = registry.list_requests(store, ws, name)
+            requests[ws, name] = registry.list_requests(store, _READER, ws, name)
         v.pop("id", None)
         transitions = v.pop("history")
         versions.append(
@@ -230,7 +237,7 @@ def _models(store: Store, key: str, graph: dict[str, Any]) -> dict[str, Any]:
             }
         )
     versions.sort(key=lambda v: (v["workspace"], v["name"], v["version"]))
-    logged = [{k: m[k] for k in m if k != "id"} for m in registry.list_logged_models(store, key)]
+    logged = [{k: m[k] for k in m if k != "id"} for m in registry.list_logged_models(store, _READER, key)]
     return {"logged": logged, "registry": versions}
 
 
@@ -311,7 +318,7 @@ def build(store: Store, key: str, vkey: str | None = None, progress: Progress | 
         experiment_row(conn, key)  # NotFound before any other read
     files = _experiment_files(store, key)
     say("lineage")
-    graph = lineage.get_lineage(store, f"experiment:{key}", "both", LINEAGE_DEPTH)
+    graph = lineage.get_lineage(store, _READER, f"experiment:{key}", "both", LINEAGE_DEPTH)
     files["lineage.json"] = _json(
         {
             "root": graph["root"],

@@ -3,14 +3,17 @@ experiment) in one transaction, at most once per ``batch_id``."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, delete, select
 
 from tallymark import jsonvalue
-from tallymark.service import metrics
+from tallymark.service import guard, metrics
+from tallymark.service.caller import Caller
 from tallymark.service.errors import Invalid, TooLarge
-from tallymark.service.experiments import experiment_row, require_running
+from tallymark.service.experiments import experiment_row, require_running, visible_workspace
 from tallymark.service.models import BatchIn, validated
 from tallymark.service.store import Store, now_ms
 from tallymark.service.values import check_value, encode_value, validate_item
@@ -21,6 +24,7 @@ from tallymark.store.schema import batches, experiments, items, others, params, 
 
 def apply_batch(
     store: Store,
+    caller: Caller,
     key: str,
     data: BatchIn | dict[str, Any],
     series: list[Series] | None = None,
@@ -31,8 +35,11 @@ def apply_batch(
     In-process callers (the SDK's local transport) may pass metric points already as typed
     ``series`` instead of encoding them into the batch. ``session``: an import session's token
     (see ``experiments.require_running``).
+
+    One audit entry per applied batch (action ``experiment.log``), none for a replayed batch_id.
     """
     batch = validated(BatchIn, data)
+    ws = visible_workspace(store, caller, key, "experiment.log")
     s = store.settings
     now = now_ms()
     # Validate and encode everything before the transaction starts: nothing is half-written.
@@ -62,7 +69,11 @@ def apply_batch(
             raise TooLarge(f"{it.kind} {it.name!r} is {len(text):,} bytes; the limit is {s.max_item_bytes:,}")
         item_rows.append((it, text))
 
-    with store.db.write() as conn:
+    digest = batch_digest(batch, series)
+    with guard.write(
+        store, caller, "experiment.log", workspace=ws, object=("experiment", key), payload=digest
+    ) as w:
+        conn = w.conn
         row = experiment_row(conn, key, for_update=True)
         eid = row.id
         seen = conn.execute(
@@ -71,6 +82,7 @@ def apply_batch(
             )
         ).first()
         if seen is not None:
+            w.changed = False  # a retried batch: acknowledged, not applied, not audited again
             return {"applied": False, "duplicate": True, "points": 0}
         require_running(row, session, conn)
         conn.execute(batches.insert().values(experiment_id=eid, batch_id=batch.batch_id, created_at=now))
@@ -118,6 +130,19 @@ def apply_batch(
                 experiments.update().where(experiments.c.id == eid).values(status="ended", ended_at=now)
             )
     return {"applied": True, "duplicate": False, "points": total}
+
+
+def batch_digest(batch: BatchIn, series: list[Series]) -> bytes:
+    """The batch's audit payload: SHA-256 over its head (canonical JSON without the metrics) and
+    each series' name and raw column bytes, so hashing costs about a memory copy, never a
+    JSON encoding of the points. (The audit entry's ``payload_sha256`` is the SHA-256 of this.)"""
+    h = hashlib.sha256()
+    h.update(jsonvalue.dumps(batch.model_dump(mode="json", exclude={"metrics"})).encode("utf-8"))
+    for s in series:
+        h.update(b"\0" + s.name.encode("utf-8", "surrogatepass") + b"\0")
+        for col in (s.steps, s.values, s.timestamps, s.epochs, s.int_values, s.int_mask):
+            h.update(b"-" if col is None else np.ascontiguousarray(col).data)
+    return h.digest()
 
 
 def _upsert_params(conn: Connection, eid: int, rows: list[dict[str, Any]], now: int) -> None:

@@ -14,12 +14,15 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from tallymark import jsonvalue
+from tallymark.service import guard
+from tallymark.service.caller import Caller
 from tallymark.service.errors import Conflict, Invalid, TooLarge
 from tallymark.service.experiments import (
     close_open_versions,
     experiment_dict,
     experiment_row,
     require_running,
+    visible_workspace,
 )
 from tallymark.service.files import check_files, insert_files
 from tallymark.service.models import FileIn, validated
@@ -40,14 +43,19 @@ from tallymark.store.schema import (
 _MIN_MS, _MAX_MS = 946_684_800_000, 7_258_118_400_000
 
 
-def reopen_experiment(store: Store, key: str) -> dict[str, Any]:
+def reopen_experiment(store: Store, caller: Caller, key: str) -> dict[str, Any]:
     """Mark an ended experiment running again (Comet's ``ExistingExperiment`` resumes ended runs).
 
     What the earlier session made stays final: its artifact versions are closed, its registered
     models frozen; the resumed session can only add new things.
     """
-    with store.db.write() as conn:
+    ws = visible_workspace(store, caller, key, "experiment.reopen")
+    with guard.write(
+        store, caller, "experiment.reopen", workspace=ws, object=("experiment", key), payload={"key": key}
+    ) as w:
+        conn = w.conn
         row = experiment_row(conn, key, for_update=True)
+        w.changed = row.status != "running"
         if row.status != "running":
             close_open_versions(conn, row.id, now_ms())
             conn.execute(
@@ -59,7 +67,7 @@ def reopen_experiment(store: Store, key: str) -> dict[str, Any]:
 
 
 def set_experiment_times(
-    store: Store, key: str, started_ms: int | None, ended_ms: int | None
+    store: Store, caller: Caller, key: str, started_ms: int | None, ended_ms: int | None
 ) -> dict[str, Any]:
     """Record when an experiment really started and ended (an offline run uploaded later).
 
@@ -70,20 +78,32 @@ def set_experiment_times(
             raise Invalid(f"the {what} time {value!r} is not a time in milliseconds since 1970")
     if started_ms is not None and ended_ms is not None and ended_ms < started_ms:
         raise Invalid("the end time is before the start time")
-    with store.db.write() as conn:
+    ws = visible_workspace(store, caller, key, "experiment.import")
+    times = {"started_ms": started_ms, "ended_ms": ended_ms}
+    with guard.write(
+        store, caller, "experiment.import", workspace=ws, object=("experiment", key), payload=times
+    ) as w:
+        conn = w.conn
         row = experiment_row(conn, key, for_update=True)
         values: dict[str, Any] = {}
         if started_ms is not None:
             values["created_at"] = started_ms
         if ended_ms is not None and row.status == "ended":
             values["ended_at"] = ended_ms
+        w.changed = bool(values)
         if values:
             conn.execute(experiments.update().where(experiments.c.id == row.id).values(**values))
         return experiment_dict(experiment_row(conn, key), store.settings)
 
 
 def merge_item(
-    store: Store, key: str, kind: str, name: str, fields: dict[str, Any], session: str | None = None
+    store: Store,
+    caller: Caller,
+    key: str,
+    kind: str,
+    name: str,
+    fields: dict[str, Any],
+    session: str | None = None,
 ) -> dict[str, Any]:
     """Merge ``fields`` into the experiment's item ``(kind, name)`` (created when missing).
 
@@ -93,7 +113,11 @@ def merge_item(
     """
     if not isinstance(fields, dict):
         raise Invalid(f"{kind} {name!r}: the fields to merge must be an object")
-    with store.db.write() as conn:
+    ws = visible_workspace(store, caller, key, "experiment.log")
+    with guard.write(
+        store, caller, "experiment.log", workspace=ws, object=("experiment", key), payload={kind: fields}
+    ) as w:
+        conn = w.conn
         row = experiment_row(conn, key, for_update=True)
         require_running(row, session, conn)
         old = conn.execute(

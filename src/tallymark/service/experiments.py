@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Join, Row, func, select
 
+from tallymark.service import guard, lookups
+from tallymark.service.caller import Caller
 from tallymark.service.errors import Conflict, NotFound
 from tallymark.service.models import ExperimentCreate, validated
 from tallymark.service.store import Store, now_ms
@@ -81,20 +83,55 @@ def experiment_dict(row: Row, settings: Any = None) -> dict[str, Any]:
     return out
 
 
+def visible_workspace(store: Store, caller: Caller, key: str, op: str) -> str:
+    """The workspace of experiment ``key`` once ``caller`` may do ``op`` there.
+
+    A key that does not exist and one in a workspace where the caller has no role answer the same
+    NotFound (no existence leak); too weak a role is Forbidden (from :func:`guard.allow`).
+    """
+    ws = lookups.experiment_workspace(store, key)
+    if ws is None or (caller.auth_method != "local" and caller.role(ws) is None):
+        raise NotFound(f"no experiment with key {key!r}")
+    guard.allow(caller, op, ws)
+    return ws
+
+
+def visible(caller: Caller, workspace: str) -> bool:
+    """Whether ``caller`` has a role in ``workspace`` (the local admin: everywhere)."""
+    return caller.auth_method == "local" or caller.role(workspace) is not None
+
+
 def experiment_url(base: str, workspace: str, project: str, key: str) -> str:
     from urllib.parse import quote
 
     return f"{base.rstrip('/')}/{quote(workspace, safe='')}/{quote(project, safe='')}/{key}"
 
 
-def create_experiment(store: Store, data: ExperimentCreate | dict[str, Any], user: str) -> dict[str, Any]:
-    """Create the experiment (and its workspace and project on first use). Idempotent by key."""
+def create_experiment(
+    store: Store, caller: Caller, data: ExperimentCreate | dict[str, Any]
+) -> dict[str, Any]:
+    """Create the experiment (and its workspace and project on first use). Idempotent by key.
+
+    With auth the experiment's user is the caller; the local admin (embedded home, ``--no-auth``)
+    may name another user in the body, as a notebook on a shared machine does.
+    """
     req = validated(ExperimentCreate, data)
-    with store.db.write() as conn:
+    user = (req.user or caller.name) if caller.auth_method == "local" else caller.name
+    payload = {"key": req.key, "workspace": req.workspace, "project": req.project, "name": req.name}
+    with guard.write(
+        store,
+        caller,
+        "experiment.create",
+        workspace=req.workspace,
+        object=("experiment", req.key),
+        payload=payload,
+    ) as w:
+        conn = w.conn
         existing = conn.execute(
             select(*EXPERIMENT_COLUMNS).select_from(_joined()).where(experiments.c.key == req.key)
         ).first()
         if existing is not None:
+            w.changed = False  # an idempotent replay of the same key: nothing happened
             if (existing.workspace, existing.project) != (req.workspace, req.project):
                 raise Conflict(
                     f"experiment {req.key} already exists in {existing.workspace}/{existing.project}"
@@ -108,7 +145,7 @@ def create_experiment(store: Store, data: ExperimentCreate | dict[str, Any], use
                 project_id=pid,
                 name=req.name,
                 status="running",
-                user=req.user or user,
+                user=user,
                 created_at=now,
             )
         )
@@ -124,7 +161,8 @@ def create_experiment(store: Store, data: ExperimentCreate | dict[str, Any], use
         return experiment_dict(row, store.settings) | {"created": True}
 
 
-def get_experiment(store: Store, key: str) -> dict[str, Any]:
+def get_experiment(store: Store, caller: Caller, key: str) -> dict[str, Any]:
+    visible_workspace(store, caller, key, "experiment.get")
     with store.db.read() as conn:
         return experiment_dict(experiment_row(conn, key), store.settings)
 
@@ -151,10 +189,15 @@ def require_running(row: Row, session: str | None = None, conn: Connection | Non
     raise Conflict(f"experiment {row.key} has ended; start a new experiment to log more")
 
 
-def end_experiment(store: Store, key: str) -> dict[str, Any]:
+def end_experiment(store: Store, caller: Caller, key: str) -> dict[str, Any]:
     """End the experiment: nothing more is logged to it, and its artifact versions are closed."""
-    with store.db.write() as conn:
+    ws = visible_workspace(store, caller, key, "experiment.end")
+    with guard.write(
+        store, caller, "experiment.end", workspace=ws, object=("experiment", key), payload={"key": key}
+    ) as w:
+        conn = w.conn
         row = experiment_row(conn, key, for_update=True)
+        w.changed = row.status == "running"  # ending an ended experiment changes nothing
         if row.status == "running":
             now = now_ms()
             conn.execute(
@@ -200,10 +243,15 @@ def _lease_open(row: Row, session: str, now: int) -> bool:
     return hmac.compare_digest(row.import_token, _token_hash(session))
 
 
-def start_import(store: Store, key: str) -> str:
+def start_import(store: Store, caller: Caller, key: str) -> str:
     """Start an import session for experiment ``key`` (running); returns its token, shown once."""
     token = secrets.token_hex(16)
-    with store.db.write() as conn:
+    ws = visible_workspace(store, caller, key, "experiment.import")
+    # The token is a secret: the audit payload says only that a session started.
+    with guard.write(
+        store, caller, "experiment.import", workspace=ws, object=("experiment", key), payload={"start": key}
+    ) as w:
+        conn = w.conn
         row = experiment_row(conn, key, for_update=True)
         require_running(row)
         conn.execute(
@@ -214,13 +262,18 @@ def start_import(store: Store, key: str) -> str:
     return token
 
 
-def end_import(store: Store, key: str, session: str | None) -> dict[str, Any]:
+def end_import(store: Store, caller: Caller, key: str, session: str | None) -> dict[str, Any]:
     """End the experiment as its import session asks; that session's late uploads stay acceptable.
 
     Without the session's token this is a plain :func:`end_experiment`.
     """
-    with store.db.write() as conn:
+    ws = visible_workspace(store, caller, key, "experiment.import")
+    with guard.write(
+        store, caller, "experiment.import", workspace=ws, object=("experiment", key), payload={"end": key}
+    ) as w:
+        conn = w.conn
         row = experiment_row(conn, key, for_update=True)
+        w.changed = row.status == "running"
         if row.status == "running":
             now = now_ms()
             ours = (
@@ -238,7 +291,9 @@ def end_import(store: Store, key: str, session: str | None) -> dict[str, Any]:
         return experiment_dict(experiment_row(conn, key), store.settings)
 
 
-def list_workspaces(store: Store) -> list[dict[str, Any]]:
+def list_workspaces(store: Store, caller: Caller) -> list[dict[str, Any]]:
+    """The workspaces the caller has a role in (every one for the local admin)."""
+    guard.allow(caller, "workspace.list")
     with store.db.read() as conn:
         counts = (
             select(projects.c.workspace_id, func.count().label("n"))
@@ -250,10 +305,13 @@ def list_workspaces(store: Store) -> list[dict[str, Any]]:
             .outerjoin(counts, counts.c.workspace_id == workspaces.c.id)
             .order_by(workspaces.c.name)
         ).all()
-    return [{"name": r[0], "created_at": r[1], "projects": r[2]} for r in rows]
+    return [{"name": r[0], "created_at": r[1], "projects": r[2]} for r in rows if visible(caller, r[0])]
 
 
-def list_projects(store: Store, workspace: str) -> list[dict[str, Any]]:
+def list_projects(store: Store, caller: Caller, workspace: str) -> list[dict[str, Any]]:
+    if not visible(caller, workspace):
+        raise NotFound(f"no workspace named {workspace!r}")
+    guard.allow(caller, "project.list", workspace)
     with store.db.read() as conn:
         ws = _workspace_id(conn, workspace, create=False)
         if ws is None:

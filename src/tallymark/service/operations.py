@@ -80,6 +80,7 @@ OPERATIONS: dict[str, Operation] = _ops(
     Operation("experiment.log", M, "experiment.log", summary="a batch: params, metrics, others, tags"),
     Operation("experiment.end", M, "experiment.end", summary="end an experiment"),
     Operation("experiment.import", M, "experiment.import", summary="open or end an offline import"),
+    Operation("experiment.reopen", M, "experiment.reopen", summary="resume an ended experiment (comet)"),
     Operation("asset.add", M, "asset.add", summary="upload an asset of an experiment"),
     Operation("workspace.list", "authenticated", summary="workspaces the caller has a role in"),
     Operation("project.list", V, summary="projects of a workspace"),
@@ -120,6 +121,7 @@ OPERATIONS: dict[str, Operation] = _ops(
     # -- the comet_ml adapter (each route calls the operations above, which check again) ------------
     Operation("comet.read", V, summary="comet_ml SDK reads"),
     Operation("comet.write", M, "comet.write", summary="comet_ml SDK writes"),
+    Operation("comet.unknown", "authenticated", summary="a comet_ml path the adapter lacks (its 404)"),
     # -- sign-in --------------------------------------------------------------------------------
     Operation("session.login", "public", "session.login", summary="sign in with an API key"),
     Operation("session.login_failed", "public", "session.login_failed", summary="a refused sign-in"),

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select
 
 from tallymark import jsonvalue
-from tallymark.service import metrics
+from tallymark.service import guard, metrics
+from tallymark.service.caller import Caller
 from tallymark.service.errors import Invalid, NotFound
 from tallymark.service.experiments import (
     EXPERIMENT_COLUMNS,
@@ -16,12 +17,15 @@ from tallymark.service.experiments import (
     experiment_dict,
     experiment_row,
     project_id,
+    visible,
+    visible_workspace,
 )
 from tallymark.service.store import Store
 from tallymark.store.schema import experiments, items, metric_summaries, others, params, tags
 
 
-def parameters_summary(store: Store, key: str) -> list[dict[str, Any]]:
+def parameters_summary(store: Store, caller: Caller, key: str) -> list[dict[str, Any]]:
+    visible_workspace(store, caller, key, "experiment.read")
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
         rows = conn.execute(select(params).where(params.c.experiment_id == eid).order_by(params.c.name)).all()
@@ -37,7 +41,8 @@ def parameters_summary(store: Store, key: str) -> list[dict[str, Any]]:
     ]
 
 
-def others_summary(store: Store, key: str) -> list[dict[str, Any]]:
+def others_summary(store: Store, caller: Caller, key: str) -> list[dict[str, Any]]:
+    visible_workspace(store, caller, key, "experiment.read")
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
         rows = conn.execute(select(others).where(others.c.experiment_id == eid).order_by(others.c.name)).all()
@@ -47,7 +52,8 @@ def others_summary(store: Store, key: str) -> list[dict[str, Any]]:
     ]
 
 
-def get_tags(store: Store, key: str) -> list[str]:
+def get_tags(store: Store, caller: Caller, key: str) -> list[str]:
+    visible_workspace(store, caller, key, "experiment.read")
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
         return list(
@@ -57,7 +63,8 @@ def get_tags(store: Store, key: str) -> list[str]:
         )
 
 
-def metrics_summary(store: Store, key: str) -> list[dict[str, Any]]:
+def metrics_summary(store: Store, caller: Caller, key: str) -> list[dict[str, Any]]:
+    visible_workspace(store, caller, key, "experiment.read")
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
         rows = conn.execute(
@@ -68,8 +75,11 @@ def metrics_summary(store: Store, key: str) -> list[dict[str, Any]]:
     return [metrics.summary_dict(r) for r in rows]
 
 
-def metric_history(store: Store, key: str, name: str, points: int | None = None) -> dict[str, Any]:
+def metric_history(
+    store: Store, caller: Caller, key: str, name: str, points: int | None = None
+) -> dict[str, Any]:
     """One metric's points by step; with ``points``, LTTB-downsampled to at most that many."""
+    visible_workspace(store, caller, key, "metric.read")
     if points is not None and not 3 <= points <= 100_000:
         raise Invalid("points must be between 3 and 100000")
     with store.db.read() as conn:
@@ -82,7 +92,7 @@ def metric_history(store: Store, key: str, name: str, points: int | None = None)
 
 
 def metric_series_many(
-    store: Store, keys: list[str], name: str, points: int | None = None
+    store: Store, caller: Caller, keys: list[str], name: str, points: int | None = None
 ) -> dict[str, tuple[Any, int]]:
     """One metric of many experiments as typed series: ``{key: (Series, total points)}``."""
     from tallymark.service.models import KEY_RE
@@ -94,6 +104,8 @@ def metric_series_many(
         raise Invalid(f"{bad[0]!r} is not an experiment key")
     if points is not None and not 3 <= points <= 100_000:
         raise Invalid("points must be between 3 and 100000")
+    for key in dict.fromkeys(keys):
+        visible_workspace(store, caller, key, "metric.read")
     with store.db.read() as conn:
         ids = dict(
             conn.execute(select(experiments.c.key, experiments.c.id).where(experiments.c.key.in_(keys))).all()
@@ -111,13 +123,16 @@ def metric_series_many(
     return out
 
 
-def metric_histories(store: Store, keys: list[str], name: str, points: int | None = None) -> dict[str, Any]:
+def metric_histories(
+    store: Store, caller: Caller, keys: list[str], name: str, points: int | None = None
+) -> dict[str, Any]:
     """One metric for many experiments at once (compare views, notebooks): ``{key: series}``."""
-    many = metric_series_many(store, keys, name, points)
+    many = metric_series_many(store, caller, keys, name, points)
     return {"name": name, "series": {k: metrics.series_json(s, total) for k, (s, total) in many.items()}}
 
 
-def metric_names(store: Store, key: str) -> list[str]:
+def metric_names(store: Store, caller: Caller, key: str) -> list[str]:
+    visible_workspace(store, caller, key, "experiment.read")
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
         return list(
@@ -129,7 +144,10 @@ def metric_names(store: Store, key: str) -> list[str]:
         )
 
 
-def get_items(store: Store, key: str, kind: str, name: str | None = None) -> list[dict[str, Any]]:
+def get_items(
+    store: Store, caller: Caller, key: str, kind: str, name: str | None = None
+) -> list[dict[str, Any]]:
+    visible_workspace(store, caller, key, "experiment.read")
     with store.db.read() as conn:
         eid = experiment_row(conn, key).id
         stmt = select(items).where(items.c.experiment_id == eid, items.c.kind == kind)
@@ -149,8 +167,8 @@ def get_items(store: Store, key: str, kind: str, name: str | None = None) -> lis
     ]
 
 
-def get_stdout(store: Store, key: str) -> str:
-    return "".join(i["data"]["text"] for i in get_items(store, key, "stdout"))
+def get_stdout(store: Store, caller: Caller, key: str) -> str:
+    return "".join(i["data"]["text"] for i in get_items(store, caller, key, "stdout"))
 
 
 SORTABLE = ("name", "created_at", "status", "user", "key")
@@ -158,6 +176,7 @@ SORTABLE = ("name", "created_at", "status", "user", "key")
 
 def query_experiments(
     store: Store,
+    caller: Caller,
     workspace: str,
     project: str | None = None,
     q: str | None = None,
@@ -170,6 +189,13 @@ def query_experiments(
     from tallymark.query import QueryError, parse
     from tallymark.store.query_sql import compile_where, sort_expression
 
+    if not visible(caller, workspace):  # like a workspace that does not exist
+        raise NotFound(
+            f"no project {workspace}/{project}"
+            if project is not None
+            else f"no workspace named {workspace!r}"
+        )
+    guard.allow(caller, "experiment.query", workspace)
     if page < 1 or not 1 <= per_page <= 1000:
         raise Invalid("page must be ≥ 1 and per_page between 1 and 1000")
     try:

@@ -9,20 +9,31 @@ from typing import Any
 from sqlalchemy import func, select
 
 from tallymark import jsonvalue
-from tallymark.service import metrics
+from tallymark.service import guard, metrics
 from tallymark.service.assets import get_asset
+from tallymark.service.caller import Caller
 from tallymark.service.errors import NotFound
-from tallymark.service.experiments import EXPERIMENT_COLUMNS, _joined, experiment_dict, project_id
+from tallymark.service.experiments import (
+    EXPERIMENT_COLUMNS,
+    _joined,
+    experiment_dict,
+    project_id,
+    visible,
+    visible_workspace,
+)
 from tallymark.service.store import Store
 from tallymark.store.schema import assets, experiments, items, metric_summaries, others, params, tags
 
 
-def project_columns(store: Store, workspace: str, project: str) -> dict[str, list[str]]:
+def project_columns(store: Store, caller: Caller, workspace: str, project: str) -> dict[str, list[str]]:
     """Every parameter, metric and "other" name used in a project, sorted (the column picker).
 
     One ``DISTINCT`` per table over the project's experiments: ~100–300 ms for 10 k experiments with
     32 names each on SQLite, which is why the table page asks for it only when the picker opens.
     """
+    if not visible(caller, workspace):
+        raise NotFound(f"no project {workspace}/{project}")
+    guard.allow(caller, "experiment.query", workspace)
     with store.db.read() as conn:
         pid = project_id(conn, workspace, project, create=False)
         if pid is None:
@@ -37,8 +48,9 @@ def project_columns(store: Store, workspace: str, project: str) -> dict[str, lis
     return out
 
 
-def experiment_counts(store: Store, key: str) -> dict[str, int]:
+def experiment_counts(store: Store, caller: Caller, key: str) -> dict[str, int]:
     """How many items of each kind, assets, metrics and system metrics an experiment has."""
+    visible_workspace(store, caller, key, "experiment.read")
     with store.db.read() as conn:
         row = conn.execute(select(experiments.c.id).where(experiments.c.key == key)).first()
         if row is None:
@@ -66,11 +78,13 @@ def experiment_counts(store: Store, key: str) -> dict[str, int]:
     return counts
 
 
-def experiments_by_keys(store: Store, keys: Sequence[str]) -> list[dict[str, Any]]:
+def experiments_by_keys(store: Store, caller: Caller, keys: Sequence[str]) -> list[dict[str, Any]]:
     """Experiments in the order of ``keys``, each with ``params``, ``metrics`` (summaries by name),
     ``others`` and ``tags``: everything the compare page shows in tables, in five queries."""
     if not keys:
         return []
+    for key in dict.fromkeys(keys):
+        visible_workspace(store, caller, key, "experiment.read")
     with store.db.read() as conn:
         rows = conn.execute(
             select(*EXPERIMENT_COLUMNS).select_from(_joined()).where(experiments.c.key.in_(list(keys)))
@@ -106,13 +120,17 @@ def experiments_by_keys(store: Store, keys: Sequence[str]) -> list[dict[str, Any
     return [out[k] for k in keys]
 
 
-def items_for_keys(store: Store, keys: Sequence[str], kind: str) -> dict[str, list[dict[str, Any]]]:
-    """Items of one kind (e.g. every confusion matrix) for several experiments, by key."""
+def items_for_keys(
+    store: Store, caller: Caller, keys: Sequence[str], kind: str
+) -> dict[str, list[dict[str, Any]]]:
+    """Items of one kind (e.g. every confusion matrix) for several experiments, by key (keys that
+    do not exist, or that the caller may not read, have none)."""
+    readable = [k for k in keys if _readable(store, caller, k)]
     with store.db.read() as conn:
         ids = {
             r.id: r.key
             for r in conn.execute(
-                select(experiments.c.id, experiments.c.key).where(experiments.c.key.in_(list(keys)))
+                select(experiments.c.id, experiments.c.key).where(experiments.c.key.in_(readable))
             )
         }
         out: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
@@ -128,10 +146,10 @@ def items_for_keys(store: Store, keys: Sequence[str], kind: str) -> dict[str, li
 
 
 def asset_preview(
-    store: Store, key: str, asset_id: int, limit: int = 64 * 1024
+    store: Store, caller: Caller, key: str, asset_id: int, limit: int = 64 * 1024
 ) -> tuple[dict[str, Any], bytes]:
     """An asset's record and up to ``limit`` of its first bytes (for a text preview)."""
-    a = get_asset(store, key, asset_id)
+    a = get_asset(store, caller, key, asset_id)
     chunks: list[bytes] = []
     got = 0
     for chunk in store.blobs.iter_bytes(a["sha256"]):
@@ -140,6 +158,14 @@ def asset_preview(
         if got >= limit:
             break
     return a, b"".join(chunks)
+
+
+def _readable(store: Store, caller: Caller, key: str) -> bool:
+    try:
+        visible_workspace(store, caller, key, "experiment.read")
+    except NotFound:
+        return False
+    return True
 
 
 def experiment_places(store: Store, keys: Sequence[str]) -> dict[str, dict[str, Any]]:

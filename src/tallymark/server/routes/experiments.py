@@ -9,9 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from tallymark import jsonvalue
-from tallymark.server.auth import auth_enabled, current_caller
 from tallymark.server.permissions import need
-from tallymark.server.routes.deps import KeyPath, StoreDep, TallyJSON, body_chunks, reply
+from tallymark.server.routes.deps import CallerDep, KeyPath, StoreDep, TallyJSON, body_chunks, reply
 from tallymark.service import assets, batch, experiments
 from tallymark.service.errors import Invalid
 from tallymark.service.models import AssetMeta, BatchIn, ExperimentCreate
@@ -20,25 +19,21 @@ from tallymark.storable import MAX_DEPTH
 router = APIRouter(tags=["experiments"])
 
 
-@router.post("/experiments", status_code=201, dependencies=[need("workspace:member")])
-def create_experiment(body: ExperimentCreate, store: StoreDep, request: Request) -> TallyJSON:
+@router.post("/experiments", status_code=201, dependencies=[need("experiment.create")])
+def create_experiment(body: ExperimentCreate, store: StoreDep, caller: CallerDep) -> TallyJSON:
     """Create an experiment under a client-generated key (idempotent for the same key)."""
-    caller = current_caller(request) if auth_enabled(request) else None
-    if caller is not None:  # with auth the key says who created it, never the body
-        body = body.model_copy(update={"user": caller.name})
-    user = caller.name if caller is not None else request.app.state.user
-    return reply(experiments.create_experiment(store, body, user), 201)
+    return reply(experiments.create_experiment(store, caller, body), 201)
 
 
-@router.post("/experiments/{key}/batch", dependencies=[need("workspace:member")])
-def apply_batch(key: KeyPath, body: BatchIn, store: StoreDep) -> TallyJSON:
+@router.post("/experiments/{key}/batch", dependencies=[need("experiment.log")])
+def apply_batch(key: KeyPath, body: BatchIn, store: StoreDep, caller: CallerDep) -> TallyJSON:
     """Params, metric columns, others, tags and items in one transaction, once per batch_id."""
-    return reply(batch.apply_batch(store, key, body))
+    return reply(batch.apply_batch(store, caller, key, body))
 
 
 @router.post(
     "/experiments/{key}/batch/binary",
-    dependencies=[need("workspace:member")],
+    dependencies=[need("experiment.log")],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -46,25 +41,26 @@ def apply_batch(key: KeyPath, body: BatchIn, store: StoreDep) -> TallyJSON:
         }
     },
 )
-async def apply_binary_batch(key: KeyPath, request: Request, store: StoreDep) -> TallyJSON:
+async def apply_binary_batch(key: KeyPath, request: Request, store: StoreDep, caller: CallerDep) -> TallyJSON:
     """The same batch with metric columns as raw little-endian arrays (the SDK's fast path)."""
     from tallymark.server.binary_batch import decode
 
     body = await request.body()
     head, series = decode(body)
-    return reply(await run_in_threadpool(batch.apply_batch, store, key, head, series))
+    return reply(await run_in_threadpool(batch.apply_batch, store, caller, key, head, series))
 
 
-@router.post("/experiments/{key}/end", dependencies=[need("workspace:member")])
-def end_experiment(key: KeyPath, store: StoreDep) -> TallyJSON:
-    return reply(experiments.end_experiment(store, key))
+@router.post("/experiments/{key}/end", dependencies=[need("experiment.end")])
+def end_experiment(key: KeyPath, store: StoreDep, caller: CallerDep) -> TallyJSON:
+    return reply(experiments.end_experiment(store, caller, key))
 
 
-@router.post("/experiments/{key}/assets", status_code=201, dependencies=[need("workspace:member")])
+@router.post("/experiments/{key}/assets", status_code=201, dependencies=[need("asset.add")])
 async def upload_asset(
     key: KeyPath,
     request: Request,
     store: StoreDep,
+    caller: CallerDep,
     meta: Annotated[str, Query(description="JSON: file_name, step, metadata, upload_id, sha256")],
 ) -> TallyJSON:
     """Stream the request body into the blob store as an asset of the experiment."""
@@ -75,7 +71,7 @@ async def upload_asset(
     chunks = body_chunks(request)
 
     def add() -> dict[str, Any]:
-        stored = assets.add_asset(store, key, parsed, chunks)
+        stored = assets.add_asset(store, caller, key, parsed, chunks)
         for _ in chunks:  # a replayed upload or a known blob: read the rest so the connection stays usable
             pass
         return stored

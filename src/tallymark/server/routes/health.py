@@ -14,7 +14,7 @@ from tallymark.store.migrate import SCHEMA_HEAD
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", dependencies=[need("public")])
+@router.get("/health", dependencies=[need("health")])
 def health(request: Request) -> dict[str, Any]:
     """Liveness; with auth on, also whether the server still waits for ``tallymark admin init``."""
     out: dict[str, Any] = {"status": "ok", "version": __version__, "schema": SCHEMA_HEAD}

@@ -12,23 +12,24 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tallymark.server.permissions import need
-from tallymark.server.routes.deps import StoreDep, TallyJSON, reply
+from tallymark.server.routes.deps import CallerDep, StoreDep, TallyJSON, reply
 from tallymark.service.errors import Invalid
 from tallymark.service.models import KEY_RE
 
 router = APIRouter(tags=["panels"])
 
 
-@router.get("/panels", dependencies=[need("authenticated")])
+@router.get("/panels", dependencies=[need("panel.list")])
 def list_panels(store: StoreDep) -> TallyJSON:
     from tallymark.server.ui.panel_render import listing
 
     return reply(listing(store))
 
 
-@router.get("/panels/render", dependencies=[need("workspace:viewer")])
+@router.get("/panels/render", dependencies=[need("panel.render")])
 def render_panel(
     store: StoreDep,
+    caller: CallerDep,
     name: Annotated[str, Query(min_length=1, max_length=500)],
     keys: Annotated[
         str, Query(min_length=32, max_length=33 * 200, description="experiment keys, comma-separated")
@@ -40,4 +41,4 @@ def render_panel(
     bad = [k for k in parsed if not KEY_RE.match(k)]
     if bad:
         raise Invalid(f"{bad[0]!r} is not an experiment key")
-    return reply(render(store, name, list(dict.fromkeys(parsed))))
+    return reply(render(store, caller, name, list(dict.fromkeys(parsed))))

@@ -16,6 +16,7 @@ from tallymark.server.ui.html import Markup, el, json_script
 from tallymark.server.ui.layout import error_page, page
 from tallymark.server.ui.panel_render import listing
 from tallymark.service import ui_reads
+from tallymark.service.caller import Caller
 from tallymark.service.store import Store
 
 MAX_KEYS = 50
@@ -23,7 +24,7 @@ LOWER_IS_BETTER = ("loss", "error", "err", "mse", "mae", "rmse", "fp", "fn", "ti
 
 
 def compare_page(
-    store: Store, workspace: str, project: str, keys: list[str], query: dict[str, str]
+    store: Store, caller: Caller, workspace: str, project: str, keys: list[str], query: dict[str, str]
 ) -> HTMLResponse:
     crumbs = [
         ("workspaces", urls.home()),
@@ -35,7 +36,7 @@ def compare_page(
         return error_page(404, "Nothing to compare: tick two or more experiments in the table.", crumbs[1:3])
     if len(keys) > MAX_KEYS:
         return error_page(422, f"Compare at most {MAX_KEYS} experiments at once.", crumbs[1:3])
-    exps = ui_reads.experiments_by_keys(store, keys)
+    exps = ui_reads.experiments_by_keys(store, caller, keys)
     for i, e in enumerate(exps):
         e["label"] = e.get("name") or e["key"][:12]
         e["color"] = i % 20
@@ -45,9 +46,10 @@ def compare_page(
         {n for e in exps for n, m in e["metrics"].items() if m["count"] > 1 and not n.startswith("sys.")},
         key=_metric_order,
     )
-    cms = ui_reads.items_for_keys(store, keys, "confusion_matrix")
+    cms = ui_reads.items_for_keys(store, caller, keys, "confusion_matrix")
     curves = charts.curve_data(
-        ui_reads.items_for_keys(store, keys, "curve"), [{"key": e["key"], "name": e["label"]} for e in exps]
+        ui_reads.items_for_keys(store, caller, keys, "curve"),
+        [{"key": e["key"], "name": e["label"]} for e in exps],
     )
     panel_list = listing(store)
     sections = [

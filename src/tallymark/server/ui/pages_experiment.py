@@ -17,6 +17,7 @@ from tallymark.server.ui import charts, fmt, urls, widgets
 from tallymark.server.ui.html import Markup, el, json_script
 from tallymark.server.ui.layout import page
 from tallymark.service import assets, experiments, reads, ui_reads
+from tallymark.service.caller import Caller
 from tallymark.service.errors import NotFound
 from tallymark.service.store import Store
 
@@ -40,21 +41,21 @@ IMAGE_PREVIEW = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 
 def experiment_page(
-    store: Store, workspace: str, project: str, key: str, tab: str, query: dict[str, str]
+    store: Store, caller: Caller, workspace: str, project: str, key: str, tab: str, query: dict[str, str]
 ) -> HTMLResponse:
-    info = experiments.get_experiment(store, key)
+    info = experiments.get_experiment(store, caller, key)
     if (info["workspace"], info["project"]) != (workspace, project):
         raise NotFound(
             f"experiment {key} is in {info['workspace']}/{info['project']}, not {workspace}/{project}"
         )
     if tab not in {t[0] for t in TABS}:
         tab = "overview"
-    counts = ui_reads.experiment_counts(store, key)
-    ctx = {"store": store, "info": info, "key": key, "query": query, "counts": counts}
+    counts = ui_reads.experiment_counts(store, caller, key)
+    ctx = {"store": store, "caller": caller, "info": info, "key": key, "query": query, "counts": counts}
     content, needs_charts = RENDERERS[tab](ctx)
     title = info.get("name") or key[:12]
     body = [
-        _header(info, store),
+        _header(info, store, caller),
         _tabs(info, tab, counts),
         el("section", {"class": f"tab-body tab-{tab}", "id": f"tab-{tab}"}, content),
     ]
@@ -67,8 +68,8 @@ def experiment_page(
     return page(title, crumbs, body, page_id="experiment", charts=needs_charts)
 
 
-def _header(info: dict[str, Any], store: Store) -> Markup:
-    tags = reads.get_tags(store, info["key"])
+def _header(info: dict[str, Any], store: Store, caller: Caller) -> Markup:
+    tags = reads.get_tags(store, caller, info["key"])
     facts = [
         ("key", el("code", {"class": "copy", "title": "experiment key"}, info["key"])),
         ("status", el("span", {"class": f"status status-{info['status']}"}, info["status"])),
@@ -122,10 +123,10 @@ Rendered = tuple[Any, bool]
 
 
 def _overview(ctx: Ctx) -> Rendered:
-    store, key = ctx["store"], ctx["key"]
-    metrics = [m for m in reads.metrics_summary(store, key) if not m["name"].startswith("sys.")]
-    params = reads.parameters_summary(store, key)
-    others = reads.others_summary(store, key)
+    store, caller, key = ctx["store"], ctx["caller"], ctx["key"]
+    metrics = [m for m in reads.metrics_summary(store, caller, key) if not m["name"].startswith("sys.")]
+    params = reads.parameters_summary(store, caller, key)
+    others = reads.others_summary(store, caller, key)
     metric_table = el(
         "table",
         {"class": "grid compact", "id": "metric-summary"},
@@ -136,7 +137,7 @@ def _overview(ctx: Ctx) -> Rendered:
         ),
         el("tbody", None, [_summary_row(m) for m in metrics]),
     )
-    cms = reads.get_items(store, key, "confusion_matrix")
+    cms = reads.get_items(store, caller, key, "confusion_matrix")
     return (
         el(
             "div",
@@ -194,7 +195,7 @@ def _summary_row(m: dict[str, Any]) -> Markup:
 
 
 def _parameters(ctx: Ctx) -> Rendered:
-    params = reads.parameters_summary(ctx["store"], ctx["key"])
+    params = reads.parameters_summary(ctx["store"], ctx["caller"], ctx["key"])
     if not params:
         return widgets.empty("No parameters logged."), False
     return (
@@ -247,7 +248,7 @@ def _metric_tab(system: bool) -> Callable[[Ctx], Rendered]:
         info = ctx["info"]
         summary = [
             m
-            for m in reads.metrics_summary(ctx["store"], ctx["key"])
+            for m in reads.metrics_summary(ctx["store"], ctx["caller"], ctx["key"])
             if m["name"].startswith("sys.") == system
         ]
         if not summary:
@@ -277,7 +278,7 @@ def _metric_tab(system: bool) -> Callable[[Ctx], Rendered]:
 
 
 def _confusion(ctx: Ctx) -> Rendered:
-    cms = reads.get_items(ctx["store"], ctx["key"], "confusion_matrix")
+    cms = reads.get_items(ctx["store"], ctx["caller"], ctx["key"], "confusion_matrix")
     if not cms:
         return widgets.empty("No confusion matrix logged."), False
     figures = []
@@ -291,7 +292,7 @@ def _confusion(ctx: Ctx) -> Rendered:
 
 def _curves(ctx: Ctx) -> Rendered:
     info = ctx["info"]
-    items = reads.get_items(ctx["store"], ctx["key"], "curve")
+    items = reads.get_items(ctx["store"], ctx["caller"], ctx["key"], "curve")
     if not items:
         return widgets.empty("No curves logged."), False
     label = info.get("name") or info["key"][:12]
@@ -300,13 +301,13 @@ def _curves(ctx: Ctx) -> Rendered:
 
 
 def _assets(ctx: Ctx) -> Rendered:
-    store, key, info = ctx["store"], ctx["key"], ctx["info"]
-    rows = assets.list_assets(store, key)
-    tables = reads.get_items(store, key, "table")
+    store, caller, key, info = ctx["store"], ctx["caller"], ctx["key"], ctx["info"]
+    rows = assets.list_assets(store, caller, key)
+    tables = reads.get_items(store, caller, key, "table")
     parts: list[Any] = []
     preview_id = ctx["query"].get("asset")
     if preview_id and preview_id.isdigit():
-        parts.append(_preview(store, key, int(preview_id)))
+        parts.append(_preview(store, caller, key, int(preview_id)))
     if rows:
         head = ["file", "size", "type", "step", "logged (UTC)", "metadata", ""]
         parts.append(
@@ -375,9 +376,9 @@ def _assets(ctx: Ctx) -> Rendered:
     return parts, False
 
 
-def _preview(store: Store, key: str, asset_id: int) -> Markup:
+def _preview(store: Store, caller: Caller, key: str, asset_id: int) -> Markup:
     try:
-        a, head = ui_reads.asset_preview(store, key, asset_id)
+        a, head = ui_reads.asset_preview(store, caller, key, asset_id)
     except NotFound as exc:
         return el("p", {"class": "notice"}, exc.message)
     ctype = a["contentType"] or ""
@@ -419,7 +420,7 @@ def _preview(store: Store, key: str, asset_id: int) -> Markup:
 
 
 def _code(ctx: Ctx) -> Rendered:
-    items = reads.get_items(ctx["store"], ctx["key"], "code")
+    items = reads.get_items(ctx["store"], ctx["caller"], ctx["key"], "code")
     if not items:
         return widgets.empty("No code logged."), False
     return [
@@ -434,10 +435,10 @@ def _code(ctx: Ctx) -> Rendered:
 
 
 def _environment(ctx: Ctx) -> Rendered:
-    store, key = ctx["store"], ctx["key"]
-    env = reads.get_items(store, key, "environment")
-    cmd = reads.get_items(store, key, "command")
-    pkgs = reads.get_items(store, key, "packages")
+    store, caller, key = ctx["store"], ctx["caller"], ctx["key"]
+    env = reads.get_items(store, caller, key, "environment")
+    cmd = reads.get_items(store, caller, key, "command")
+    pkgs = reads.get_items(store, caller, key, "packages")
     parts: list[Any] = []
     if env:
         parts += [
@@ -488,7 +489,7 @@ def _environment(ctx: Ctx) -> Rendered:
 
 
 def _git(ctx: Ctx) -> Rendered:
-    items = reads.get_items(ctx["store"], ctx["key"], "git")
+    items = reads.get_items(ctx["store"], ctx["caller"], ctx["key"], "git")
     if not items:
         return widgets.empty("No git information (not a git checkout, or Experiment(log_git=False))."), False
     g = redact_git(items[-1]["data"])
@@ -500,7 +501,7 @@ def _git(ctx: Ctx) -> Rendered:
 
 
 def _stdout(ctx: Ctx) -> Rendered:
-    items = reads.get_items(ctx["store"], ctx["key"], "stdout")
+    items = reads.get_items(ctx["store"], ctx["caller"], ctx["key"], "stdout")
     if not items:
         return widgets.empty("No output captured."), False
     spans = []
@@ -516,7 +517,7 @@ def _lineage_data(ctx: Ctx) -> dict[str, Any] | None:
     try:
         from tallymark.service.lineage import get_lineage
 
-        return get_lineage(ctx["store"], f"experiment:{ctx['key']}", "both", depth=2)
+        return get_lineage(ctx["store"], ctx["caller"], f"experiment:{ctx['key']}", "both", depth=2)
     except Exception:  # the registry is young: never let it break the experiment page
         return None
 

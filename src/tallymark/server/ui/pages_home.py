@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from fastapi.responses import HTMLResponse
 
 from tallymark.server.ui import fmt, urls
 from tallymark.server.ui.html import el
 from tallymark.server.ui.layout import page
 from tallymark.service import experiments
+from tallymark.service.caller import Caller
 from tallymark.service.store import Store
 
 
-def workspaces_page(
-    store: Store, visible: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
-) -> HTMLResponse:
-    """The workspace list; ``visible`` keeps only those the caller may read (auth on)."""
-    rows = experiments.list_workspaces(store)
-    if visible is not None:
-        rows = visible(rows)
+def workspaces_page(store: Store, caller: Caller) -> HTMLResponse:
+    """The workspace list: those the caller has a role in."""
+    rows = experiments.list_workspaces(store, caller)
     if rows:
         table = el(
             "table",
@@ -62,8 +56,8 @@ def workspaces_page(
     return page("Workspaces", [("workspaces", None)], body, page_id="workspaces")
 
 
-def projects_page(store: Store, workspace: str) -> HTMLResponse:
-    rows = experiments.list_projects(store, workspace)
+def projects_page(store: Store, caller: Caller, workspace: str) -> HTMLResponse:
+    rows = experiments.list_projects(store, caller, workspace)
     head = el(
         "tr",
         None,

@@ -30,6 +30,7 @@ from tallymark.server.ui.columns import (
 from tallymark.server.ui.html import Markup, el
 from tallymark.server.ui.layout import page
 from tallymark.service import reads, ui_reads
+from tallymark.service.caller import Caller
 from tallymark.service.errors import Invalid
 from tallymark.service.store import Store
 
@@ -60,7 +61,7 @@ class TableState:
         )
 
 
-def table_page(store: Store, state: TableState) -> HTMLResponse:
+def table_page(store: Store, caller: Caller, state: TableState) -> HTMLResponse:
     query_error: QueryError | None = None
     sort_error: str | None = None
     node = None
@@ -73,20 +74,20 @@ def table_page(store: Store, state: TableState) -> HTMLResponse:
     if query_error is None:
         try:
             result = reads.query_experiments(
-                store, state.workspace, state.project, state.q, sort, state.page, state.per_page
+                store, caller, state.workspace, state.project, state.q, sort, state.page, state.per_page
             )
         except Invalid as exc:
             if not exc.message.startswith("cannot sort"):  # pragma: no cover - parse() caught it
                 raise
             sort_error, sort = exc.message, "-created_at"
             result = reads.query_experiments(
-                store, state.workspace, state.project, state.q, sort, state.page, state.per_page
+                store, caller, state.workspace, state.project, state.q, sort, state.page, state.per_page
             )
         last_page = max(1, math.ceil(result["total"] / state.per_page))
         if state.page > last_page:
             state = replace(state, page=last_page)
             result = reads.query_experiments(
-                store, state.workspace, state.project, state.q, sort, state.page, state.per_page
+                store, caller, state.workspace, state.project, state.q, sort, state.page, state.per_page
             )
     rows = result["experiments"]
     # The picker starts with the names on this page; the script loads the project's full list
@@ -103,7 +104,7 @@ def table_page(store: Store, state: TableState) -> HTMLResponse:
         cols = default_columns(rows, columns_all["metrics"])
     cols = with_query_fields(cols, node, state.sort.lstrip("-+") if state.sort else None)
     if any(c.kind == "others" for c in cols) and rows:
-        others = ui_reads.experiments_by_keys(store, [r["key"] for r in rows])
+        others = ui_reads.experiments_by_keys(store, caller, [r["key"] for r in rows])
         for r, o in zip(rows, others, strict=True):
             r["others"] = o["others"]
     body = [

@@ -18,17 +18,20 @@ from tallymark import panels
 from tallymark.sdk.api import APIExperiment
 from tallymark.sdk.transport import LocalTransport
 from tallymark.server.ui.figures import FigureError, to_figure
+from tallymark.service.caller import Caller
 from tallymark.service.store import Store
 
 TIMEOUT_S = 30.0
 
 
 class StoreTransport(LocalTransport):
-    """The SDK's local transport over a store someone else owns (the server's)."""
+    """The SDK's local transport over a store someone else owns (the server's), reading as the
+    request's caller (a panel sees only what the one who opened the page may see)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, caller: Caller) -> None:
         self.settings = store.settings
         self._store = store
+        self.caller = caller
 
     def close(self) -> None:  # the app closes its store
         pass
@@ -56,19 +59,21 @@ def listing(store: Store) -> dict[str, Any]:
     }
 
 
-def render(store: Store, name: str, keys: list[str], timeout: float = TIMEOUT_S) -> dict[str, Any]:
+def render(
+    store: Store, caller: Caller, name: str, keys: list[str], timeout: float = TIMEOUT_S
+) -> dict[str, Any]:
     """Run panel ``name`` over the experiments ``keys``: ``{"name", "ok", "figure" | "error", "ms"}``."""
     discover(store)
     p = panels.get(name)
     if p is None:
         return {"name": name, "ok": False, "error": f"no panel named {name!r}"}
     started = time.perf_counter()
-    transport = StoreTransport(store)
+    transport = StoreTransport(store, caller)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tallymark-panel")
     try:
         from tallymark.service.ui_reads import experiments_by_keys
 
-        infos = experiments_by_keys(store, keys)
+        infos = experiments_by_keys(store, caller, keys)
         exps = [APIExperiment(transport, info) for info in infos]
         future = pool.submit(lambda: to_figure(panels.run(p, exps)))
         figure = future.result(timeout=timeout)

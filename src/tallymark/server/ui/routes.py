@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.convertors import CONVERTOR_TYPES, Convertor, register_url_convertor
 
 from tallymark.server.permissions import need
+from tallymark.server.routes.deps import CallerDep
 from tallymark.server.ui import assets, urls
 from tallymark.server.ui.layout import error_page
 from tallymark.service.errors import ServiceError
@@ -49,7 +50,7 @@ def _guard(workspace: str) -> None:
         raise HTTPException(404, "Not Found")
 
 
-@router.get("/-/static/{path:path}", dependencies=[need("public")])
+@router.get("/-/static/{path:path}", dependencies=[need("ui.static")])
 def static_file(path: str, request: Request) -> Response:
     versioned = path.startswith("v/") and path.count("/") >= 2
     if versioned:  # /-/static/v/HASH/js/main.js: any HASH serves today's file; only ours is cached long
@@ -73,18 +74,19 @@ def static_file(path: str, request: Request) -> Response:
     return Response(body, media_type=f.content_type, headers=headers)
 
 
-@router.get("/-/columns/{workspace}/{project}", dependencies=[need("workspace:viewer")])
-def project_columns(workspace: str, project: str, request: Request) -> Response:
+@router.get("/-/columns/{workspace}/{project}", dependencies=[need("ui.workspace")])
+def project_columns(workspace: str, project: str, request: Request, caller: CallerDep) -> Response:
     """Every parameter, metric and other name of a project, for the column picker."""
     from tallymark.server.routes.deps import reply
     from tallymark.service import ui_reads
 
-    return reply(ui_reads.project_columns(_store(request), workspace, project))
+    return reply(ui_reads.project_columns(_store(request), caller, workspace, project))
 
 
-@router.get("/-/series", dependencies=[need("workspace:viewer")])
+@router.get("/-/series", dependencies=[need("ui.workspace")])
 def compare_series(
     request: Request,
+    caller: CallerDep,
     name: Annotated[str, Query(min_length=1, max_length=500)],
     keys: Annotated[str, Query(min_length=32, max_length=33 * 1000)],
     points: Annotated[int | None, Query(ge=3, le=100_000)] = None,
@@ -94,10 +96,12 @@ def compare_series(
     from tallymark.server.routes.deps import reply
     from tallymark.service import reads
 
-    return reply(reads.metric_histories(_store(request), [k for k in keys.split(",") if k], name, points))
+    return reply(
+        reads.metric_histories(_store(request), caller, [k for k in keys.split(",") if k], name, points)
+    )
 
 
-@router.get("/-/me", dependencies=[need("public")])
+@router.get("/-/me", dependencies=[need("ui.whoami")])
 def me(request: Request) -> Response:
     """Who the browser is, for the header badge and for hiding buttons the caller's role may not use
     (the server refuses those requests anyway). Never more than the caller's own name and roles."""
@@ -119,21 +123,20 @@ def me(request: Request) -> Response:
     )
 
 
-@router.get("/", dependencies=[need("authenticated")])
-def workspaces(request: Request) -> HTMLResponse:
-    from tallymark.server.permissions import visible_workspaces
+@router.get("/", dependencies=[need("ui.page")])
+def workspaces(request: Request, caller: CallerDep) -> HTMLResponse:
     from tallymark.server.ui.pages_home import workspaces_page
 
-    return workspaces_page(_store(request), lambda rows: visible_workspaces(request, rows))
+    return workspaces_page(_store(request), caller)
 
 
-@router.get("/{workspace}", dependencies=[need("workspace:viewer")])
-def projects(workspace: str, request: Request) -> HTMLResponse:
+@router.get("/{workspace}", dependencies=[need("ui.workspace")])
+def projects(workspace: str, request: Request, caller: CallerDep) -> HTMLResponse:
     from tallymark.server.ui.pages_home import projects_page
 
     _guard(workspace)
     try:
-        return projects_page(_store(request), workspace)
+        return projects_page(_store(request), caller, workspace)
     except ServiceError as exc:
         return error_page(exc.status, exc.message)
 
@@ -147,41 +150,46 @@ def _registry(workspace: str, build: Callable[[], HTMLResponse]) -> HTMLResponse
         return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
 
 
-@router.get("/{workspace}/artifacts", dependencies=[need("workspace:viewer")])
-def artifact_list(workspace: str, request: Request) -> HTMLResponse:
+@router.get("/{workspace}/artifacts", dependencies=[need("ui.workspace")])
+def artifact_list(workspace: str, request: Request, caller: CallerDep) -> HTMLResponse:
     from tallymark.server.ui.pages_artifacts import artifacts_page
 
-    return _registry(workspace, lambda: artifacts_page(_store(request), workspace))
+    return _registry(workspace, lambda: artifacts_page(_store(request), caller, workspace))
 
 
-@router.get("/{workspace}/artifacts/{name}", dependencies=[need("workspace:viewer")])
+@router.get("/{workspace}/artifacts/{name}", dependencies=[need("ui.workspace")])
 def artifact(
-    workspace: str, name: str, request: Request, version: Annotated[str, Query(max_length=200)] = ""
+    workspace: str,
+    name: str,
+    request: Request,
+    caller: CallerDep,
+    version: Annotated[str, Query(max_length=200)] = "",
 ) -> HTMLResponse:
     from tallymark.server.ui.pages_artifacts import artifact_page
 
-    return _registry(workspace, lambda: artifact_page(_store(request), workspace, name, version))
+    return _registry(workspace, lambda: artifact_page(_store(request), caller, workspace, name, version))
 
 
-@router.get("/{workspace}/models", dependencies=[need("workspace:viewer")])
-def model_list(workspace: str, request: Request) -> HTMLResponse:
+@router.get("/{workspace}/models", dependencies=[need("ui.workspace")])
+def model_list(workspace: str, request: Request, caller: CallerDep) -> HTMLResponse:
     from tallymark.server.ui.pages_models import models_page
 
-    return _registry(workspace, lambda: models_page(_store(request), workspace))
+    return _registry(workspace, lambda: models_page(_store(request), caller, workspace))
 
 
-@router.get("/{workspace}/models/{name}", dependencies=[need("workspace:viewer")])
-def model(workspace: str, name: str, request: Request) -> HTMLResponse:
+@router.get("/{workspace}/models/{name}", dependencies=[need("ui.workspace")])
+def model(workspace: str, name: str, request: Request, caller: CallerDep) -> HTMLResponse:
     from tallymark.server.ui.pages_models import model_page
 
-    return _registry(workspace, lambda: model_page(_store(request), workspace, name))
+    return _registry(workspace, lambda: model_page(_store(request), caller, workspace, name))
 
 
-@router.get("/{workspace}/{project}", response_model=None, dependencies=[need("workspace:viewer")])
+@router.get("/{workspace}/{project}", response_model=None, dependencies=[need("ui.workspace")])
 def experiment_table(
     workspace: str,
     project: str,
     request: Request,
+    caller: CallerDep,
     q: Annotated[str, Query(max_length=4096)] = "",
     sort: Annotated[str, Query(max_length=600)] = "",
     page: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
@@ -197,16 +205,17 @@ def experiment_table(
     if picker:  # the column picker's form: redirect to the canonical ?cols= URL
         return RedirectResponse(state.url(cols=canonical_cols(col or []), page=1), status_code=303)
     try:
-        return table_page(_store(request), state)
+        return table_page(_store(request), caller, state)
     except ServiceError as exc:
         return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
 
 
-@router.get("/{workspace}/{project}/compare", response_model=None, dependencies=[need("workspace:viewer")])
+@router.get("/{workspace}/{project}/compare", response_model=None, dependencies=[need("ui.workspace")])
 def compare(
     workspace: str,
     project: str,
     request: Request,
+    caller: CallerDep,
     keys: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     from tallymark.server.ui.pages_compare import compare_page
@@ -223,25 +232,26 @@ def compare(
             404, f"{bad[0]!r} is not an experiment key", [(workspace, urls.workspace(workspace))]
         )
     try:
-        return compare_page(_store(request), workspace, project, flat, dict(request.query_params))
+        return compare_page(_store(request), caller, workspace, project, flat, dict(request.query_params))
     except ServiceError as exc:
         return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])
 
 
-@router.get(
-    "/{workspace}/{project}/{key:tmkey}", response_model=None, dependencies=[need("workspace:viewer")]
-)
+@router.get("/{workspace}/{project}/{key:tmkey}", response_model=None, dependencies=[need("ui.workspace")])
 def experiment(
     workspace: str,
     project: str,
     key: str,
     request: Request,
+    caller: CallerDep,
     tab: str = "overview",
 ) -> Response:
     from tallymark.server.ui.pages_experiment import experiment_page
 
     _guard(workspace)
     try:
-        return experiment_page(_store(request), workspace, project, key, tab, dict(request.query_params))
+        return experiment_page(
+            _store(request), caller, workspace, project, key, tab, dict(request.query_params)
+        )
     except ServiceError as exc:
         return error_page(exc.status, exc.message, [(workspace, urls.workspace(workspace))])

@@ -48,4 +48,4 @@ def mount(app: Any) -> None:
         app.include_router(m.clientlib, prefix="/clientlib", dependencies=by_method)
     fallback = fallback_router()  # anything else under the three roots: a Comet-shaped 404
     for prefix in (*REST_ROOTS, "/clientlib"):
-        app.include_router(fallback, prefix=prefix, dependencies=[need("authenticated")])
+        app.include_router(fallback, prefix=prefix, dependencies=[need("comet.unknown")])

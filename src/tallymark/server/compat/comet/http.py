@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tallymark import jsonvalue
 from tallymark.server.compat.comet.translate import BACKEND_CUSTOM_ERROR, Refused
+from tallymark.service.caller import Caller
 from tallymark.service.errors import ServiceError, storage_error
 from tallymark.service.store import Store
 from tallymark.storable import MAX_DEPTH
@@ -148,6 +149,13 @@ def fallback_router() -> APIRouter:
 
 def store_of(request: Request) -> Store:
     return request.app.state.store
+
+
+def caller_of(request: Request) -> Caller:
+    """The request's caller for the service layer (the key's user; the local admin on --no-auth)."""
+    from tallymark.server.auth import require_caller
+
+    return require_caller(request)
 
 
 def actor_of(request: Request) -> str:

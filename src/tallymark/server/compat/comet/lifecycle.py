@@ -22,7 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from tallymark.server.compat.comet import translate as tr
 from tallymark.server.compat.comet.http import (
     CometError,
-    actor_of,
+    caller_of,
     json_object,
     ok,
     router,
@@ -91,17 +91,14 @@ async def add_run(request: Request) -> Any:
     key = experiment_key(body)
     workspace = body.get("teamName") or tr.DEFAULT_WORKSPACE
     project = body.get("projectName") or tr.DEFAULT_PROJECT
-    store = store_of(request)
+    store, caller = store_of(request), caller_of(request)
     exp = await run_in_threadpool(
-        experiments.create_experiment,
-        store,
-        {"key": key, "workspace": workspace, "project": project},
-        actor_of(request),
+        experiments.create_experiment, store, caller, {"key": key, "workspace": workspace, "project": project}
     )
     if not exp.get("created"):
         if body.get("getOrCreateEnabled"):
             if exp["status"] != "running":
-                exp = await run_in_threadpool(compat_support.reopen_experiment, store, key)
+                exp = await run_in_threadpool(compat_support.reopen_experiment, store, caller, key)
         elif body.get("offline") or exp["status"] != "running":
             raise CometError(
                 400,
@@ -111,7 +108,7 @@ async def add_run(request: Request) -> Any:
             )
     run_id = None
     if body.get("offline"):
-        run_id = await run_in_threadpool(experiments.start_import, store, key)
+        run_id = await run_in_threadpool(experiments.start_import, store, caller, key)
     return ok(_handshake(request, exp, run_id))
 
 
@@ -124,7 +121,7 @@ async def get_run(request: Request) -> Any:
         raise CometError(400, f"no experiment with key {key!r}", tr.EXPERIMENT_NOT_FOUND)
     store = store_of(request)
     try:
-        exp = await run_in_threadpool(compat_support.reopen_experiment, store, key)
+        exp = await run_in_threadpool(compat_support.reopen_experiment, store, caller_of(request), key)
     except NotFound:
         raise CometError(400, f"no experiment with key {key!r}", tr.EXPERIMENT_NOT_FOUND) from None
     return ok(_handshake(request, exp))
@@ -140,14 +137,14 @@ async def heartbeat(request: Request) -> Any:
     """The heartbeat; ``is_alive: false`` is the end of the experiment."""
     body = await json_object(request)
     key = experiment_key(body)
-    store = store_of(request)
+    store, caller = store_of(request), caller_of(request)
     if body.get("is_alive") is False:
         session = body.get("runId") if body.get("offline") else None
         await run_in_threadpool(
-            experiments.end_import, store, key, session if isinstance(session, str) else None
+            experiments.end_import, store, caller, key, session if isinstance(session, str) else None
         )
     else:
-        await run_in_threadpool(experiments.get_experiment, store, key)
+        await run_in_threadpool(experiments.get_experiment, store, caller, key)
     return ok(HEARTBEAT)
 
 
@@ -156,7 +153,9 @@ async def _set_times(request: Request, start_field: str, end_field: str) -> Any:
     key = experiment_key(body)
     start = tr.int_or_none(body.get(start_field), start_field)
     end = tr.int_or_none(body.get(end_field), end_field)
-    await run_in_threadpool(compat_support.set_experiment_times, store_of(request), key, start, end)
+    await run_in_threadpool(
+        compat_support.set_experiment_times, store_of(request), caller_of(request), key, start, end
+    )
     return ok()
 
 
@@ -176,17 +175,17 @@ async def update_status(request: Request) -> Any:
     """``{isAlive, error, hasCrashed}``: a run that is no longer alive is ended."""
     body = await json_object(request)
     key = experiment_key(body)
-    store = store_of(request)
+    store, caller = store_of(request), caller_of(request)
     if body.get("isAlive") is False:
-        await run_in_threadpool(experiments.end_experiment, store, key)
+        await run_in_threadpool(experiments.end_experiment, store, caller, key)
     else:
-        await run_in_threadpool(experiments.get_experiment, store, key)
+        await run_in_threadpool(experiments.get_experiment, store, caller, key)
     return ok()
 
 
 @rest.get("/write/experiment/set-status")
 async def set_status(request: Request, experiment_key: str = Query(alias="experimentKey")) -> Any:
-    await run_in_threadpool(experiments.get_experiment, store_of(request), experiment_key)
+    await run_in_threadpool(experiments.get_experiment, store_of(request), caller_of(request), experiment_key)
     return ok()
 
 
@@ -201,7 +200,7 @@ async def create_experiment(request: Request) -> Any:
     data: dict[str, Any] = {"key": uuid.uuid4().hex, "workspace": workspace, "project": project}
     if body.get("experimentName"):
         data["name"] = body["experimentName"]
-    exp = await run_in_threadpool(experiments.create_experiment, store_of(request), data, actor_of(request))
+    exp = await run_in_threadpool(experiments.create_experiment, store_of(request), caller_of(request), data)
     return ok(tr.experiment_metadata(exp) | {"link": exp.get("url")})
 
 

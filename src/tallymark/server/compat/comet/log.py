@@ -14,9 +14,18 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
 from tallymark.server.compat.comet import translate as tr
-from tallymark.server.compat.comet.http import CometError, json_object, ok, router, store_of, unsupported
+from tallymark.server.compat.comet.http import (
+    CometError,
+    caller_of,
+    json_object,
+    ok,
+    router,
+    store_of,
+    unsupported,
+)
 from tallymark.server.compat.comet.lifecycle import experiment_key
 from tallymark.service import assets, batch, compat_support, reads
+from tallymark.service.caller import Caller
 from tallymark.service.store import Store
 
 clientlib = router()
@@ -24,20 +33,20 @@ rest = router()
 
 
 def apply(
-    store: Store, key: str, kind: str, raw: Any, session: str | None = None, **fields: Any
+    store: Store, caller: Caller, key: str, kind: str, raw: Any, session: str | None = None, **fields: Any
 ) -> dict[str, Any]:
     body = {"batch_id": tr.batch_id(kind, key, raw)} | {k: v for k, v in fields.items() if v}
-    return batch.apply_batch(store, key, body, session=session)
+    return batch.apply_batch(store, caller, key, body, session=session)
 
 
-def log_metrics(store: Store, key: str, points: list[dict[str, Any]], raw: Any) -> None:
+def log_metrics(store: Store, caller: Caller, key: str, points: list[dict[str, Any]], raw: Any) -> None:
     """Metric points → one batch; points whose value is no number are refused after the rest is kept."""
     counts: dict[str, int] = {}
     if any(p.get("step") is None for p in points):
-        counts = {m["name"]: m["count"] for m in reads.metrics_summary(store, key)}
+        counts = {m["name"]: m["count"] for m in reads.metrics_summary(store, caller, key)}
     series, refused = tr.metric_series(points, counts)
     if series:
-        apply(store, key, "metrics", raw, metrics=series)
+        apply(store, caller, key, "metrics", raw, metrics=series)
     if refused:
         kept = sum(len(s["steps"]) for s in series)
         raise CometError(
@@ -47,11 +56,12 @@ def log_metrics(store: Store, key: str, points: list[dict[str, Any]], raw: Any) 
         )
 
 
-def log_others(store: Store, key: str, others: dict[str, Any], raw: Any) -> None:
+def log_others(store: Store, caller: Caller, key: str, others: dict[str, Any], raw: Any) -> None:
     """Others; Comet's ``set_name`` arrives as the other ``Name`` and names the experiment."""
     name = others.pop("Name", None)
     apply(
         store,
+        caller,
         key,
         "others",
         raw,
@@ -71,7 +81,7 @@ def _values(body: dict[str, Any]) -> list[dict[str, Any]]:
 async def metric_batch(request: Request) -> Any:
     body = await json_object(request)
     key = experiment_key(body)
-    await run_in_threadpool(log_metrics, store_of(request), key, _values(body), body)
+    await run_in_threadpool(log_metrics, store_of(request), caller_of(request), key, _values(body), body)
     return ok()
 
 
@@ -80,7 +90,7 @@ async def parameter_batch(request: Request) -> Any:
     body = await json_object(request)
     key = experiment_key(body)
     params = tr.params_in(_values(body))
-    await run_in_threadpool(apply, store_of(request), key, "params", body, params=params)
+    await run_in_threadpool(apply, store_of(request), caller_of(request), key, "params", body, params=params)
     return ok()
 
 
@@ -88,7 +98,7 @@ async def parameter_batch(request: Request) -> Any:
 async def one_metric(request: Request) -> Any:
     body = await json_object(request)
     key = experiment_key(body)
-    await run_in_threadpool(log_metrics, store_of(request), key, [body], body)
+    await run_in_threadpool(log_metrics, store_of(request), caller_of(request), key, [body], body)
     return ok()
 
 
@@ -97,7 +107,7 @@ async def one_parameter(request: Request) -> Any:
     body = await json_object(request)
     key = experiment_key(body)
     params = {tr.param_name(body.get("parameterName")): body.get("parameterValue")}
-    await run_in_threadpool(apply, store_of(request), key, "params", body, params=params)
+    await run_in_threadpool(apply, store_of(request), caller_of(request), key, "params", body, params=params)
     return ok()
 
 
@@ -108,7 +118,9 @@ async def log_other(request: Request) -> Any:
     name = body.get("key")
     if not isinstance(name, str) or not name:
         raise CometError(400, "'key' must be the other's name")
-    await run_in_threadpool(log_others, store_of(request), key, {name: body.get("value")}, body)
+    await run_in_threadpool(
+        log_others, store_of(request), caller_of(request), key, {name: body.get("value")}, body
+    )
     return ok()
 
 
@@ -118,7 +130,7 @@ async def _tags(request: Request) -> Any:
     tags = body.get("addedTags")
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise CometError(400, "'addedTags' must be a list of strings")
-    await run_in_threadpool(apply, store_of(request), key, "tags", body, tags=tags)
+    await run_in_threadpool(apply, store_of(request), caller_of(request), key, "tags", body, tags=tags)
     return ok()
 
 
@@ -136,7 +148,9 @@ async def output(request: Request) -> Any:
         raise CometError(400, "'outputLines' must be a list of objects")
     items = tr.stdout_items(lines)
     if items:
-        await run_in_threadpool(apply, store_of(request), key, "output", body, items=items)
+        await run_in_threadpool(
+            apply, store_of(request), caller_of(request), key, "output", body, items=items
+        )
     return ok()
 
 
@@ -148,13 +162,19 @@ async def system_details(request: Request) -> Any:
     store = store_of(request)
     if isinstance(body.get("installedPackages"), list):
         data = tr.packages_item(body["installedPackages"])
-        await run_in_threadpool(compat_support.merge_item, store, key, "packages", "packages", data)
+        await run_in_threadpool(
+            compat_support.merge_item, store, caller_of(request), key, "packages", "packages", data
+        )
     if isinstance(body.get("osPackages"), list):
         fields = {"os_packages": [str(p) for p in body["osPackages"]]}
-        await run_in_threadpool(compat_support.merge_item, store, key, "environment", "environment", fields)
+        await run_in_threadpool(
+            compat_support.merge_item, store, caller_of(request), key, "environment", "environment", fields
+        )
     fields = tr.environment_fields(body)
     if fields:
-        await run_in_threadpool(compat_support.merge_item, store, key, "environment", "environment", fields)
+        await run_in_threadpool(
+            compat_support.merge_item, store, caller_of(request), key, "environment", "environment", fields
+        )
     return ok()
 
 
@@ -163,7 +183,13 @@ async def _merge_environment(request: Request, field: str, source: str) -> Any:
     key = experiment_key(body)
     fields = {field: body.get(source)}
     await run_in_threadpool(
-        compat_support.merge_item, store_of(request), key, "environment", "environment", fields
+        compat_support.merge_item,
+        store_of(request),
+        caller_of(request),
+        key,
+        "environment",
+        "environment",
+        fields,
     )
     return ok()
 
@@ -179,7 +205,13 @@ async def cloud_details(request: Request) -> Any:
     key = experiment_key(body)
     fields = {"cloud": {"provider": body.get("provider"), "metadata": body.get("metadata")}}
     await run_in_threadpool(
-        compat_support.merge_item, store_of(request), key, "environment", "environment", fields
+        compat_support.merge_item,
+        store_of(request),
+        caller_of(request),
+        key,
+        "environment",
+        "environment",
+        fields,
     )
     return ok()
 
@@ -189,7 +221,13 @@ async def git_metadata(request: Request) -> Any:
     body = await json_object(request)
     key = experiment_key(body)
     await run_in_threadpool(
-        compat_support.merge_item, store_of(request), key, "git", "git", tr.git_fields(body)
+        compat_support.merge_item,
+        store_of(request),
+        caller_of(request),
+        key,
+        "git",
+        "git",
+        tr.git_fields(body),
     )
     return ok()
 
@@ -202,7 +240,7 @@ async def code(request: Request) -> Any:
     if not isinstance(source, str):
         raise CometError(400, "'code' must be the source text")
     item = tr.code_item(source.encode(), None)
-    await run_in_threadpool(apply, store_of(request), key, "code", body, items=[item])
+    await run_in_threadpool(apply, store_of(request), caller_of(request), key, "code", body, items=[item])
     return ok()
 
 
@@ -220,7 +258,9 @@ async def model_graph(request: Request) -> Any:
         "upload_id": "comet-model-graph",
         "metadata": {tr.COMET_TYPE_KEY: "model-graph"},
     }
-    await run_in_threadpool(assets.add_asset, store_of(request), key, meta, iter([graph.encode()]))
+    await run_in_threadpool(
+        assets.add_asset, store_of(request), caller_of(request), key, meta, iter([graph.encode()])
+    )
     return ok()
 
 

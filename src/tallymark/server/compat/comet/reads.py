@@ -19,12 +19,14 @@ from tallymark.server.compat.comet import translate as tr
 from tallymark.server.compat.comet.http import (
     CometError,
     actor_of,
+    caller_of,
     ok,
     router,
     store_of,
     unsupported,
 )
 from tallymark.service import assets, experiments, reads, registry
+from tallymark.service.caller import Caller
 from tallymark.service.errors import NotFound
 from tallymark.service.models import KEY_RE
 from tallymark.service.store import Store
@@ -41,31 +43,37 @@ def _key(request: Request) -> str:
     return key
 
 
-def _last(store: Store, key: str, kind: str) -> dict[str, Any] | None:
-    found = reads.get_items(store, key, kind)
+def _last(store: Store, caller: Caller, key: str, kind: str) -> dict[str, Any] | None:
+    found = reads.get_items(store, caller, key, kind)
     return found[-1]["data"] if found else None
 
 
-def _metadata(store: Store, key: str) -> dict[str, Any]:
-    exp = experiments.get_experiment(store, key)
-    env = _last(store, key, "environment") or {}
+def _metadata(store: Store, caller: Caller, key: str) -> dict[str, Any]:
+    exp = experiments.get_experiment(store, caller, key)
+    env = _last(store, caller, key, "environment") or {}
     return tr.experiment_metadata(exp, env.get("file_path"))
 
 
 @rest.get("/experiment/metadata")
 async def metadata(request: Request) -> Any:
-    return ok(await run_in_threadpool(_metadata, store_of(request), _key(request)))
+    return ok(await run_in_threadpool(_metadata, store_of(request), caller_of(request), _key(request)))
 
 
-def _experiments(store: Store, ws: str, project: str, page: int | None, size: int | None) -> list[Any]:
+def _experiments(
+    store: Store, caller: Caller, ws: str, project: str, page: int | None, size: int | None
+) -> list[Any]:
     out: list[dict[str, Any]] = []
     if page is not None:
         per = min(max(size or 50, 1), 1000)
-        res = reads.query_experiments(store, ws, project, None, "created_at", page, per, with_values=False)
+        res = reads.query_experiments(
+            store, caller, ws, project, None, "created_at", page, per, with_values=False
+        )
         return [tr.experiment_metadata(e) for e in res["experiments"]]
     n = 1
     while True:
-        res = reads.query_experiments(store, ws, project, None, "created_at", n, 1000, with_values=False)
+        res = reads.query_experiments(
+            store, caller, ws, project, None, "created_at", n, 1000, with_values=False
+        )
         out += [tr.experiment_metadata(e) for e in res["experiments"]]
         if n * 1000 >= res["total"]:
             return out
@@ -82,13 +90,15 @@ async def project_experiments(request: Request) -> Any:
         return ok({"experiments": []})  # tallymark does not archive experiments
     page = tr.int_or_none(q.get("page"), "page")
     size = tr.int_or_none(q.get("size"), "size")
-    found = await run_in_threadpool(_experiments, store_of(request), ws, project, page, size)
+    found = await run_in_threadpool(
+        _experiments, store_of(request), caller_of(request), ws, project, page, size
+    )
     if (q.get("sortOrder") or "").lower() == "desc":
         found.reverse()
     return ok({"experiments": found})
 
 
-def _projects(store: Store, ws: str) -> list[dict[str, Any]]:
+def _projects(store: Store, caller: Caller, ws: str) -> list[dict[str, Any]]:
     return [
         {
             "projectId": tr.project_id(ws, p["name"]),
@@ -100,7 +110,7 @@ def _projects(store: Store, ws: str) -> list[dict[str, Any]]:
             "numberOfExperiments": p["experiments"],
             "lastUpdated": p["last_created_at"] or p["created_at"],
         }
-        for p in experiments.list_projects(store, ws)
+        for p in experiments.list_projects(store, caller, ws)
     ]
 
 
@@ -109,15 +119,15 @@ async def projects(request: Request) -> Any:
     ws = request.query_params.get("workspaceName")
     if not ws:
         raise CometError(400, "give workspaceName")
-    return ok({"projects": await run_in_threadpool(_projects, store_of(request), ws)})
+    return ok({"projects": await run_in_threadpool(_projects, store_of(request), caller_of(request), ws)})
 
 
-def _project(store: Store, q: Any) -> dict[str, Any]:
+def _project(store: Store, caller: Caller, q: Any) -> dict[str, Any]:
     if q.get("projectId"):
         ws, name = tr.parse_id("p", q["projectId"], 2)
     else:
         ws, name = q.get("workspaceName") or "", q.get("projectName") or ""
-    for p in _projects(store, ws):
+    for p in _projects(store, caller, ws):
         if p["projectName"] == name:
             return p
     raise NotFound(f"no project {ws}/{name}")
@@ -125,15 +135,13 @@ def _project(store: Store, q: Any) -> dict[str, Any]:
 
 @rest.get("/project")
 async def project(request: Request) -> Any:
-    return ok(await run_in_threadpool(_project, store_of(request), request.query_params))
+    return ok(await run_in_threadpool(_project, store_of(request), caller_of(request), request.query_params))
 
 
 @rest.get("/workspaces")
 async def workspaces(request: Request) -> Any:
-    from tallymark.server.permissions import visible_workspaces
-
-    found = await run_in_threadpool(experiments.list_workspaces, store_of(request))
-    return ok({"workspaceNames": [w["name"] for w in visible_workspaces(request, found)]})
+    found = await run_in_threadpool(experiments.list_workspaces, store_of(request), caller_of(request))
+    return ok({"workspaceNames": [w["name"] for w in found]})
 
 
 @rest.get("/account-details")
@@ -141,32 +149,37 @@ async def account(request: Request) -> Any:
     return ok({"userName": actor_of(request), "defaultWorkspaceName": tr.DEFAULT_WORKSPACE})
 
 
-def _nested(store: Store, key: str) -> bool:
+def _nested(store: Store, caller: Caller, key: str) -> bool:
     return any(
-        o["name"] == "hasNestedParams" and o["valueCurrent"] is True for o in reads.others_summary(store, key)
+        o["name"] == "hasNestedParams" and o["valueCurrent"] is True
+        for o in reads.others_summary(store, caller, key)
     )
 
 
-def _parameters(store: Store, key: str) -> list[dict[str, Any]]:
-    return tr.summary_values(reads.parameters_summary(store, key), _nested(store, key))
+def _parameters(store: Store, caller: Caller, key: str) -> list[dict[str, Any]]:
+    return tr.summary_values(reads.parameters_summary(store, caller, key), _nested(store, caller, key))
 
 
 @rest.get("/experiment/parameters")
 async def parameters(request: Request) -> Any:
-    return ok({"values": await run_in_threadpool(_parameters, store_of(request), _key(request))})
+    return ok(
+        {"values": await run_in_threadpool(_parameters, store_of(request), caller_of(request), _key(request))}
+    )
 
 
 @rest.get("/experiment/metrics/summary")
 async def metrics_summary(request: Request) -> Any:
-    rows = await run_in_threadpool(reads.metrics_summary, store_of(request), _key(request))
+    rows = await run_in_threadpool(
+        reads.metrics_summary, store_of(request), caller_of(request), _key(request)
+    )
     return ok({"values": tr.metric_summary_values(rows)})
 
 
-def _metric(store: Store, key: str, name: str) -> list[dict[str, Any]]:
+def _metric(store: Store, caller: Caller, key: str, name: str) -> list[dict[str, Any]]:
     try:
-        return tr.metric_points(reads.metric_history(store, key, name))
+        return tr.metric_points(reads.metric_history(store, caller, key, name))
     except NotFound:
-        experiments.get_experiment(store, key)  # an unknown experiment is a 404; a metric is not
+        experiments.get_experiment(store, caller, key)  # an unknown experiment is a 404; a metric is not
         return []
 
 
@@ -175,24 +188,36 @@ async def metric(request: Request) -> Any:
     name = request.query_params.get("metricName")
     if not name:
         raise CometError(400, "give metricName")
-    return ok({"metrics": await run_in_threadpool(_metric, store_of(request), _key(request), name)})
+    return ok(
+        {
+            "metrics": await run_in_threadpool(
+                _metric, store_of(request), caller_of(request), _key(request), name
+            )
+        }
+    )
 
 
-def _all_metrics(store: Store, key: str) -> list[dict[str, Any]]:
+def _all_metrics(store: Store, caller: Caller, key: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for name in reads.metric_names(store, key):
-        out += _metric(store, key, name)
+    for name in reads.metric_names(store, caller, key):
+        out += _metric(store, caller, key, name)
     return out
 
 
 @rest.get("/experiment/metrics/get-all")
 async def all_metrics(request: Request) -> Any:
-    return ok({"metrics": await run_in_threadpool(_all_metrics, store_of(request), _key(request))})
+    return ok(
+        {
+            "metrics": await run_in_threadpool(
+                _all_metrics, store_of(request), caller_of(request), _key(request)
+            )
+        }
+    )
 
 
-def _others(store: Store, key: str) -> list[dict[str, Any]]:
-    rows = reads.others_summary(store, key)
-    name = experiments.get_experiment(store, key).get("name")
+def _others(store: Store, caller: Caller, key: str) -> list[dict[str, Any]]:
+    rows = reads.others_summary(store, caller, key)
+    name = experiments.get_experiment(store, caller, key).get("name")
     if name is not None:
         rows = [{"name": "Name", "valueCurrent": name, "timestampCurrent": None}, *rows]
     return tr.summary_values(rows)
@@ -200,16 +225,24 @@ def _others(store: Store, key: str) -> list[dict[str, Any]]:
 
 @rest.get("/experiment/log-other")
 async def others(request: Request) -> Any:
-    return ok({"values": await run_in_threadpool(_others, store_of(request), _key(request))})
+    return ok(
+        {"values": await run_in_threadpool(_others, store_of(request), caller_of(request), _key(request))}
+    )
 
 
 @rest.get("/experiment/tags")
 async def tags(request: Request) -> Any:
-    return ok({"tags": await run_in_threadpool(reads.get_tags, store_of(request), _key(request))})
+    return ok(
+        {
+            "tags": await run_in_threadpool(
+                reads.get_tags, store_of(request), caller_of(request), _key(request)
+            )
+        }
+    )
 
 
-def _assets(store: Store, key: str, asset_type: str | None) -> list[dict[str, Any]]:
-    out = [tr.asset_out(a, key) for a in assets.list_assets(store, key)]
+def _assets(store: Store, caller: Caller, key: str, asset_type: str | None) -> list[dict[str, Any]]:
+    out = [tr.asset_out(a, key) for a in assets.list_assets(store, caller, key)]
     if asset_type and asset_type != "all":
         out = [a for a in out if a["type"] == asset_type]
     return out
@@ -218,28 +251,32 @@ def _assets(store: Store, key: str, asset_type: str | None) -> list[dict[str, An
 @rest.get("/experiment/asset/list")
 async def asset_list(request: Request) -> Any:
     key = _key(request)
-    found = await run_in_threadpool(_assets, store_of(request), key, request.query_params.get("type"))
+    found = await run_in_threadpool(
+        _assets, store_of(request), caller_of(request), key, request.query_params.get("type")
+    )
     return ok({"assets": found})
 
 
-def _blob_of(store: Store, q: Any) -> tuple[str, int, str]:
+def _blob_of(store: Store, caller: Caller, q: Any) -> tuple[str, int, str]:
     """(sha256, size, file name) of an experiment asset, an artifact file or a model file."""
     asset_id = q.get("assetId") or ""
     if asset_id.startswith("af-"):
         ws, name, version, path = tr.parse_id("af", asset_id, 4)
         from tallymark.service import artifacts
 
-        files = artifacts.get_artifact_version(store, ws, name, version)["files"]
+        files = artifacts.get_artifact_version(store, caller, ws, name, version)["files"]
     elif asset_id.startswith("mf-"):
         key, model, path = tr.parse_id("mf", asset_id, 3)
-        files = next((m["files"] for m in registry.list_logged_models(store, key) if m["name"] == model), [])
+        files = next(
+            (m["files"] for m in registry.list_logged_models(store, caller, key) if m["name"] == model), []
+        )
     else:
         key = q.get("experimentKey") or ""
         # ASCII digits of a row id only: int("²") raises, and a bigger id would reach the driver.
         digits = asset_id.isascii() and asset_id.isdigit() and len(asset_id) <= 10
         if not KEY_RE.match(key) or not digits or int(asset_id) > MAX_ID:
             raise CometError(404, f"no asset {asset_id[:100]!r}")
-        a = assets.get_asset(store, key, int(asset_id))
+        a = assets.get_asset(store, caller, key, int(asset_id))
         return a["sha256"], a["fileSize"], a["fileName"]
     f = next((f for f in files if f["logicalPath"] == path), None)
     if f is None:
@@ -253,7 +290,7 @@ def _blob_of(store: Store, q: Any) -> tuple[str, int, str]:
 async def get_asset(request: Request) -> Any:
     """An asset's bytes (also artifact and model files, by the ids their listings give)."""
     store = store_of(request)
-    sha, size, name = await run_in_threadpool(_blob_of, store, request.query_params)
+    sha, size, name = await run_in_threadpool(_blob_of, store, caller_of(request), request.query_params)
     from urllib.parse import quote
 
     return StreamingResponse(
@@ -267,10 +304,10 @@ async def get_asset(request: Request) -> Any:
     )
 
 
-def _system_details(store: Store, key: str) -> dict[str, Any]:
+def _system_details(store: Store, caller: Caller, key: str) -> dict[str, Any]:
     # Redacted again on the way out: experiments recorded before capture-time redaction.
-    env = redact_environment(_last(store, key, "environment") or {})
-    pkgs = _last(store, key, "packages") or {}
+    env = redact_environment(_last(store, caller, key, "environment") or {})
+    pkgs = _last(store, caller, key, "packages") or {}
     py, osd = env.get("python") or {}, env.get("os") or {}
     argv = env.get("argv") or []
     return {
@@ -302,26 +339,32 @@ def _system_details(store: Store, key: str) -> dict[str, Any]:
 
 @rest.get("/experiment/system-details")
 async def system_details(request: Request) -> Any:
-    return ok(await run_in_threadpool(_system_details, store_of(request), _key(request)))
+    return ok(await run_in_threadpool(_system_details, store_of(request), caller_of(request), _key(request)))
 
 
-def _code(store: Store, key: str) -> str | None:
-    code = _last(store, key, "code")
+def _code(store: Store, caller: Caller, key: str) -> str | None:
+    code = _last(store, caller, key, "code")
     return None if code is None else code.get("source")
 
 
 @rest.get("/experiment/code")
 async def code(request: Request) -> Any:
-    return ok({"code": await run_in_threadpool(_code, store_of(request), _key(request))})
+    return ok({"code": await run_in_threadpool(_code, store_of(request), caller_of(request), _key(request))})
 
 
 @rest.get("/experiment/output")
 async def output(request: Request) -> Any:
-    return ok({"output": await run_in_threadpool(reads.get_stdout, store_of(request), _key(request))})
+    return ok(
+        {
+            "output": await run_in_threadpool(
+                reads.get_stdout, store_of(request), caller_of(request), _key(request)
+            )
+        }
+    )
 
 
-def _git(store: Store, key: str) -> dict[str, Any]:
-    g = redact_git(_last(store, key, "git") or {})
+def _git(store: Store, caller: Caller, key: str) -> dict[str, Any]:
+    g = redact_git(_last(store, caller, key, "git") or {})
     return {
         "user": g.get("user"),
         "root": g.get("root_commit"),
@@ -333,14 +376,14 @@ def _git(store: Store, key: str) -> dict[str, Any]:
 
 @rest.get("/experiment/git/metadata")
 async def git_metadata(request: Request) -> Any:
-    return ok(await run_in_threadpool(_git, store_of(request), _key(request)))
+    return ok(await run_in_threadpool(_git, store_of(request), caller_of(request), _key(request)))
 
 
 @rest.get("/experiment/git/patch")
 async def git_patch(request: Request) -> Any:
     from fastapi.responses import Response
 
-    g = await run_in_threadpool(_last, store_of(request), _key(request), "git")
+    g = await run_in_threadpool(_last, store_of(request), caller_of(request), _key(request), "git")
     diff = (g or {}).get("diff")
     if not diff:
         return ok({"msg": "no git patch was logged"})
@@ -353,20 +396,22 @@ async def git_patch(request: Request) -> Any:
     return Response(buf.getvalue(), media_type="application/octet-stream")
 
 
-def _models(store: Store, key: str) -> list[dict[str, Any]]:
+def _models(store: Store, caller: Caller, key: str) -> list[dict[str, Any]]:
     return [
         {
             "experimentModelId": tr.experiment_model_id(key, m["name"]),
             "experimentKey": key,
             "modelName": m["name"],
         }
-        for m in registry.list_logged_models(store, key)
+        for m in registry.list_logged_models(store, caller, key)
     ]
 
 
 @rest.get("/experiment/model")
 async def logged_models(request: Request) -> Any:
-    return ok({"models": await run_in_threadpool(_models, store_of(request), _key(request))})
+    return ok(
+        {"models": await run_in_threadpool(_models, store_of(request), caller_of(request), _key(request))}
+    )
 
 
 @rest.post("/project/query")

@@ -24,10 +24,19 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tallymark.server.compat.comet import translate as tr
-from tallymark.server.compat.comet.http import CometError, json_object, ok, router, store_of, unsupported
+from tallymark.server.compat.comet.http import (
+    CometError,
+    caller_of,
+    json_object,
+    ok,
+    router,
+    store_of,
+    unsupported,
+)
 from tallymark.server.compat.comet.lifecycle import experiment_key
 from tallymark.server.compat.comet.log import apply
 from tallymark.service import assets, compat_support, files
+from tallymark.service.caller import Caller
 from tallymark.service.errors import Invalid, TooLarge, storage_error
 from tallymark.service.models import BATCH_ID_RE, KEY_RE
 from tallymark.service.store import Store
@@ -90,6 +99,7 @@ async def _form(request: Request) -> tuple[UploadFile | None, str | None, dict[s
 
 def _store_upload(
     store: Store,
+    caller: Caller,
     key: str,
     q: dict[str, str],
     f: BinaryIO | None,
@@ -132,7 +142,7 @@ def _store_upload(
             item = tr.curve_item(data, q.get("fileName"), step, _flag(q.get("overwrite")))
         else:
             item = tr.code_item(data, q.get("fileName"))
-        apply(store, key, "upload", raw_id, session, items=[item])
+        apply(store, caller, key, "upload", raw_id, session, items=[item])
         return {"assetId": asset_id}
     if ctype == "model-element":
         model = q.get("groupingName")
@@ -147,7 +157,7 @@ def _store_upload(
     meta: dict[str, Any] = {"file_name": file_name, "step": step, "metadata": metadata}
     if asset_id and BATCH_ID_RE.match(asset_id):
         meta["upload_id"] = asset_id
-    out = assets.add_asset(store, key, meta, _chunks(f), session)
+    out = assets.add_asset(store, caller, key, meta, _chunks(f), session)
     if (
         ctype in ("asset", "dataframe")
         and out["fileSize"] <= settings.max_item_bytes
@@ -156,7 +166,7 @@ def _store_upload(
         table = tr.table_item(_read_all(f, settings.max_item_bytes, "table"), file_name)
         if table is not None:
             try:
-                apply(store, key, "table", raw_id, session, items=[table])
+                apply(store, caller, key, "table", raw_id, session, items=[table])
             except (Invalid, TooLarge):
                 pass  # not a table after all: the asset is what was asked for
     return {"assetId": str(out["assetId"])}
@@ -170,7 +180,9 @@ async def _upload(request: Request, key_param: str) -> Any:
     upload, link, metadata = await _form(request)
     f = upload.file if upload is not None else None
     try:
-        out = await run_in_threadpool(_store_upload, store_of(request), key, q, f, link, metadata)
+        out = await run_in_threadpool(
+            _store_upload, store_of(request), caller_of(request), key, q, f, link, metadata
+        )
     finally:
         if upload is not None:
             await upload.close()
@@ -192,11 +204,11 @@ async def api_upload(request: Request) -> Any:
     return await _upload(request, "experimentKey")
 
 
-def _store_patch(store: Store, key: str, f: BinaryIO, session: str | None) -> None:
+def _store_patch(store: Store, caller: Caller, key: str, f: BinaryIO, session: str | None) -> None:
     limit = store.settings.max_item_bytes
     diff = tr.git_patch_text(_read_all(f, limit, "git patch"), limit)
     fields = {"diff": diff, "is_dirty": bool(diff.strip())}
-    compat_support.merge_item(store, key, "git", "git", fields, session)
+    compat_support.merge_item(store, caller, key, "git", "git", fields, session)
 
 
 async def _patch(request: Request, key_param: str) -> Any:
@@ -208,7 +220,9 @@ async def _patch(request: Request, key_param: str) -> Any:
         raise CometError(400, "the upload has no 'file' part")
     try:
         session = request.query_params.get("runId")
-        await run_in_threadpool(_store_patch, store_of(request), key, upload.file, session)
+        await run_in_threadpool(
+            _store_patch, store_of(request), caller_of(request), key, upload.file, session
+        )
     finally:
         await upload.close()
     return ok()
