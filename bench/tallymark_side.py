@@ -161,19 +161,23 @@ def _seed_histories(runs: int, steps: int) -> list[str]:
 
     from tallymark.sdk.transport import LocalTransport
     from tallymark.service import batch, experiments
+    from tallymark.service.caller import local_admin
+
+    caller = local_admin("bench")
 
     store = LocalTransport().store
     keys = []
     rng = np.random.default_rng(0)
     for i in range(runs):
         key = f"{i + 1:032x}"
-        experiments.create_experiment(store, {"key": key, "workspace": "p3", "project": "histories"}, "bench")
+        experiments.create_experiment(store, caller, {"key": key, "workspace": "p3", "project": "histories"})
 
         def packed(a: np.ndarray) -> dict[str, str]:
             return {"dtype": a.dtype.str, "b64": base64.b64encode(a.tobytes()).decode()}
 
         batch.apply_batch(
             store,
+            caller,
             key,
             {
                 "batch_id": "seed",
@@ -237,6 +241,9 @@ def p4_query(runs: int) -> list[Result]:
 
     from tallymark.sdk.transport import LocalTransport
     from tallymark.service import batch, experiments, reads
+    from tallymark.service.caller import local_admin
+
+    caller = local_admin("bench")
 
     _fresh_home()
     store = LocalTransport().store
@@ -244,9 +251,10 @@ def p4_query(runs: int) -> list[Result]:
     lrs = [0.05, 0.1, 0.15, 0.2, 0.3]
     for i in range(runs):
         key = f"{i + 1:032x}"
-        experiments.create_experiment(store, {"key": key, "workspace": "p4", "project": "query"}, "bench")
+        experiments.create_experiment(store, caller, {"key": key, "workspace": "p4", "project": "query"})
         batch.apply_batch(
             store,
+            caller,
             key,
             {
                 "batch_id": "seed",
@@ -262,11 +270,11 @@ def p4_query(runs: int) -> list[Result]:
             },
         )
     q = "params.learning_rate = 0.15 and metrics.auc > 0.9"
-    reads.query_experiments(store, "p4", "query", q)
+    reads.query_experiments(store, caller, "p4", "query", q)
     times = []
     for _ in range(10):
         t0 = time.perf_counter()
-        res = reads.query_experiments(store, "p4", "query", q, per_page=100)
+        res = reads.query_experiments(store, caller, "p4", "query", q, per_page=100)
         times.append(time.perf_counter() - t0)
     store.close()
     best = min(times)

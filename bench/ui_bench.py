@@ -54,7 +54,10 @@ def _settings(home: Path) -> Any:
 def make_table(home: Path, n: int) -> None:
     """``n`` experiments with 22 parameters, 10 one-point metrics and a tag (the P4 shape)."""
     from tallymark.service import batch, experiments
+    from tallymark.service.caller import local_admin
     from tallymark.service.store import open_store
+
+    caller = local_admin("bench")
 
     store = open_store(_settings(home))
     rng = random.Random(1)
@@ -64,6 +67,7 @@ def make_table(home: Path, n: int) -> None:
             key = uuid.uuid4().hex
             experiments.create_experiment(
                 store,
+                caller,
                 {
                     "key": key,
                     "workspace": WORKSPACE,
@@ -71,10 +75,10 @@ def make_table(home: Path, n: int) -> None:
                     "name": f"run-{i}",
                     "tags": [f"t{i % 5}"],
                 },
-                "bench",
             )
             batch.apply_batch(
                 store,
+                caller,
                 key,
                 {
                     "batch_id": "b1",

@@ -47,7 +47,7 @@ def _upsert(store: Store, caller: Caller, body: dict[str, Any], key: str) -> dic
     name = body.get("artifactName")
     if not isinstance(name, str) or not name:
         raise CometError(400, "'artifactName' is required")
-    workspace = experiments.get_experiment(store, key)["workspace"]
+    workspace = experiments.get_experiment(store, caller, key)["workspace"]
     try:
         previous = artifacts.get_artifact_version(store, caller, workspace, name)["version"]
     except NotFound:
@@ -161,7 +161,7 @@ def _find(store: Store, caller: Caller, q: dict[str, str], client: bool = False)
             owner = consumer or q.get("experimentKey")
             if not owner:
                 raise CometError(400, "give the artifact's workspace")
-            ws = experiments.get_experiment(store, owner)["workspace"]
+            ws = experiments.get_experiment(store, caller, owner)["workspace"]
         wanted = q.get("version") or q.get("versionOrAlias") or q.get("alias") or None
     if wanted == "latest":
         try:

@@ -43,7 +43,7 @@ def _register(store: Store, caller: Caller, body: dict[str, Any], key: str) -> d
     name = body.get("registryModelName") or model
     if not isinstance(name, str):
         raise CometError(400, "'registryModelName' must be a string")
-    workspace = experiments.get_experiment(store, key)["workspace"]
+    workspace = experiments.get_experiment(store, caller, key)["workspace"]
     status = body.get("status")
     spec: dict[str, Any] = {
         "experiment_key": key,
