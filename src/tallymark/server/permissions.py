@@ -1,7 +1,8 @@
 """Deny by default: every route of the process declares the permission it needs, and it is checked here.
 
 A declaration is a FastAPI dependency, :func:`need`, put on the route (or on its router), e.g.
-``@router.get(..., dependencies=[need("workspace:viewer")])``. The permissions, weakest first:
+``@router.get(..., dependencies=[need("experiment.get")])``, naming an operation of
+:mod:`tallymark.service.operations`, which gives the permission. The permissions, weakest first:
 
 ``public``            anyone, also anonymous (health, static files, OpenAPI/docs)
 ``authenticated``     any valid key or session
@@ -10,10 +11,11 @@ A declaration is a FastAPI dependency, :func:`need`, put on the route (or on its
 ``workspace:admin``   admin there (delete)
 ``server:admin``      a server admin (admin routes, raw blobs by hash)
 
-``need(..., approver=True)`` also needs the approver flag of that workspace (four eyes; that the
-approver is not the requester is the registry's rule, with the name coming from the key).
-``need_by_method()`` (the comet_ml adapter) is ``workspace:viewer`` for GET and ``workspace:member``
-otherwise.
+An operation with ``approver=True`` also needs the approver flag of that workspace (four eyes;
+that the approver is not the requester is the registry's rule, with the name coming from the key).
+``need_by_method()`` (the comet_ml adapter) is ``comet.read`` (``workspace:viewer``) for GET and
+``comet.write`` (``workspace:member``) otherwise. This check is the route's; the service function
+the route calls checks the caller again (:mod:`tallymark.service.guard`).
 
 The workspace a route touches is found from what the request names, in this order of sources: the
 path's ``workspace``, ``key`` (an experiment) and ``request_id`` (a status request), the query's
@@ -49,7 +51,7 @@ __all__ = [
     "visible_workspaces",
 ]
 
-from tallymark.service.operations import OPERATIONS, PERMISSIONS, Permission
+from tallymark.service.operations import PERMISSIONS, Permission, operation
 
 # Routes FastAPI adds by itself (no dependency can be attached): the API's description is public.
 BUILTIN: dict[str, str] = {
@@ -111,22 +113,18 @@ def check(caller: Caller, workspace: str, needed: Role, approver: bool = False) 
     guard.check_role(caller, workspace, needed, approver)
 
 
-def need(name: str, approver: bool = False) -> Any:
+def need(name: str) -> Any:
     """A route's operation (``dependencies=[need("experiment.create")]``), listed in
-    :mod:`tallymark.service.operations`, which gives its permission. A bare permission name is
-    still accepted while routes move to operations."""
-    if name in OPERATIONS:
-        op = OPERATIONS[name]
-        return Depends(Need(op.permission, approver=op.approver, operations=(name,)))
-    return Depends(Need(name, approver=approver))
+    :mod:`tallymark.service.operations`, which gives its permission (KeyError for a name that is
+    not listed: a route cannot declare a permission of its own)."""
+    op = operation(name)
+    return Depends(Need(op.permission, approver=op.approver, operations=(name,)))
 
 
 def need_by_method(read: str = "comet.read", write: str = "comet.write", fallback: str | None = None) -> Any:
     """GET/HEAD answers operation ``read``, other methods ``write``; a write naming no workspace
     goes to ``fallback``."""
-    r, w = OPERATIONS.get(read), OPERATIONS.get(write)
-    if r is None or w is None:  # bare permissions, while callers move to operations
-        return Depends(Need(read, write, fallback=fallback))
+    r, w = operation(read), operation(write)
     return Depends(Need(r.permission, w.permission, fallback=fallback, operations=(read, write)))
 
 
