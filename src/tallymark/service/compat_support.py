@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from tallymark import jsonvalue
-from tallymark.service import guard
+from tallymark.service import guard, lookups
 from tallymark.service.caller import Caller
 from tallymark.service.errors import Conflict, Invalid, TooLarge
 from tallymark.service.experiments import (
@@ -24,7 +24,7 @@ from tallymark.service.experiments import (
     require_running,
     visible_workspace,
 )
-from tallymark.service.files import check_files, insert_files
+from tallymark.service.files import check_files, insert_files, require_visible
 from tallymark.service.models import FileIn, validated
 from tallymark.service.store import Store, now_ms
 from tallymark.service.values import validate_item
@@ -177,6 +177,7 @@ def _new_rows(conn: Any, owner_kind: str, owner_id: int, rows: list[dict[str, An
 
 def append_artifact_files(
     store: Store,
+    caller: Caller,
     workspace: str,
     name: str,
     version: str,
@@ -189,13 +190,24 @@ def append_artifact_files(
     Comet creates a version first and uploads its files afterwards; only the producing experiment
     may add them, and only until it ends. A path already stored with the same content is a retry.
     """
-    from tallymark.service.artifacts import own_version, version_dict
+    from tallymark.service.artifacts import _missing, own_version, version_dict
 
+    lookups.allow_visible(caller, "artifact.log", workspace, _missing(workspace, name))
     specs = [validated(FileIn, f) for f in data]
     if not specs:
         raise Invalid("no files to add")
     rows = check_files(store, specs)
-    with store.db.write() as conn:
+    require_visible(store, caller, rows)
+    with guard.write(
+        store,
+        caller,
+        "artifact.log",
+        workspace=workspace,
+        object=("artifact_version", f"{workspace}/{name}:{version}"),
+        payload={"files": [[r["logical_path"], r["sha256"], r.get("uri")] for r in rows]},
+    ) as w:
+        w.action = "artifact_version.add_files"
+        conn = w.conn
         vid, v, exp = own_version(conn, workspace, name, version, experiment_key)
         if v.closed_at is not None:
             raise Conflict(f"artifact {name!r} {version} is closed; its files are final (log a new version)")
@@ -206,6 +218,7 @@ def append_artifact_files(
                 f"artifact {name!r} {version} is complete: experiment {experiment_key} has ended"
             ) from None
         fresh = _new_rows(conn, "artifact_version", vid, rows)
+        w.changed = bool(fresh)  # a retry of stored files changes nothing
         insert_files(conn, "artifact_version", vid, fresh)
         added = sum(r["size"] or 0 for r in fresh)
         if added:
@@ -219,6 +232,7 @@ def append_artifact_files(
 
 def add_model_files(
     store: Store,
+    caller: Caller,
     key: str,
     model_name: str,
     data: list[FileIn] | list[dict[str, Any]],
@@ -236,11 +250,22 @@ def add_model_files(
     )
     if not specs and remote_uri is None:
         raise Invalid(f"model {model_name!r} needs files or a remote URI")
+    ws = visible_workspace(store, caller, key, "model.log")
     rows = check_files(store, specs)
+    require_visible(store, caller, rows)
     meta = None if spec.metadata is None else jsonvalue.dumps(spec.metadata)
     if meta is not None and len(meta) > store.settings.max_value_bytes:
         raise TooLarge("the model's metadata is larger than the value limit")
-    with store.db.write() as conn:
+    payload = {
+        "name": spec.name,
+        "remote_uri": spec.remote_uri,
+        "metadata": spec.metadata,
+        "files": [[r["logical_path"], r["sha256"], r.get("uri")] for r in rows],
+    }
+    with guard.write(
+        store, caller, "model.log", workspace=ws, object=("experiment", key), payload=payload
+    ) as w:
+        conn = w.conn
         row = experiment_row(conn, key, for_update=True)
         require_running(row, session, conn)
         existing = conn.execute(
@@ -282,27 +307,40 @@ def add_model_files(
                 update["metadata_json"] = meta
             if update:
                 conn.execute(experiment_models.update().where(experiment_models.c.id == mid).values(**update))
-        insert_files(conn, "model", mid, _new_rows(conn, "model", mid, rows))
+        fresh = _new_rows(conn, "model", mid, rows)
+        w.changed = existing is None or bool(update) or bool(fresh)  # else a retry
+        if existing is not None:
+            w.action = "model.add_files"
+        insert_files(conn, "model", mid, fresh)
         return _model_dict(conn, mid)
 
 
 def set_artifact_aliases(
-    store: Store, workspace: str, name: str, version: str, aliases: list[str]
+    store: Store, caller: Caller, workspace: str, name: str, version: str, aliases: list[str]
 ) -> dict[str, Any]:
     """Make ``aliases`` exactly the aliases of one version (Comet's ``update_aliases``).
 
     An alias names one version of an artifact: one that named another version moves here, and an
     alias of this version that is not in the list is removed.
     """
-    from tallymark.service.artifacts import _resolve, version_dict
+    from tallymark.service.artifacts import _missing, _resolve, version_dict
     from tallymark.service.models import _alias
     from tallymark.store.schema import artifact_aliases
 
+    lookups.allow_visible(caller, "artifact.alias", workspace, _missing(workspace, name))
     try:
         wanted = list(dict.fromkeys(_alias(a) for a in aliases))
     except (ValueError, TypeError) as exc:
         raise Invalid(str(exc)) from None
-    with store.db.write() as conn:
+    with guard.write(
+        store,
+        caller,
+        "artifact.alias",
+        workspace=workspace,
+        object=("artifact_version", f"{workspace}/{name}:{version}"),
+        payload={"aliases": wanted},
+    ) as w:
+        conn = w.conn
         vid = _resolve(conn, workspace, name, version)
         aid = conn.execute(
             select(artifact_versions.c.artifact_id).where(artifact_versions.c.id == vid)

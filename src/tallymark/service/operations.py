@@ -102,6 +102,7 @@ OPERATIONS: dict[str, Operation] = _ops(
     Operation("artifact.get", V, summary="resolve a version or alias"),
     Operation("artifact.log", M, "artifact_version.log", summary="log an artifact version"),
     Operation("artifact.consume", M, "artifact_version.consume", summary="record an experiment's input"),
+    Operation("artifact.alias", M, "artifact_version.alias", summary="set a version's aliases (comet)"),
     Operation("artifact.close", M, "artifact_version.close", summary="close an open version (comet)"),
     Operation("artifact.abandon", M, "artifact_version.abandon", summary="withdraw an open version"),
     Operation("artifact.delete", A, "artifact_version.delete", summary="delete an unconsumed version"),

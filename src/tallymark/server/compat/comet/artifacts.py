@@ -97,7 +97,7 @@ async def state(request: Request) -> Any:
     return ok()
 
 
-def _remote_batch(store: Store, key: str, requests: list[dict[str, Any]]) -> None:
+def _remote_batch(store: Store, caller: Caller, key: str, requests: list[dict[str, Any]]) -> None:
     by_version: dict[str, list[dict[str, Any]]] = {}
     for r in requests:
         vid = r.get("artifactVersionId")
@@ -112,7 +112,7 @@ def _remote_batch(store: Store, key: str, requests: list[dict[str, Any]]) -> Non
         by_version.setdefault(vid, []).append(spec)
     for vid, specs in by_version.items():
         ws, name, version = tr.parse_id("av", vid, 3)
-        compat_support.append_artifact_files(store, ws, name, version, specs, key)
+        compat_support.append_artifact_files(store, caller, ws, name, version, specs, key)
 
 
 @rest.post("/write/artifact/assets/remote/batch")
@@ -125,7 +125,7 @@ async def remote_assets(request: Request) -> Any:
     reqs = body.get("remoteArtifactAssetRequests")
     if not isinstance(reqs, list) or not all(isinstance(r, dict) for r in reqs):
         raise CometError(400, "'remoteArtifactAssetRequests' must be a list of objects")
-    await run_in_threadpool(_remote_batch, store_of(request), key, reqs)
+    await run_in_threadpool(_remote_batch, store_of(request), require_caller(request), key, reqs)
     return ok()
 
 
@@ -264,7 +264,7 @@ async def all_artifacts(request: Request) -> Any:
     return ok(await run_in_threadpool(_all, store_of(request), require_caller(request), ws, q.get("type")))
 
 
-def _labels(store: Store, body: dict[str, Any]) -> None:
+def _labels(store: Store, caller: Caller, body: dict[str, Any]) -> None:
     ws, name, version = tr.parse_id("av", body.get("artifactVersionId"), 3)
     if body.get("versionTags") is not None or body.get("versionMetadata") not in (None, "", "{}"):
         raise unsupported("Changing an artifact version's tags or metadata (versions are immutable)")
@@ -273,14 +273,14 @@ def _labels(store: Store, body: dict[str, Any]) -> None:
         return
     if not isinstance(aliases, list):
         raise CometError(400, "'alias' must be a list of strings")
-    compat_support.set_artifact_aliases(store, ws, name, version, aliases)
+    compat_support.set_artifact_aliases(store, caller, ws, name, version, aliases)
 
 
 @rest.post("/write/artifacts/version/labels")
 async def labels(request: Request) -> Any:
     """``LoggedArtifact.update_aliases``: the version's aliases become exactly the list given."""
     body = await json_object(request)
-    await run_in_threadpool(_labels, store_of(request), body)
+    await run_in_threadpool(_labels, store_of(request), require_caller(request), body)
     return ok()
 
 

@@ -124,7 +124,7 @@ def _store_upload(
             spec["sha256"], spec["size"] = _put_blob(store, f)
         else:
             raise CometError(400, "the upload has no 'file' part")
-        compat_support.append_artifact_files(store, ws, name, version, [spec], key, session)
+        compat_support.append_artifact_files(store, caller, ws, name, version, [spec], key, session)
         return {"assetId": tr.artifact_file_id(ws, name, version, file_name)}
     if link is not None:
         raise unsupported(
@@ -150,7 +150,7 @@ def _store_upload(
             raise CometError(400, "a model file needs 'groupingName' (the model's name)")
         sha, size = _put_blob(store, f)
         spec = {"logical_path": file_name, "sha256": sha, "size": size, "metadata": metadata}
-        compat_support.add_model_files(store, key, model, [spec], session=session)
+        compat_support.add_model_files(store, caller, key, model, [spec], session=session)
         return {"assetId": asset_id}
     if ctype not in ("asset", "all"):
         metadata = dict(metadata or {}) | {tr.COMET_TYPE_KEY: ctype}
@@ -238,7 +238,7 @@ async def api_git_patch(request: Request) -> Any:
     return await _patch(request, "experimentKey")
 
 
-def _remote_model(store: Store, key: str, body: dict[str, Any]) -> None:
+def _remote_model(store: Store, caller: Caller, key: str, body: dict[str, Any]) -> None:
     name = body.get("modelName")
     entities = body.get("remoteEntities", body.get("remoteAssets"))
     if not isinstance(name, str) or not name:
@@ -249,7 +249,7 @@ def _remote_model(store: Store, key: str, body: dict[str, Any]) -> None:
         e = entities[0]
         uri = e.get("remoteUrl") or e.get("link")
         meta = tr.metadata_in(e.get("metadata"))
-        compat_support.add_model_files(store, key, name, [], remote_uri=uri, metadata=meta)
+        compat_support.add_model_files(store, caller, key, name, [], remote_uri=uri, metadata=meta)
         return
     files = [
         {
@@ -259,7 +259,7 @@ def _remote_model(store: Store, key: str, body: dict[str, Any]) -> None:
         }
         for i, e in enumerate(entities)
     ]
-    compat_support.add_model_files(store, key, name, files)
+    compat_support.add_model_files(store, caller, key, name, files)
 
 
 @clientlib.post("/asset/log-remote-model")
@@ -267,7 +267,7 @@ async def log_remote_model(request: Request) -> Any:
     """``log_remote_model``: a model that lives elsewhere, by URI (one URI: the model's remote URI)."""
     body = await json_object(request)
     key = experiment_key(body)
-    await run_in_threadpool(_remote_model, store_of(request), key, body)
+    await run_in_threadpool(_remote_model, store_of(request), caller_of(request), key, body)
     return ok()
 
 
