@@ -184,7 +184,7 @@ def test_the_training_data_of_a_production_model_cannot_be_deleted(client):
 
     for key in (prep_key, train):
         try:
-            gc.delete_experiment(store, key)
+            gc.delete_experiment(store, local_admin("tester"), key)
         except Conflict as exc:
             assert "kept" in exc.message
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 
 import pytest
 
@@ -235,14 +236,29 @@ def test_gc_keeps_referenced_blobs(store):
         {"artifact_type": "dataset", "files": [{"logical_path": "s", **shared}]},
     )
     orphan = _blob(store, b"never referenced")
-    gc.delete_experiment(store, k1)
+    gc.delete_experiment(store, local_admin("tester"), k1)
     with pytest.raises(NotFound):
         experiments.get_experiment(store, TESTER, k1)
-    res = gc.collect_garbage(store, grace_seconds=0)
+    res = gc.collect_garbage(store, local_admin("tester"), grace_seconds=0)
     assert res["removed"] == 2
     assert store.blobs.has(shared["sha256"]), "still referenced by the artifact version"
     assert not store.blobs.has(lonely["sha256"]) and not store.blobs.has(orphan["sha256"])
     artifacts.delete_artifact_version(store, ADMIN, "risk", "d", "1.0.0")
-    assert gc.collect_garbage(store, grace_seconds=0)["removed"] == 1
+    assert gc.collect_garbage(store, local_admin("tester"), grace_seconds=0)["removed"] == 1
     assert not store.blobs.has(shared["sha256"])
     experiments.get_experiment(store, TESTER, k2)
+
+
+def test_deleting_an_experiment_and_collecting_blobs_are_audited(store):
+    from tallymark.service import audit, experiments
+
+    key = uuid.uuid4().hex
+    me = local_admin("tester")
+    experiments.create_experiment(store, me, {"key": key, "workspace": "w", "project": "p"})
+    store.blobs.put(iter([b"orphan"]), 1 << 20)
+    gc.delete_experiment(store, me, key)
+    assert gc.collect_garbage(store, me, dry_run=True, grace_seconds=0)["removed"] == 1
+    assert gc.collect_garbage(store, me, grace_seconds=0)["removed"] == 1
+    actions = [(e["action"], e["actor"]) for e in audit.entries(store)]
+    assert actions[-2:] == [("experiment.delete", "tester"), ("blob.gc", "tester")]  # a dry run: none
+    assert audit.verify(store).ok

@@ -454,9 +454,12 @@ def experiments_delete(
 
     if not yes and not typer.confirm(f"delete experiment {key} and everything it logged?"):
         raise typer.Exit(1)
+    from tallymark.sdk.autolog.env import current_user
+    from tallymark.service.caller import local_admin
+
     store = open_store(_settings(home))
     try:
-        delete_experiment(store, key)
+        delete_experiment(store, local_admin(current_user()), key)
     except ServiceError as exc:
         _fail(exc.message)
     finally:

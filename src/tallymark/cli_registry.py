@@ -301,12 +301,14 @@ def gc(
 ) -> None:
     """Delete blobs no experiment, artifact version or model references any more."""
     from tallymark.cli import _settings
+    from tallymark.sdk.autolog.env import current_user
+    from tallymark.service.caller import local_admin
     from tallymark.service.gc import collect_garbage
     from tallymark.service.store import open_store
 
     store = open_store(_settings(home, db, blobs))
     try:
-        res = collect_garbage(store, dry_run=dry_run, grace_seconds=grace)
+        res = collect_garbage(store, local_admin(current_user()), dry_run=dry_run, grace_seconds=grace)
     finally:
         store.close()
     verb = "would remove" if dry_run else "removed"

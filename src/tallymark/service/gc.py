@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from tallymark.service import lineage
+from tallymark.service import guard, lineage
+from tallymark.service.caller import Caller
 from tallymark.service.errors import Conflict
-from tallymark.service.experiments import experiment_row
+from tallymark.service.experiments import experiment_row, visible_workspace
 from tallymark.service.store import Store
 from tallymark.store.schema import (
     artifact_versions,
@@ -33,10 +34,15 @@ from tallymark.store.schema import (
 )
 
 
-def delete_experiment(store: Store, key: str) -> dict[str, Any]:
+def delete_experiment(store: Store, caller: Caller, key: str) -> dict[str, Any]:
     """Delete an experiment and everything it logged (refused while a registered model version
-    points at it: archive the version's audit trail is what regulators ask for)."""
-    with store.db.write() as conn:
+    points at it: archive the version's audit trail is what regulators ask for). Needs a workspace
+    admin; audited as ``experiment.delete``."""
+    ws = visible_workspace(store, caller, key, "experiment.delete")
+    with guard.write(
+        store, caller, "experiment.delete", workspace=ws, object=("experiment", key), payload={"key": key}
+    ) as w:
+        conn = w.conn
         eid = experiment_row(conn, key, for_update=True).id
         model_ids = list(
             conn.execute(
@@ -97,14 +103,18 @@ def referenced_blobs(store: Store) -> set[str]:
     return shas
 
 
-def collect_garbage(store: Store, dry_run: bool = False, grace_seconds: float = 3600.0) -> dict[str, Any]:
+def collect_garbage(
+    store: Store, caller: Caller, dry_run: bool = False, grace_seconds: float = 3600.0
+) -> dict[str, Any]:
     """Delete blobs nothing references. Returns counts and bytes freed (or that would be).
 
     Blobs younger than ``grace_seconds`` are kept: a client uploads blobs first and records the
-    artifact or model that references them right after.
+    artifact or model that references them right after. A run that removed blobs is one audit
+    entry (``blob.gc``, the removed hashes as its payload); a dry run writes nothing.
     """
     import time
 
+    guard.allow(caller, "blob.gc")
     keep = referenced_blobs(store)
     removed, freed = [], 0
     modified_at = getattr(store.blobs, "modified_at", None)
@@ -125,4 +135,14 @@ def collect_garbage(store: Store, dry_run: bool = False, grace_seconds: float = 
         if again is None:
             removed.append(sha)
             freed += size
+    if removed and not dry_run:
+        with guard.write(
+            store,
+            caller,
+            "blob.gc",
+            workspace=None,
+            object=("blob", f"{len(removed)} blobs"),
+            payload={"removed": removed, "bytes": freed},
+        ):
+            pass
     return {"removed": len(removed), "bytes": freed, "kept": len(keep), "dry_run": dry_run, "blobs": removed}

@@ -82,6 +82,7 @@ OPERATIONS: dict[str, Operation] = _ops(
     Operation("experiment.import", M, "experiment.import", summary="open or end an offline import"),
     Operation("experiment.reopen", M, "experiment.reopen", summary="resume an ended experiment (comet)"),
     Operation("asset.add", M, "asset.add", summary="upload an asset of an experiment"),
+    Operation("experiment.delete", A, "experiment.delete", summary="delete an experiment nothing depends on"),
     Operation("workspace.list", "authenticated", summary="workspaces the caller has a role in"),
     Operation("project.list", V, summary="projects of a workspace"),
     Operation("experiment.query", V, summary="search experiments"),
@@ -96,6 +97,7 @@ OPERATIONS: dict[str, Operation] = _ops(
     Operation("blob.missing", "authenticated", summary="which of these hashes are not stored"),
     Operation("blob.put", "authenticated", "blob.put", summary="store content-addressed bytes"),
     Operation("blob.read", S, summary="raw bytes by hash, without an owner"),
+    Operation("blob.gc", S, "blob.gc", summary="delete blobs nothing references (tallymark gc)"),
     # -- artifacts and lineage --------------------------------------------------------------------
     Operation("artifact.list", V, summary="artifacts of a workspace"),
     Operation("artifact.versions", V, summary="versions of an artifact"),
