@@ -93,36 +93,13 @@ def _app() -> Any:
 def route_operations(sub_apps: Any) -> list[tuple[str, str, tuple[str, ...], str]]:
     """(method, path, declared operations, endpoint module) for every route, through included
     routers (whose ``dependencies=`` count for their routes), like ``permissions.route_permissions``."""
-    from tallymark.server.permissions import BUILTIN, Need
+    from tallymark.server.permissions import BUILTIN, walk_routes
 
-    out: list[tuple[str, str, tuple[str, ...], str]] = []
-
-    def declared(deps: list[Any]) -> tuple[str, ...]:
-        for d in deps:
-            if isinstance(getattr(d, "dependency", None), Need):
-                return d.dependency.operations
-        return ()
-
-    def walk(routes: Any, prefix: str, inherited: list[Any]) -> None:
-        for r in routes:
-            if hasattr(r, "original_router"):
-                ctx = r.include_context
-                walk(r.original_router.routes, prefix + (ctx.prefix or ""), [*inherited, *ctx.dependencies])
-            elif hasattr(r, "routes") and not hasattr(r, "methods"):
-                walk(r.routes, prefix, inherited)
-            else:
-                path = prefix + r.path
-                if path in BUILTIN:
-                    continue
-                module = getattr(getattr(r, "endpoint", None), "__module__", "")
-                for method in sorted(getattr(r, "methods", None) or {"GET"}):
-                    out.append(
-                        (method, path, declared([*inherited, *getattr(r, "dependencies", [])]), module)
-                    )
-
-    for sub in sub_apps:
-        walk(sub.router.routes, "", [])
-    return out
+    return [
+        (r.method, r.path, r.need.operations if r.need else (), getattr(r.endpoint, "__module__", ""))
+        for r in walk_routes(sub_apps)
+        if r.path not in BUILTIN
+    ]
 
 
 # The route modules converted to operation names so far (the tracking half of issue 9's seam).

@@ -34,7 +34,7 @@ import httpx
 import pytest
 
 from tallymark.server.app import create_app
-from tallymark.server.permissions import Need
+from tallymark.server.permissions import Need, walk_routes
 from tallymark.settings import Settings
 from test_auth import world  # noqa: F401 - the module-scoped seeded server, a fresh one for this module
 
@@ -66,32 +66,8 @@ def _walk() -> list[tuple[str, str, Need | None]]:
     app: Any = create_app(Settings(home=Path("/nonexistent-never-opened")), warm_after=None)
     while not hasattr(app, "warm"):
         app = app.app
-    out: list[tuple[str, str, Need | None]] = []
-
-    def need_of(deps: list[Any]) -> Need | None:
-        for d in deps:
-            if isinstance(getattr(d, "dependency", None), Need):
-                return d.dependency
-        return None
-
-    def walk(routes: Any, prefix: str, inherited: list[Any]) -> None:
-        for r in routes:
-            if hasattr(r, "original_router"):
-                ctx = r.include_context
-                walk(r.original_router.routes, prefix + (ctx.prefix or ""), [*inherited, *ctx.dependencies])
-            elif hasattr(r, "routes") and not hasattr(r, "methods"):
-                walk(r.routes, prefix, inherited)
-            else:
-                for method in sorted(getattr(r, "methods", None) or {"GET"}):
-                    if method == "HEAD":
-                        continue
-                    out.append(
-                        (method, prefix + r.path, need_of([*inherited, *getattr(r, "dependencies", [])]))
-                    )
-
-    for sub in (app.api, app.ui.get(), app.comet.get()):
-        walk(sub.router.routes, "", [])
-    return out
+    routes = walk_routes([app.api, app.ui.get(), app.comet.get()])
+    return [(r.method, r.path, r.need) for r in routes if r.method != "HEAD"]
 
 
 ROUTES = _walk()

@@ -32,6 +32,7 @@ does not exist passes through, so the route answers its usual 404.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, Request
@@ -220,15 +221,25 @@ async def _json_body(request: Request) -> Any:
         return None
 
 
-def route_permissions(sub_apps: Any) -> list[tuple[str, str, str | None]]:
-    """(method, path, declared permission or None) for every route of the given FastAPI apps,
-    through included routers (whose ``dependencies=`` count for their routes)."""
-    out: list[tuple[str, str, str | None]] = []
+@dataclass(frozen=True)
+class RouteDeclaration:
+    """One method of one registered route, with the :class:`Need` it declares (None: a bug)."""
 
-    def declared(deps: list[Any], method: str) -> str | None:
+    method: str
+    path: str
+    need: Need | None
+    endpoint: Any
+
+
+def walk_routes(sub_apps: Any) -> list[RouteDeclaration]:
+    """Every method of every route of the given FastAPI apps, through included routers (whose
+    ``dependencies=`` count for their routes) — the one walk the route tests use."""
+    out: list[RouteDeclaration] = []
+
+    def declared(deps: list[Any]) -> Need | None:
         for d in deps:
             if isinstance(getattr(d, "dependency", None), Need):
-                return d.dependency.permission_for(method)
+                return d.dependency
         return None
 
     def walk(routes: Any, prefix: str, inherited: list[Any]) -> None:
@@ -239,12 +250,18 @@ def route_permissions(sub_apps: Any) -> list[tuple[str, str, str | None]]:
             elif hasattr(r, "routes") and not hasattr(r, "methods"):
                 walk(r.routes, prefix, inherited)
             else:
+                need = declared([*inherited, *getattr(r, "dependencies", [])])
                 for method in sorted(getattr(r, "methods", None) or {"GET"}):
-                    path = prefix + r.path
-                    deps = [*inherited, *getattr(r, "dependencies", [])]
-                    found = BUILTIN.get(path) or declared(deps, method)
-                    out.append((method, path, found))
+                    out.append(RouteDeclaration(method, prefix + r.path, need, getattr(r, "endpoint", None)))
 
     for sub in sub_apps:
         walk(sub.router.routes, "", [])
     return out
+
+
+def route_permissions(sub_apps: Any) -> list[tuple[str, str, str | None]]:
+    """(method, path, declared permission or None) for every route of the given FastAPI apps."""
+    return [
+        (r.method, r.path, BUILTIN.get(r.path) or (r.need.permission_for(r.method) if r.need else None))
+        for r in walk_routes(sub_apps)
+    ]
