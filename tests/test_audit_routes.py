@@ -47,7 +47,7 @@ def app(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], Any]]:
     finally:
         seeding.close()
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as c:
-        yield c, keys, c.app.app.app.state.store  # CrossSite → Limits → Dispatch
+        yield c, keys, c.app.app.app.app.state.store  # RequestId → CrossSite → Limits → Dispatch
 
 
 def _h(key: str) -> dict[str, str]:

@@ -56,3 +56,20 @@ def test_scripts_and_the_api_still_get_the_json_401(client, path):
         assert r.status_code == 200  # public: says nobody is signed in
     else:
         assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
+
+
+def test_every_answer_carries_a_request_id_and_audit_entries_record_it(client):
+    from tallymark.service import audit
+
+    c, key = client
+    sent = {"Authorization": f"Bearer {key}", "X-Request-Id": "ci-run-42"}
+    mine = c.post(
+        "/api/v1/experiments", headers=sent, json={"key": "e" * 32, "workspace": "risk", "project": "p"}
+    )
+    assert mine.status_code == 201 and mine.headers["x-request-id"] == "ci-run-42"
+    fresh = c.get("/api/v1/health", headers={"X-Request-Id": "no spaces allowed"})
+    assert len(fresh.headers["x-request-id"]) == 32  # not a sane token: a new id instead
+    assert c.get("/api/v1/workspaces").headers["x-request-id"]  # a 401 too
+    store = c.app.app.app.app.state.store
+    entry = [e for e in audit.entries(store) if e["action"] == "experiment.create"][-1]
+    assert entry["request_id"] == "ci-run-42" and entry["actor"] == "mia"

@@ -162,7 +162,9 @@ def ui(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
 
 
 def _store_of(c: TestClient):
-    return c.app.app.app.state.store  # CrossSite → Limits → Dispatch (which exposes the state)
+    return (
+        c.app.app.app.app.state.store
+    )  # RequestId → CrossSite → Limits → Dispatch (which exposes the state)
 
 
 def test_login_page_is_a_form_without_inline_script(ui):

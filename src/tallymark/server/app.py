@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tallymark import __version__
 from tallymark.server.crosssite import CrossSiteMiddleware, Policy
 from tallymark.server.limits import LimitsMiddleware
+from tallymark.server.request_id import RequestIdMiddleware
 from tallymark.service.errors import ServiceError, storage_error
 from tallymark.settings import Settings
 
@@ -216,4 +217,5 @@ def create_app(settings: Settings, user: str = "anonymous", warm_after: float | 
     limited = LimitsMiddleware(
         dispatch, max_body=settings.max_body_bytes, max_upload=settings.max_asset_bytes, upload_suffix=uploads
     )
-    return CrossSiteMiddleware(limited, Policy.from_settings(settings, comet.ROOTS))  # docs/security.md
+    guarded = CrossSiteMiddleware(limited, Policy.from_settings(settings, comet.ROOTS))  # docs/security.md
+    return RequestIdMiddleware(guarded)

@@ -29,10 +29,12 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from fastapi import Request
 
+from tallymark.server.request_id import request_id_of
 from tallymark.service import sessions
 from tallymark.service.apikeys import authenticate
 from tallymark.service.caller import Caller, local_admin
@@ -179,6 +181,9 @@ def current_caller(request: Request) -> Caller | None:
             caller = resolve(store, request)
             if caller is not None:
                 break
+    rid = request_id_of(scope)
+    if caller is not None and rid is not None:
+        caller = replace(caller, request_id=rid)  # the cached caller is shared: a copy per request
     scope[_SCOPE_KEY] = caller  # the scope, not request.state: every dependency has its own Request
     return caller
 
