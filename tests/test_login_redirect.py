@@ -73,3 +73,13 @@ def test_every_answer_carries_a_request_id_and_audit_entries_record_it(client):
     store = c.app.app.app.app.state.store
     entry = [e for e in audit.entries(store) if e["action"] == "experiment.create"][-1]
     assert entry["request_id"] == "ci-run-42" and entry["actor"] == "mia"
+
+
+def test_a_login_is_audited_with_its_request_id(client):
+    from tallymark.service import audit
+
+    c, key = client
+    headers = {"Origin": "http://127.0.0.1", "X-Request-Id": "login-7"}
+    assert c.post("/login", data={"key": key}, headers=headers, follow_redirects=False).status_code == 303
+    entry = [e for e in audit.entries(c.app.app.app.app.state.store) if e["action"] == "session.login"][-1]
+    assert (entry["actor"], entry["request_id"]) == ("mia", "login-7")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 Scope = dict[str, Any]
@@ -23,7 +23,7 @@ HEADER = b"x-request-id"
 _SANE = re.compile(rb"[A-Za-z0-9._:-]{1,64}\Z")
 
 
-def request_id_of(scope: Scope) -> str | None:
+def request_id_of(scope: Mapping[str, Any]) -> str | None:
     """The id of the request in ``scope`` (None outside the middleware, e.g. in-process calls)."""
     return scope.get(SCOPE_KEY)
 

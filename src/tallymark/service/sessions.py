@@ -160,9 +160,16 @@ def insert_session(
     return cookie, int(pk[0]), now + lifetime_ms
 
 
-def _audit_login(conn: Connection, user: str, session_id: int, expires_at: int, how: dict[str, Any]) -> None:
+def _audit_login(
+    conn: Connection,
+    user: str,
+    session_id: int,
+    expires_at: int,
+    how: dict[str, Any],
+    request_id: str | None = None,
+) -> None:
     payload = {"session_id": session_id, "expires_at": expires_at} | how
-    audit.append(conn, user, "session.login", ("user", user), None, payload)
+    audit.append(conn, user, "session.login", ("user", user), None, payload, request_id)
 
 
 def create_session(store: Store, user: str, lifetime_ms: int = DEFAULT_LIFETIME_MS) -> str:
@@ -202,7 +209,7 @@ def login_with_key(
             )
             return None
         cookie, sid, expires = insert_session(conn, caller.user_id, lifetime_ms, "key", key_id=caller.key_id)
-        _audit_login(conn, caller.name, sid, expires, {"method": "key", "key_id": caller.key_id})
+        _audit_login(conn, caller.name, sid, expires, {"method": "key", "key_id": caller.key_id}, request_id)
     session = open_session(store, cookie)
     return (cookie, session) if session is not None else None
 
