@@ -89,10 +89,11 @@ def visible_workspace(store: Store, caller: Caller, key: str, op: str) -> str:
     A key that does not exist and one in a workspace where the caller has no role answer the same
     NotFound (no existence leak); too weak a role is Forbidden (from :func:`guard.allow`).
     """
+    missing = f"no experiment with key {key!r}"
     ws = lookups.experiment_workspace(store, key)
-    if ws is None or (caller.auth_method != "local" and caller.role(ws) is None):
-        raise NotFound(f"no experiment with key {key!r}")
-    guard.allow(caller, op, ws)
+    if ws is None:
+        raise NotFound(missing)
+    lookups.allow_visible(caller, op, ws, missing)  # no role there: this same 404
     return ws
 
 
