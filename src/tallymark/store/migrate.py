@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 if TYPE_CHECKING:  # alembic is imported lazily: most commands never migrate
     from alembic.config import Config
 
-SCHEMA_HEAD = "0007_sessions"
+SCHEMA_HEAD = "0008_jobs_endpoints"
 KNOWN_REVISIONS = (
     "0001_initial",
     "0002_artifacts_registry",
@@ -23,6 +23,7 @@ KNOWN_REVISIONS = (
     "0005_governance",
     "0006_audit",
     "0007_sessions",
+    "0008_jobs_endpoints",
 )
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 

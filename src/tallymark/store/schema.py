@@ -457,3 +457,117 @@ login_links = Table(
     Column("session_ms", BigInteger, nullable=False),
     Column("used_at", BigInteger, nullable=True),
 )
+
+# ---------------------------------------------------------------------------------------------
+# Jobs and endpoints (migration 0008). See docs/jobs.md and docs/serving.md.
+
+# A processing or training job: one row per job, kept forever. spec_json is the job as submitted
+# (script or algorithm, hyperparameters, inputs/outputs/channels, arguments, limits, backend);
+# attempts_json the list of attempts (attempt, started_at, ended_at, status, exit_code,
+# failure_reason, host) when retries were asked for.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), nullable=False),
+    Column("kind", String(20), nullable=False),  # processing | training
+    Column("status", String(20), nullable=False),  # InProgress | Completed | Failed | Stopped | TimedOut
+    Column("secondary_status", String(40), nullable=True),  # Starting | Downloading | Training | Uploading …
+    Column("backend", String(300), nullable=False),  # local | dask://host:port
+    Column("spec_json", Text, nullable=False),
+    Column("resources_json", Text, nullable=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=True),  # log_training_job
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger, nullable=True),
+    Column("ended_at", BigInteger, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    Column("model_data", String(2000), nullable=True),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("max_attempts", Integer, nullable=False, default=1),
+    Column("attempts_json", Text, nullable=True),
+    Column("stop_requested_at", BigInteger, nullable=True),
+    Column("host", String(300), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("log_bytes", BigInteger, nullable=False, default=0),
+    Column("log_dropped", BigInteger, nullable=False, default=0),
+    Index("ix_jobs_workspace_created", "workspace_id", "created_at"),
+)
+
+# A job's output as it came (stdout and stderr interleaved, bytes as the script wrote them), in
+# chunks appended in order; seq makes a resent chunk a no-op.
+job_logs = Table(
+    "job_logs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, ForeignKey("jobs.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    UniqueConstraint("job_id", "seq"),
+)
+
+# An endpoint: one process serving one registered model version (docs/serving.md).
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("workspace_id", Integer, ForeignKey("workspaces.id"), nullable=False),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("status", String(20), nullable=False),  # Creating | InService | Failed | Deleted
+    Column("url", String(300), nullable=True),
+    Column("host", String(300), nullable=True),
+    Column("port", Integer, nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("config_json", Text, nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=True),
+    Column("deleted_at", BigInteger, nullable=True),
+)
+
+# The prediction log, columnar: each chunk is an Arrow IPC stream of rows (request_id, row, at,
+# latency_us, the input columns, the outputs) shipped by the endpoint from its spool; (endpoint,
+# spool_id, seq) makes a chunk shipped twice (after a crash) a no-op.
+prediction_chunks = Table(
+    "prediction_chunks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("endpoint_id", Integer, ForeignKey("endpoints.id"), nullable=False),
+    Column("spool_id", String(32), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("first_at", BigInteger, nullable=False),
+    Column("last_at", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("endpoint_id", "spool_id", "seq"),
+    Index("ix_prediction_chunks_endpoint_at", "endpoint_id", "first_at"),
+)
+
+# Labels that arrived later for logged predictions, by row id ("REQUEST_ID:ROW"); the last one wins.
+ground_truth = Table(
+    "ground_truth",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("endpoint_id", Integer, ForeignKey("endpoints.id"), nullable=False),
+    Column("row_id", String(100), nullable=False),
+    Column("label_json", Text, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    UniqueConstraint("endpoint_id", "row_id"),
+)
+
+# Versions an admin allowed to be loaded from a format that unpickles (docs/serving.md).
+trusted_model_versions = Table(
+    "trusted_model_versions",
+    metadata,
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("trusted_by", String(200), nullable=False),
+    Column("trusted_at", BigInteger, nullable=False),
+    Column("comment", Text, nullable=True),
+)
