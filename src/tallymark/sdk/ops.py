@@ -57,6 +57,10 @@ TRANSPORT_OPERATIONS: dict[str, str] = {
     "decide": "request.approve",  # approve=False is request.reject: the same permission, approver too
     "list_requests": "request.list",
     "add_model_tag": "model.tag",
+    # call(op, ...): endpoints' prediction logs (tallymark.sdk.predictions)
+    "log_predictions": "prediction.log",
+    "log_ground_truth": "prediction.label",
+    "read_predictions": "prediction.read",
 }
 
 # The transports' methods that are calls themselves (the other keys go through read() or call()).
