@@ -337,7 +337,7 @@ class PredictionLog:
                     rows = self._ship(seg)
                 except TallymarkError as exc:
                     self.counts["ship_errors"] += 1
-                    if exc.status in (400, 413, 415, 422):  # this chunk will never be taken
+                    if exc.status in (413, 422):  # this chunk was checked and will never be taken
                         dest = self.spool.reject(seg)
                         self.counts["rejected_segments"] += 1
                         log.error(
@@ -347,7 +347,7 @@ class PredictionLog:
                             dest,
                         )
                         continue
-                    # 401/403/404: misconfigured, or the endpoint not registered yet: keep, retry
+                    # 401/403/404/415: misconfigured, or the endpoint not registered yet: keep, retry
                     delay = 3 * self.retry_max if is_refusal(exc.status) else self._backoff(delay)
                     self._note_ship_failure(exc)
                     break
