@@ -57,6 +57,13 @@ TRANSPORT_OPERATIONS: dict[str, str] = {
     "decide": "request.approve",  # approve=False is request.reject: the same permission, approver too
     "list_requests": "request.list",
     "add_model_tag": "model.tag",
+    # call(op, ...): endpoints (serving)
+    "create_endpoint": "endpoint.create",
+    "get_endpoint": "endpoint.get",
+    "list_endpoints": "endpoint.list",
+    "endpoint_status": "endpoint.status",
+    "delete_endpoint": "endpoint.delete",
+    "trust_model": "model.trust",
 }
 
 # The transports' methods that are calls themselves (the other keys go through read() or call()).
