@@ -55,12 +55,16 @@ class Loaded:
     objective: str = ""
     _wide: Any = None
 
+    _direct: Any = None
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         if len(x) >= LARGE_BATCH:
             if self._wide is None:
                 self._wide = self.booster.copy()
                 self._wide.set_param({"nthread": 0})
             return self._wide.inplace_predict(x, validate_features=False)  # type: ignore[no-any-return]
+        if self._direct is not None:
+            return self._direct(x)  # type: ignore[no-any-return]
         return self.booster.inplace_predict(x, validate_features=False)  # type: ignore[no-any-return]
 
     @property
@@ -135,7 +139,60 @@ def from_bytes(
     except (ValueError, KeyError, TypeError):
         objective = ""
     outputs = list(signature.get("outputs") or []) if signature else []
-    return Loaded(booster, schema, workspace, name, version, mf, outputs, objective)
+    loaded = Loaded(booster, schema, workspace, name, version, mf, outputs, objective)
+    loaded._direct = _direct_predict(booster, count)
+    return loaded
+
+
+def _direct_predict(booster: Any, count: int) -> Any:
+    """``inplace_predict`` without its Python wrapper (~60 µs of a ~150 µs 5-row predict): the same
+    C call (XGBoosterPredictFromDense) with the config built once. Used only when it gives exactly
+    what ``inplace_predict`` gives on a probe batch; None otherwise (the wrapper is used)."""
+    import ctypes
+
+    try:
+        from xgboost.core import _LIB, _check_call
+    except ImportError:  # pragma: no cover - a future xgboost without these names
+        return None
+    config = json.dumps(
+        {
+            "type": 0,
+            "training": False,
+            "iteration_begin": 0,
+            "iteration_end": 0,
+            "strict_shape": False,
+            "missing": float("nan"),
+            "cache_id": 0,
+        }
+    ).encode()
+    shape = ctypes.POINTER(ctypes.c_uint64)()
+    dims = ctypes.c_uint64()
+    result = ctypes.POINTER(ctypes.c_float)()
+    handle = booster.handle
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        a = np.ascontiguousarray(x, dtype=np.float64)
+        iface = json.dumps(
+            {"data": (a.ctypes.data, True), "shape": a.shape, "typestr": "<f8", "version": 3}
+        ).encode()
+        _check_call(
+            _LIB.XGBoosterPredictFromDense(
+                handle, iface, config, None, ctypes.byref(shape), ctypes.byref(dims), ctypes.byref(result)
+            )
+        )
+        out_shape = tuple(int(shape[i]) for i in range(dims.value))
+        n = 1
+        for d in out_shape:
+            n *= d
+        # XGBoost owns the buffer until the next call: copy it out now.
+        return np.ctypeslib.as_array(result, (n,)).reshape(out_shape).copy()
+
+    probe = np.linspace(-3.0, 3.0, 7 * count).reshape(7, count)
+    try:
+        same = np.array_equal(predict(probe), booster.inplace_predict(probe, validate_features=False))
+    except Exception:  # noqa: BLE001 - any failure means: use the wrapper
+        return None
+    return predict if same else None
 
 
 def _trusted_pickle(data: bytes, mf: formats.ModelFile, trusted_by: str) -> Any:
