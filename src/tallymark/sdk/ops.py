@@ -61,6 +61,13 @@ TRANSPORT_OPERATIONS: dict[str, str] = {
     "log_predictions": "prediction.log",
     "log_ground_truth": "prediction.label",
     "read_predictions": "prediction.read",
+    # call(op, ...): endpoints (serving)
+    "create_endpoint": "endpoint.create",
+    "get_endpoint": "endpoint.get",
+    "list_endpoints": "endpoint.list",
+    "endpoint_status": "endpoint.status",
+    "delete_endpoint": "endpoint.delete",
+    "trust_model": "model.trust",
 }
 
 # The transports' methods that are calls themselves (the other keys go through read() or call()).

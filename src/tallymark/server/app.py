@@ -210,6 +210,10 @@ def create_app(settings: Settings, user: str = "anonymous", warm_after: float | 
 
     app.include_router(prediction_routes.router, prefix="/api/v1")
 
+    from tallymark.server.routes import endpoints as endpoint_routes  # deployed models (docs/serving.md)
+
+    app.include_router(endpoint_routes.router, prefix="/api/v1")
+
     def include_ui(sub: FastAPI) -> None:
         from tallymark.server import ui
 
