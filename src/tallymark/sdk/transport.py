@@ -452,7 +452,8 @@ def _local_predlog(s: Any, c: Any, op: str, kw: dict[str, Any]) -> Any:
         keys = ("spool_id", "seq", "rows", "first_at", "last_at", "data")
         return predictions.log_chunk(s, c, ws, name, **{k: kw[k] for k in keys})
     if op == "log_ground_truth":
-        return predictions.log_ground_truth(s, c, ws, name, list(kw["ids"]), list(kw["labels"]))
+        body = kw.get("body") or kw  # ids/labels as keywords, or in body= as the REST route takes them
+        return predictions.log_ground_truth(s, c, ws, name, list(body["ids"]), list(body["labels"]))
     return predictions.read_predictions(
         s, c, ws, name, kw.get("since_ms"), kw.get("until_ms"), kw.get("with_labels", True)
     )
@@ -837,7 +838,8 @@ class HttpTransport:
                 headers={"Content-Type": "application/octet-stream"},
             )
         if op == "log_ground_truth":
-            body = {"ids": list(kw["ids"]), "labels": list(kw["labels"])}
+            given = kw.get("body") or kw  # ids/labels as keywords, or in body= as the route takes them
+            body = {"ids": list(given["ids"]), "labels": list(given["labels"])}
             return self._request("POST", f"{base}/ground-truth", json_body=body)
         params = {"format": "arrow", "with_labels": "true" if kw.get("with_labels", True) else "false"}
         for k in ("since_ms", "until_ms"):
