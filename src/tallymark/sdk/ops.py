@@ -64,6 +64,10 @@ TRANSPORT_OPERATIONS: dict[str, str] = {
     "endpoint_status": "endpoint.status",
     "delete_endpoint": "endpoint.delete",
     "trust_model": "model.trust",
+    # call(op, ...): endpoints' prediction logs (tallymark.sdk.predictions)
+    "log_predictions": "prediction.log",
+    "log_ground_truth": "prediction.label",
+    "read_predictions": "prediction.read",
 }
 
 # The transports' methods that are calls themselves (the other keys go through read() or call()).

@@ -210,6 +210,10 @@ def create_app(settings: Settings, user: str = "anonymous", warm_after: float | 
 
     app.include_router(endpoint_routes.router, prefix="/api/v1")
 
+    from tallymark.server.routes import predictions as prediction_routes  # endpoints' prediction logs
+
+    app.include_router(prediction_routes.router, prefix="/api/v1")
+
     def include_ui(sub: FastAPI) -> None:
         from tallymark.server import ui
 
