@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the table of bad requests reads best one request per line
 """A real endpoint process over the embedded home: every dialect gives XGBoost's own numbers, request
 ids, bad requests of every kind get a 4xx that names the problem (never a 500)."""
 
