@@ -9,7 +9,6 @@ import httpx
 import numpy as np
 import pytest
 from endpoint_support import booster_predict, data, reaping, register, train, wait_for
-from servers import ServerProcess
 
 from tallymark import API
 from tallymark.sdk.transport import TallymarkError
@@ -19,6 +18,8 @@ from tallymark.service.caller import local_admin
 from tallymark.service.store import open_store
 from tallymark.serving import process
 from tallymark.settings import Settings
+
+from servers import ServerProcess
 
 
 def test_deploy_predict_and_delete_through_a_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
