@@ -211,3 +211,11 @@ def test_sdk_ground_truth_errors(local: LocalTransport):
     with pytest.raises(TallymarkError, match="not a row id") as err:
         sdk_predictions.log_ground_truth(WS, "fraud-ep", ["a:b:c"], [1], transport=local)
     assert err.value.status == 422
+
+
+def test_spool_bytes_zero_turns_the_log_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TALLYMARK_PREDICTION_SPOOL_BYTES", "0")
+    log = PredictionLog("fraud-ep", WS, tmp_path / "spool", {}, FEATURES)
+    log.record("a", 1, 1, _rows(0), np.zeros(5))
+    assert log.close() == log.stats() and log.stats()["spooled"] == 0 and log.stats()["dropped"] == 0
+    assert not (tmp_path / "spool").exists()

@@ -68,6 +68,15 @@ TRANSPORT_OPERATIONS: dict[str, str] = {
     "log_predictions": "prediction.log",
     "log_ground_truth": "prediction.label",
     "read_predictions": "prediction.read",
+    # call(op, ...): jobs (docs/jobs.md)
+    "create_job": "job.create",
+    "get_job": "job.get",
+    "list_jobs": "job.list",
+    "job_status": "job.status",
+    "job_log": "job.log",
+    "job_logs": "job.get",
+    "job_link": "job.link",
+    "stop_job": "job.stop",
 }
 
 # The transports' methods that are calls themselves (the other keys go through read() or call()).

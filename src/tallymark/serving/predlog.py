@@ -51,8 +51,8 @@ class PredictionLog:
         spool_dir: Path,
         settings: dict[str, Any],
         columns: list[str],
-        queue_rows: int = 100_000,
-        spool_bytes: int = 1 << 30,
+        queue_rows: int | None = None,
+        spool_bytes: int | None = None,
         *,
         outputs: list[str] | None = None,
         transport: Any = None,
@@ -66,6 +66,23 @@ class PredictionLog:
         self.endpoint = endpoint
         self.workspace = workspace
         self.settings = dict(settings)
+        client = self._client_settings()
+        queue_rows = client.prediction_queue_rows if queue_rows is None else queue_rows
+        spool_bytes = client.prediction_spool_bytes if spool_bytes is None else spool_bytes
+        self.enabled = spool_bytes > 0
+        self.counts = {
+            "spooled": 0,
+            "shipped": 0,
+            "dropped_queue_full": 0,
+            "dropped_spool_full": 0,
+            "dropped_invalid": 0,
+            "rejected_segments": 0,
+            "ship_errors": 0,
+            "spool_errors": 0,
+        }
+        if not self.enabled:  # the operator turned the log off: record() does nothing at all
+            log.warning("prediction log %s is off (prediction_spool_bytes=0): nothing is logged", endpoint)
+            return
         self.features = list(columns)
         self.outputs = list(outputs) if outputs else None
         self.queue_rows = queue_rows
@@ -82,16 +99,6 @@ class PredictionLog:
         self._ship_wake = threading.Event()
         self._closing = False
         self._stop_shipping = False
-        self.counts = {
-            "spooled": 0,
-            "shipped": 0,
-            "dropped_queue_full": 0,
-            "dropped_spool_full": 0,
-            "dropped_invalid": 0,
-            "rejected_segments": 0,
-            "ship_errors": 0,
-            "spool_errors": 0,
-        }
         self._last_logged: dict[str, float] = {}
         self._opened_at: float | None = None
         self._schema: Any = None
@@ -121,6 +128,8 @@ class PredictionLog:
     def record(self, request_id: str, at_ms: int, latency_us: int, inputs: Any, outputs: Any) -> None:
         """Queue one request's rows for the log. Never blocks, never raises; the arrays are kept by
         reference (the caller must not change them afterwards)."""
+        if not self.enabled:
+            return
         try:
             n = len(inputs)
             with self._qlock:
@@ -142,6 +151,15 @@ class PredictionLog:
         """Rows queued in memory now; rows spooled and shipped by this process; rows dropped (the
         sum, and by cause); segments on disk waiting (``backlog_bytes``) and what opening found."""
         c = dict(self.counts)
+        if not self.enabled:
+            return {
+                "queued": 0,
+                **c,
+                "dropped": 0,
+                "backlog_bytes": 0,
+                "recovered_segments": 0,
+                "torn_bytes_cut": 0,
+            }
         dropped = c["dropped_queue_full"] + c["dropped_spool_full"] + c["dropped_invalid"]
         rec = self.spool.recovery
         return {
@@ -156,6 +174,8 @@ class PredictionLog:
     def close(self, timeout: float = 5.0) -> dict[str, int]:
         """Stop taking records, spool what is queued, ship what the store takes within ``timeout``;
         what is left stays in the spool for the next process on this directory."""
+        if not self.enabled:
+            return self.stats()
         deadline = time.monotonic() + timeout
         with self._qlock:
             self._closing = True
@@ -306,16 +326,19 @@ class PredictionLog:
 
     # -- the shipper thread ----------------------------------------------------------------------
 
+    def _client_settings(self) -> Any:
+        from dataclasses import fields
+
+        from tallymark.settings import ClientSettings
+
+        known = {f.name for f in fields(ClientSettings)}
+        return ClientSettings.from_env(**{k: v for k, v in self.settings.items() if k in known})
+
     def _get_transport(self) -> Any:
         if self._transport is None:
-            from dataclasses import fields
-
             from tallymark.sdk.transport import default_transport
-            from tallymark.settings import ClientSettings
 
-            known = {f.name for f in fields(ClientSettings)}
-            client = ClientSettings.from_env(**{k: v for k, v in self.settings.items() if k in known})
-            self._transport = default_transport(settings=client)
+            self._transport = default_transport(settings=self._client_settings())
         return self._transport
 
     def _ship_loop(self) -> None:
