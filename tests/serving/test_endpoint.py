@@ -291,3 +291,26 @@ def test_endpoint_row_describes_the_process(served: dict[str, Any]) -> None:
     }
     log = Path(served["home"]) / "endpoints" / served["ep"].name / "endpoint.log"
     assert "serving fraud-xgb" in log.read_text()
+
+
+def test_predictions_are_logged_and_labels_join_by_row_id(served: dict[str, Any]) -> None:
+    from endpoint_support import wait_for
+
+    ep = served["ep"]
+    x = _rows(4)
+    scores, row_ids = ep.predict(x, return_ids=True)
+    ep.log_ground_truth(row_ids, [1, 0, 1, 1])
+    rid = row_ids[0].split(":")[0]
+
+    def shipped() -> bool:
+        t = ep.read_predictions()
+        return rid in t.column("request_id").to_pylist()
+
+    wait_for(shipped, what="the prediction log shipping the request")
+    t = ep.read_predictions()
+    mine = [r for r in t.to_pylist() if r["request_id"] == rid]
+    assert [r["row"] for r in mine] == [0, 1, 2, 3]
+    assert [r["label"] for r in mine] == [1, 0, 1, 1]
+    assert np.array_equal(np.asarray([r["amount"] for r in mine]), x[:, 0])
+    out = next(c for c in t.column_names if c.startswith("score") or c.startswith("prediction"))
+    assert np.array_equal(np.asarray([r[out] for r in mine], dtype=np.float32), scores)

@@ -107,15 +107,17 @@ class Endpoint:
         rid = body["requestId"]
         return scores, [f"{rid}:{i}" for i in range(len(scores))]
 
-    def log_ground_truth(self, row_or_request_ids: Any, labels: Any) -> Any:
+    def log_ground_truth(self, row_or_request_ids: Any, labels: Any) -> dict[str, int]:
         """Labels for logged predictions, by row id ("REQUEST_ID:ROW") or request id (row 0)."""
-        ids = [str(i) for i in row_or_request_ids]
-        values = [v.item() if hasattr(v, "item") else v for v in labels]
-        if len(ids) != len(values):
-            raise ValueError(f"{len(ids)} ids but {len(values)} labels")
-        return self._t.call(
-            "log_ground_truth", workspace=self.workspace, name=self.name, ids=ids, labels=values
-        )
+        from tallymark.sdk.predictions import log_ground_truth
+
+        return log_ground_truth(self.workspace, self.name, row_or_request_ids, labels, transport=self._t)
+
+    def read_predictions(self, since_ms: int | None = None, as_pandas: bool = False) -> Any:
+        """The endpoint's prediction log as shipped so far (an Arrow table; see tallymark.sdk.predictions)."""
+        from tallymark.sdk.predictions import read_predictions
+
+        return read_predictions(self.workspace, self.name, since_ms, as_pandas=as_pandas, transport=self._t)
 
     def delete(self) -> None:
         """Mark the endpoint Deleted and stop its process if it runs on this machine."""
