@@ -62,10 +62,10 @@ class Loaded:
             if self._wide is None:
                 self._wide = self.booster.copy()
                 self._wide.set_param({"nthread": 0})
-            return self._wide.inplace_predict(x, validate_features=False)  # type: ignore[no-any-return]
+            return self._wide.inplace_predict(x, validate_features=False)
         if self._direct is not None:
-            return self._direct(x)  # type: ignore[no-any-return]
-        return self.booster.inplace_predict(x, validate_features=False)  # type: ignore[no-any-return]
+            return self._direct(x)
+        return self.booster.inplace_predict(x, validate_features=False)
 
     @property
     def output_name(self) -> str:

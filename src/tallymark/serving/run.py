@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ws, name = a.workspace, a.endpoint
 
     def report(**body: Any) -> dict[str, Any]:
-        return t.call("endpoint_status", workspace=ws, name=name, body=body)  # type: ignore[no-any-return]
+        return t.call("endpoint_status", workspace=ws, name=name, body=body)
 
     def fail(reason: str) -> int:
         log.error("endpoint %s failed: %s", name, reason)
