@@ -168,6 +168,7 @@ def deploy(
 ) -> Endpoint:
     """Record an endpoint for the version and start its process here (see the module)."""
     from tallymark.sdk.transport import TallymarkError, Unavailable
+    from tallymark.serving import model as model_mod
     from tallymark.serving import process
 
     body: dict[str, Any] = {"model": model, "version": str(version_or_alias), "host": host, "port": port}
@@ -178,24 +179,48 @@ def deploy(
     except TallymarkError as exc:
         raise EndpointError(exc.message, exc.status, exc.detail) from None
     ep_name = info["name"]
-    started = process.spawn(transport.client, workspace, ep_name, host, port)
+    m = info["model"]
+
+    def failed(reason: str) -> EndpointError:
+        try:  # the process reports its own failures only when nobody waits for it
+            transport.call(
+                "endpoint_status",
+                workspace=workspace,
+                name=ep_name,
+                body={"status": "Failed", "failure_reason": reason[:10_000]},
+            )
+        except (TallymarkError, Unavailable):
+            pass
+        return EndpointError(f"endpoint {ep_name!r} failed to start: {reason}")
+
+    # Fetched and sha256-checked here, where the store is open already: the endpoint process then
+    # answers without opening one first (it checks the file's sha256 again when it loads it).
+    try:
+        prep = model_mod.prepare(
+            transport,
+            m["workspace"],
+            m["name"],
+            m["version"],
+            process.endpoint_dir(transport.client, ep_name) / "model",
+            m.get("trustedBy"),
+        )
+    except model_mod.LoadError as exc:
+        raise failed(str(exc)) from None
+    started = process.spawn(
+        transport.client, workspace, ep_name, host, port, launch=prep, starter_reports=wait
+    )
     if not wait:
         return Endpoint(transport, info)
     try:
-        process.wait_ready(started, timeout=timeout)
+        where = process.wait_ready(started, timeout=timeout)
     except process.EndpointStartError as exc:
-        reason = str(exc)
-        try:  # the process reports its own failures; this covers one that died before it could
-            row = transport.call("get_endpoint", workspace=workspace, name=ep_name)
-            if row["status"] != "Failed":
-                transport.call(
-                    "endpoint_status",
-                    workspace=workspace,
-                    name=ep_name,
-                    body={"status": "Failed", "failure_reason": reason},
-                )
-        except (TallymarkError, Unavailable):
-            pass
-        raise EndpointError(f"endpoint {ep_name!r} failed to start: {reason}") from None
+        raise failed(str(exc)) from None
+    try:
+        transport.call(
+            "endpoint_status", workspace=workspace, name=ep_name, body={"status": "InService", **where}
+        )
+    except TallymarkError as exc:  # deleted meanwhile, say: the process sees the row and exits
+        process.stop(where.get("pid"), ep_name, force_own=True)
+        raise EndpointError(f"endpoint {ep_name!r}: {exc.message}", exc.status) from None
     info = transport.call("get_endpoint", workspace=workspace, name=ep_name)
     return Endpoint(transport, info)
