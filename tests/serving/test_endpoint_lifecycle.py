@@ -158,3 +158,27 @@ def test_status_aliases_and_the_cli(home: Path, version: str, reaper: Reaper) ->
     assert r.exit_code == 1 and "no version '9.9.9'" in r.output
     r = runner.invoke(app, ["models", "trust", WS, "fraud-xgb", version, "--comment", "ok"])
     assert r.exit_code == 0 and "trusted" in r.output, r.output
+
+
+def test_the_process_started_by_hand_loads_from_the_store_itself(
+    home: Path, version: str, reaper: Reaper
+) -> None:
+    """``python -m tallymark.serving --workspace WS --endpoint NAME`` (no launch file): it reads its
+    row, fetches the model through the store, reports InService itself, serves, and exits on delete."""
+    import httpx
+
+    from tallymark.sdk.transport import LocalTransport
+
+    t = LocalTransport()
+    t.call(
+        "create_endpoint", workspace=WS, body={"model": "fraud-xgb", "version": version, "name": "by-hand"}
+    )
+    started = process.spawn(t.client, WS, "by-hand", "127.0.0.1", 0)
+    where = process.wait_ready(started)
+    row = t.call("get_endpoint", workspace=WS, name="by-hand")
+    assert row["status"] == "InService" and row["pid"] == where["pid"] == started.proc.pid
+    x = data(5, seed=1)[0]
+    r = httpx.post(where["url"] + "/predict", json={"data": x.tolist()})
+    assert r.status_code == 200, r.text
+    t.call("delete_endpoint", workspace=WS, name="by-hand")
+    assert started.proc.wait(20) == 0
