@@ -270,11 +270,13 @@ def test_body_limit_and_broken_http(served: dict[str, Any]) -> None:
         body,
     )
     with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(req * 3 + b"GET /ping HTTP/1.1\r\nConnection: close\r\n\r\n")
+        s.sendall(
+            req * 3 + b"HEAD /ping HTTP/1.1\r\n\r\n" + b"GET /ping HTTP/1.1\r\nConnection: close\r\n\r\n"
+        )
         got = b""
         while chunk := s.recv(65536):
             got += chunk
-    assert got.count(b"HTTP/1.1 200 OK") == 4
+    assert got.count(b"HTTP/1.1 200 OK") == 5 and got.endswith(b"\r\n\r\n\n")  # HEAD: no body
     assert c.get("/ping").status_code == 200
 
 

@@ -249,7 +249,7 @@ async def _serve(
     log.info("endpoint %s serving %s:%s at %s", a.endpoint, app.model.name, app.model.version, where["url"])
     done = threading.Event()
     watcher = threading.Thread(
-        target=_watch, args=(store, where if reports else None, a.poll, done, loop, stop), daemon=True
+        target=_watch, args=(store, where, reports, a.poll, done, loop, stop), daemon=True
     )
     watcher.start()
     try:
@@ -268,20 +268,22 @@ async def _serve(
 
 def _watch(
     store: _Store,
-    report: dict[str, Any] | None,
+    where: dict[str, Any],
+    report: bool,
     every: float,
     done: threading.Event,
     loop: asyncio.AbstractEventLoop,
     stop: asyncio.Event,
 ) -> None:
-    """Report InService (when still to be done), then re-read the row every ``every`` seconds."""
+    """Report InService (when still to be done), then re-read the row every ``every`` seconds; a
+    row still Creating (a starter that stopped waiting before it reported) is reported here."""
     from tallymark.sdk.transport import TallymarkError, Unavailable
 
     me = os.getpid()
-    while report is not None and not done.is_set():
+    while report and not done.is_set():
         try:
-            store.report(status="InService", **report)
-            report = None
+            store.report(status="InService", **where)
+            report = False
         except TallymarkError as exc:
             log.info("endpoint %s stops: cannot report InService: %s", store.name, exc.message)
             loop.call_soon_threadsafe(stop.set)
@@ -298,6 +300,12 @@ def _watch(
         except (Unavailable, OSError):
             continue  # the store is down: keep serving, check again later
         else:
+            if row["status"] == "Creating" and row.get("pid") is None:
+                try:
+                    store.report(status="InService", **where)
+                except (TallymarkError, Unavailable):
+                    pass
+                continue
             if row["status"] == "Deleted":
                 why = "it was deleted"
             elif row.get("pid") not in (None, me) and row["status"] != "Failed":
