@@ -17,7 +17,6 @@ from tallymark.sdk.transport import LocalTransport, TallymarkError
 from tallymark.service import predictions
 from tallymark.service.errors import Invalid
 from tallymark.serving.predlog import PredictionLog
-from tallymark.serving.spool import read_frames
 
 
 @pytest.fixture
