@@ -2,8 +2,9 @@
 
 A chunk is an Arrow IPC stream from a client, so it is parsed as untrusted bytes: bounded in size,
 rows and columns, every buffer validated, only flat columns of plain types, the reserved columns
-present with their types, request ids in the endpoint's id alphabet. It is stored re-encoded (zstd),
-one row per chunk, keyed by ``(endpoint, spool_id, seq)``: the same chunk shipped again (a lost
+present with their types, request ids in the endpoint's id alphabet. It is stored re-encoded
+(lz4: zstd costs 4x the CPU for 10 % less on float features), one row per chunk, keyed by
+``(endpoint, spool_id, seq)``: the same chunk shipped again (a lost
 answer, a restarted endpoint) changes nothing and writes no audit entry.
 
 Ground truth is keyed by row id ``REQUEST_ID:ROW`` (a bare request id is row 0); the last label
@@ -212,7 +213,7 @@ def log_chunk(
             table.schema.get_field_index("row"), "row", pc.cast(table.column("row"), pa.int32())
         )
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as w:
         w.write_table(table)
     stored = sink.getvalue().to_pybytes()
     payload = {"spool_id": spool_id, "seq": seq, "rows": rows, "first_at": first_at, "last_at": last_at}
