@@ -379,9 +379,16 @@ def run(quick: bool, skip_mlflow: bool) -> list[dict[str, Any]]:
                 # S3: the two endpoints in alternation, request by request, so the load of the
                 # machine (other processes come and go) weighs on both halves alike.
                 paired: tuple[list[float], list[float]] = ([], [])
+                pids = [int(ep.describe()["pid"]) for ep in eps.deployed[-2:]]
+                sent = ROWS * (WARMUP + requests)
+                _logged_rows("bench-log", sent)  # S2's rows shipped: the CPU below is S3's own
+                cpu0 = [H.tree_cpu_seconds(p) for p in pids]
                 for _ in range(requests):
                     paired[0].extend(latencies(url_log, body, 1, 0, c1))
                     paired[1].extend(latencies(url_nolog, body, 1, 0, c2))
+                sent += ROWS * requests
+                in_store = _logged_rows("bench-log", sent)  # and S3's, before the CPU is read
+                cpu = [(H.tree_cpu_seconds(p) - c) / requests * 1e6 for p, c in zip(pids, cpu0, strict=True)]
             check = httpx.post(
                 url_log + "/invocations", content=body, headers={"Content-Type": "application/json"}
             )
@@ -417,6 +424,11 @@ def run(quick: bool, skip_mlflow: bool) -> list[dict[str, Any]]:
                         "p50_without_ms": statistics.median(paired[1]) * 1e3,
                         "p99_with_ms": _percentile(paired[0], 0.99) * 1e3,
                         "p99_without_ms": _percentile(paired[1], 0.99) * 1e3,
+                        "cpu_us_per_request_with": cpu[0],
+                        "cpu_us_per_request_without": cpu[1],
+                        "cpu_us_added": cpu[0] - cpu[1],
+                        "rows_sent": sent,
+                        "rows_in_store": in_store,
                         "record_p50_us": _percentile(rec, 0.5) * 1e6,
                         "record_p99_us": _percentile(rec, 0.99) * 1e6,
                     },
@@ -435,8 +447,6 @@ def run(quick: bool, skip_mlflow: bool) -> list[dict[str, Any]]:
                     extra={"p99_us": _percentile(rec, 0.99) * 1e6},
                 )
             )
-            sent = ROWS * (WARMUP + 2 * requests + 1)
-            results[-2]["extra"] |= {"rows_sent": sent, "rows_in_store": _logged_rows("bench-log", sent)}
         finally:
             eps.close()
 

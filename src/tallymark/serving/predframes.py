@@ -1,7 +1,7 @@
 """The payloads of the prediction spool's frames, and turning a segment of them into one Arrow table.
 
 Why not Arrow in every frame: the writer thread shares the endpoint's GIL with the requests, and
-building 30-odd Arrow arrays for every 20 ms batch cost more of it (~25 µs a record) than the log
+building 30-odd Arrow arrays for every batch cost more of it (~25 µs a record) than the log
 may add to a response. So a numeric batch (the usual case: a float matrix of features) is written
 as raw little-endian arrays, ~1 µs a record, and the shipper builds the columnar table once per
 segment, where each Arrow call covers thousands of rows. A batch that is not purely numeric

@@ -54,7 +54,7 @@ class PredictionLog:
         outputs: list[str] | None = None,
         transport: Any = None,
         ship: bool = True,
-        linger: float = 0.02,
+        linger: float = 0.1,
         seal_interval: float = 1.0,
         segment_bytes: int = 4 << 20,
         log_interval: float = 60.0,
