@@ -50,7 +50,9 @@ def test_unreadable_inputs_fail_the_job_before_its_script_starts(jobs_home, tmp_
         str(tmp_path / "missing"): f"input 'train': no file or folder at {tmp_path / 'missing'}",
         f"s3://{bucket}/no/such/key": f"input 'train': no object at s3://{bucket}/no/such/key",
         "s3://no-such-bucket-tm/x": "input 'train': cannot read s3://no-such-bucket-tm/x: NoSuchBucket",
-        "artifact://risk/no-such-dataset:raw": "input 'train': artifact://risk/no-such-dataset:raw: no artifact",
+        "artifact://risk/no-such-dataset:raw": (
+            "input 'train': artifact://risk/no-such-dataset:raw: no artifact"
+        ),
     }
     for uri, reason in cases.items():
         job = TrainingJob(entry_point=str(script), workspace="risk", max_run=60).fit({"train": uri})

@@ -46,7 +46,8 @@ def test_a_script_that_exits_1_is_failed_with_its_failure_file_or_stderr(jobs_ho
 def test_max_run_ends_a_script_that_never_ends_even_if_it_ignores_sigterm(jobs_home, tmp_path):
     forever = write(
         tmp_path / "forever.py",
-        "import signal, time\nsignal.signal(signal.SIGTERM, lambda *a: print('ignoring SIGTERM', flush=True))\n"
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: print('ignoring SIGTERM', flush=True))\n"
         "print('started', flush=True)\nwhile True:\n    time.sleep(0.05)\n",
     )
     job = TrainingJob(entry_point=str(forever), workspace="risk", max_run=2, stop_grace=1).fit()
