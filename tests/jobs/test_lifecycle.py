@@ -139,3 +139,26 @@ def test_100_mb_of_output_finishes_with_the_log_capped(jobs_home, tmp_path, monk
     assert f"{info['log_dropped']:,} bytes of output left out here" in logs
     assert len(logs) < 2 << 20
     assert (jobs_home / "jobs" / job.job_name / "logs" / "output.log").stat().st_size == total
+
+
+def test_a_job_outlives_the_process_that_submitted_it(jobs_home, tmp_path):
+    script = write(
+        tmp_path / "later.py",
+        f"import os, time\nwhile not os.path.exists({str(tmp_path / 'go')!r}):\n    time.sleep(0.05)\n"
+        "print('still here')\n"
+        "open(os.path.join(os.environ['SM_MODEL_DIR'], 'm.txt'), 'w').write('x')\n",
+    )
+    submit = (
+        "from tallymark.jobs import TrainingJob\n"
+        f"j = TrainingJob(entry_point={str(script)!r}, workspace='risk', max_run=60).fit(wait=False)\n"
+        "print(j.job_name)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", submit], capture_output=True, text=True, timeout=60, env=os.environ
+    )
+    assert done.returncode == 0, done.stderr
+    job = TrainingJob.attach(done.stdout.strip(), workspace="risk")
+    assert job.status == "InProgress"  # the submitting process has exited; the job runs on
+    (tmp_path / "go").touch()
+    assert job.wait(timeout=60) == "Completed"
+    assert job.logs() == "still here\n"
