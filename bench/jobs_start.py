@@ -16,7 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-SCRIPT = "import time\nprint(time.time(), flush=True)\nimport os\nopen(os.environ['SM_MODEL_DIR'] + '/m', 'w').write('x')\n"
+SCRIPT = (
+    "import time\nprint(time.time(), flush=True)\n"
+    "import os\nopen(os.environ['SM_MODEL_DIR'] + '/m', 'w').write('x')\n"
+)
 
 
 def main() -> None:
@@ -42,7 +45,8 @@ def main() -> None:
             spawn.append((first - started) * 1000)
         submit, spawn = submit[1:], spawn[1:]  # the first run warms the page cache
         for what, xs in (("submit -> first line", submit), ("process start -> first line", spawn)):
-            print(f"{what:30s} median {statistics.median(xs):6.1f} ms   min {min(xs):6.1f}   max {max(xs):6.1f}")
+            med = statistics.median(xs)
+            print(f"{what:30s} median {med:6.1f} ms   min {min(xs):6.1f}   max {max(xs):6.1f}")
 
 
 if __name__ == "__main__":
