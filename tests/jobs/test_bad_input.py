@@ -112,7 +112,7 @@ def test_rest_refuses_a_bad_job_spec_with_a_clear_4xx(client):
             "a local path, s3://BUCKET/KEY or artifact://",
         ),
         "hyperparameter": ({"spec": {**good, "hyperparameters": {"a": 1}}}, 422, "values are strings"),
-        "hyperparameters": ({"spec": {**good, "hyperparameters": [1]}}, 422, "'hyperparameters' must be an object"),
+        "hyperparameters": ({"spec": {**good, "hyperparameters": [1]}}, 422, "must be an object"),
         "inputs": ({"spec": {**good, "inputs": "abc"}}, 422, "'inputs' must be a list"),
         "retries": ({"spec": {**good, "retries": 11}}, 422, "retries 11: 0 to 10"),
     }

@@ -83,7 +83,7 @@ SPEC_TYPES: dict[str, type] = {
     "backend": str,
     "resources": dict,
 }
-_TYPE_NAMES = {str: "a string", list: "a list", dict: "an object"}
+_TYPE_NAMES: dict[type, str] = {str: "a string", list: "a list", dict: "an object"}
 RELATIONS = {"consumed": "artifact", "produced": "artifact", "trained": "experiment"}
 
 
@@ -110,7 +110,7 @@ def validate_spec(workspace: str, spec: Any) -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise Invalid("the job spec must be an object")
     for key, kind in SPEC_TYPES.items():
-        value = spec.get(key)
+        value: Any = spec.get(key)
         if value is None:
             continue
         if not isinstance(value, kind):
