@@ -114,7 +114,7 @@ class Endpoint:
         if len(ids) != len(values):
             raise ValueError(f"{len(ids)} ids but {len(values)} labels")
         return self._t.call(
-            "log_ground_truth", workspace=self.workspace, name=self.name, body={"ids": ids, "labels": values}
+            "log_ground_truth", workspace=self.workspace, name=self.name, ids=ids, labels=values
         )
 
     def delete(self) -> None:

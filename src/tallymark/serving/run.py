@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc))
     port = sock.getsockname()[1]
     url = f"http://{_public_host(host)}:{port}"
-    predlog = _predlog(name, ws, directory, client, loaded.schema.names)
+    predlog = _predlog(name, ws, directory, client, loaded.schema.names, loaded.output_name)
     from tallymark import __version__
     from tallymark.serving.app import MAX_BODY, EndpointApp, plain_error
 
@@ -238,7 +238,7 @@ def _watch(
         return
 
 
-def _predlog(name: str, ws: str, directory: Path, client: Any, columns: list[str]) -> Any:
+def _predlog(name: str, ws: str, directory: Path, client: Any, columns: list[str], output: str) -> Any:
     """The prediction log (tallymark.serving.predlog), when that module is installed."""
     try:
         from tallymark.serving.predlog import PredictionLog  # type: ignore[import-not-found,unused-ignore]
@@ -250,4 +250,4 @@ def _predlog(name: str, ws: str, directory: Path, client: Any, columns: list[str
         "home": str(client.home_path),
         "user": client.user,
     }
-    return PredictionLog(name, ws, directory / "spool", settings, columns)
+    return PredictionLog(name, ws, directory / "spool", settings, columns, outputs=[output])
