@@ -44,15 +44,9 @@ def _job_of(obj: Any) -> Any:
     job = getattr(obj, "job", None)
     if job is not None and hasattr(job, "job_name"):
         obj = job
-    if not hasattr(obj, "job_name") or not hasattr(obj, "describe"):
+    if not hasattr(obj, "job_name") or not hasattr(obj, "refresh"):
         raise TypeError("log_training_job takes a TrainingJob or a SageMaker-style Estimator")
     return obj
-
-
-def _transport() -> Any:
-    from tallymark.sdk.transport import default_transport
-
-    return default_transport()
 
 
 def _flatten(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
@@ -97,9 +91,9 @@ def _others(desc: Mapping[str, Any]) -> dict[str, Any]:
     for field in ("CreationTime", "TrainingStartTime", "TrainingEndTime"):
         if desc.get(field) is not None:
             out[field] = desc[field].isoformat()
-    out["ExitCode"] = desc.get("TallymarkExitCode")
-    out["Backend"] = desc.get("TallymarkBackend")
-    out["Attempts"] = len(desc.get("TallymarkAttempts") or []) or 1
+    out["ExitCode"] = desc.get("ExitCode")
+    out["Backend"] = desc.get("Backend")
+    out["Attempts"] = len(desc.get("attempts") or []) or 1
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -238,7 +232,8 @@ def _metrics_lines(folder: Path) -> list[dict[str, Any]]:
 def _channel_artifact_name(channel: str, uri: str) -> str:
     tail = _SLUG.sub("-", uri.rstrip("/").rsplit("/", 1)[-1]).strip("-.") or "data"
     digest = hashlib.sha256(uri.encode()).hexdigest()[:8]
-    return f"{channel}-{tail}"[:80] + f"-{digest}"
+    stem = channel if tail == channel else f"{channel}-{tail}"
+    return f"{stem[:80]}-{digest}"
 
 
 def _consume_channels(t: Any, exp: Any, info: Mapping[str, Any], tmp: Path) -> list[str]:
@@ -292,9 +287,8 @@ def log_training_job(job_or_estimator: Any, experiment: Any = None, experiment_k
     still running is refused (call ``wait()`` first), as Comet refuses one not completed.
     """
     job = _job_of(job_or_estimator)
-    t = _transport()
-    first = job.describe()
-    info = t.call("get_job", workspace=first["workspace"], name=first["name"])
+    t = job.transport
+    info = job.refresh()
     if info["status"] == _RUNNING:
         raise ValueError(f"job {info['name']!r} is still {_RUNNING}: call wait() before logging it")
     from tallymark.jobs.sagemaker import base_name, describe_training_job
@@ -367,7 +361,7 @@ def deploy_job(
     from tallymark.sdk.api import API
 
     job = _job_of(job)
-    info = job.describe()
+    info = job.refresh()
     if info.get("status") != "Completed":
         raise ValueError(
             f"job {info.get('name')!r} is {info.get('status')}: only a Completed job has a model"
@@ -379,7 +373,7 @@ def deploy_job(
     api = API()
     ws = workspace or api.get_experiment_by_key(key).workspace
     # Registering reads the experiment's logged model; an ended experiment allows it.
-    registered = _transport().call(
+    registered = job.transport.call(
         "register_model",
         workspace=ws,
         name=model_name or logged_name,

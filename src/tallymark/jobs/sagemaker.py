@@ -24,7 +24,6 @@ runs the job on a Dask cluster. docs/sagemaker.md has the whole list.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -187,10 +186,10 @@ class _TrainingJobHandle:
     name = job_name
 
     def describe(self) -> dict[str, Any]:
-        return describe_training_job(self.job.describe())
+        return describe_training_job(self.job.refresh())
 
     def wait(self, logs: bool = False) -> None:
-        self.job.wait()
+        self.job.wait(logs=logs)
 
     def stop(self) -> None:
         self.job.stop()
@@ -271,27 +270,22 @@ class Estimator:
 
         job = TrainingJob(
             entry_point=self.entry_point,
-            source_dir=self.source_dir,
             algorithm=self.algorithm,
+            backend=self.backend,
+            source_dir=self.source_dir,
             hyperparameters=self._hyperparameters,
             output_path=self.output_path,
             max_run=self.max_run,
-            backend=self.backend,
             workspace=self.workspace,
-            project_name=self.project_name,
+            project=self.project_name,
             base_job_name=self._base_name(),
-            job_name=job_name,
             environment=self.environment,
             resources=self.resources,
             retries=self.retries,
         )
         self._job = job
         self.latest_training_job = _TrainingJobHandle(job)
-        job.fit(_as_channels(inputs), wait=False)
-        if wait:
-            if logs:
-                _print_logs(job)
-            job.wait()
+        job.fit(list(_as_channels(inputs).values()), wait=wait, logs=wait and logs, job_name=job_name)
 
     @property
     def job(self) -> Any:
@@ -326,16 +320,6 @@ class Estimator:
             endpoint,
             resources={"initial_instance_count": initial_instance_count, "instance_type": instance_type},
         )
-
-
-def _print_logs(job: Any) -> None:
-    """Show the job's output as it comes, as ``fit(logs=True)`` does in SageMaker."""
-    import sys
-
-    for chunk in job.logs(follow=True):
-        text = chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else str(chunk)
-        sys.stdout.write(text)
-    sys.stdout.flush()
 
 
 class Predictor:
@@ -446,30 +430,26 @@ class SKLearnProcessor:
             for n, o in enumerate(outputs or [])
         ]
         job = ProcessingJob(
-            script=code,
-            command=self.command,
+            code,
             backend=self.backend,
+            command=self.command,
             workspace=self.workspace,
-            project_name=self.project_name,
+            project=self.project_name,
             base_job_name=self.base_job_name or Path(code).stem.replace("_", "-"),
-            job_name=job_name,
             environment=self.env,
             max_run=self.max_runtime_in_seconds or 24 * 60 * 60,
             resources=self.resources,
         )
         self.latest_job = job
         self.jobs.append(job)
-        job.run(inputs=ins, outputs=outs, arguments=list(arguments or []), wait=False)
-        if wait:
-            if logs:
-                _print_logs(job)
-            job.wait()
-
-
-def _when(ms: Any) -> dt.datetime | None:
-    if ms is None:
-        return None
-    return dt.datetime.fromtimestamp(int(ms) / 1000, tz=dt.UTC)
+        job.run(
+            inputs=ins,
+            outputs=outs,
+            arguments=list(arguments or []),
+            wait=wait,
+            logs=wait and logs,
+            job_name=job_name,
+        )
 
 
 def base_name(job_name: str) -> str:
@@ -478,65 +458,29 @@ def base_name(job_name: str) -> str:
 
 
 def describe_training_job(info: Mapping[str, Any]) -> dict[str, Any]:
-    """A tallymark job (``job.describe()``) in the shape of SageMaker's ``DescribeTrainingJob``.
+    """A job's stored row (``job.refresh()``) as SageMaker's ``DescribeTrainingJob`` shows it.
 
-    The keys Comet's SageMaker logger reads are all there; tallymark's own facts follow under
-    ``Tallymark*`` keys (exit code, backend, attempts).
+    :func:`tallymark.jobs.describe.describe` plus what only the facade knows: the ``RoleArn``, the
+    ``image_uri`` as ``TrainingImage``, and the infrastructure flags recorded in ``resources``.
     """
-    spec = dict(info.get("spec") or {})
-    resources = dict(info.get("resources") or spec.get("resources") or {})
-    started, ended = info.get("started_at"), info.get("ended_at")
-    seconds = None
-    if started is not None and ended is not None:
-        seconds = max(0, -(-(int(ended) - int(started)) // 1000))  # whole seconds, rounded up
-    algorithm = spec.get("algorithm")
-    image = resources.get("image_uri") or (f"{_BUILTIN_PREFIX}{algorithm}:latest" if algorithm else None)
-    hps = dict(spec.get("hyperparameters") or {})
-    inputs = []
-    for c in spec.get("inputs") or []:
-        entry: dict[str, Any] = {
-            "ChannelName": c.get("name"),
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": c.get("uri")}},
-            "CompressionType": "None",
-            "RecordWrapperType": "None",
-        }
-        if c.get("content_type"):
-            entry["ContentType"] = c["content_type"]
-        inputs.append(entry)
-    out: dict[str, Any] = {
-        "TrainingJobName": info.get("name"),
-        "TrainingJobArn": f"job:{info.get('name')}",
-        "TrainingJobStatus": info.get("status"),
-        "SecondaryStatus": info.get("secondary_status"),
-        "FailureReason": info.get("failure_reason"),
-        "HyperParameters": {str(k): str(v) for k, v in hps.items()},
-        "AlgorithmSpecification": {
-            "TrainingImage": image or f"script:{spec.get('script')}",
-            "TrainingInputMode": "File",
-        },
-        "RoleArn": resources.get("role"),
-        "InputDataConfig": inputs,
-        "OutputDataConfig": {"S3OutputPath": spec.get("output_path") or ""},
-        "ResourceConfig": {
-            "InstanceCount": resources.get("instance_count", 1),
-            "InstanceType": resources.get("instance_type") or "local",
-            "VolumeSizeInGB": resources.get("volume_size", 0),
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": spec.get("max_run")},
-        "CreationTime": _when(info.get("created_at")),
-        "TrainingStartTime": _when(started),
-        "TrainingEndTime": _when(ended),
-        "ModelArtifacts": {"S3ModelArtifacts": info.get("model_data")},
-        "TrainingTimeInSeconds": seconds,
-        "BillableTimeInSeconds": seconds,
-        "EnableNetworkIsolation": bool(resources.get("enable_network_isolation", False)),
-        "EnableInterContainerTrafficEncryption": bool(
-            resources.get("encrypt_inter_container_traffic", False)
-        ),
-        "EnableManagedSpotTraining": bool(resources.get("use_spot_instances", False)),
-        "TallymarkExitCode": info.get("exit_code"),
-        "TallymarkBackend": info.get("backend"),
-        "TallymarkAttempts": info.get("attempts") or [],
-        "TallymarkWorkspace": info.get("workspace"),
-    }
+    from tallymark.jobs.describe import describe
+
+    out = describe(dict(info))
+    resources = dict(info.get("resources") or {})
+    if resources.get("role"):
+        out["RoleArn"] = resources["role"]
+    out["TrainingJobArn"] = f"job:{info.get('name')}"
+    algo = dict(out.get("AlgorithmSpecification") or {})
+    if resources.get("image_uri"):
+        algo["TrainingImage"] = resources["image_uri"]
+    elif (info.get("spec") or {}).get("algorithm"):
+        algo["TrainingImage"] = f"{_BUILTIN_PREFIX}{info['spec']['algorithm']}:latest"
+    out["AlgorithmSpecification"] = algo
+    if resources.get("volume_size") is not None:
+        out.setdefault("ResourceConfig", {})["VolumeSizeInGB"] = resources["volume_size"]
+    out["EnableNetworkIsolation"] = bool(resources.get("enable_network_isolation", False))
+    out["EnableInterContainerTrafficEncryption"] = bool(
+        resources.get("encrypt_inter_container_traffic", False)
+    )
+    out["EnableManagedSpotTraining"] = bool(resources.get("use_spot_instances", False))
     return out

@@ -90,7 +90,9 @@ class DaskHandle:
     """A job's task on the cluster. ``poll`` reports a task that died without recording the end
     (a worker lost, say) as the job's failure, once."""
 
-    def __init__(self, future: Any, client: Any, owned: bool, spec: JobSpec, settings: dict[str, Any]) -> None:
+    def __init__(
+        self, future: Any, client: Any, owned: bool, spec: JobSpec, settings: dict[str, Any]
+    ) -> None:
         self.future = future
         self.client = client
         self.owned = owned
