@@ -69,16 +69,18 @@ def request_counts(
             )
         except ServiceError:
             continue
-        if table.num_rows:
-            buckets = pc.divide(pc.subtract(table["at"], start), BUCKET_MS).to_pylist()
-            for b in buckets:
-                if 0 <= b < n:
-                    counts[b] += 1
+        if table.num_rows:  # integer division of int64: the minute of each row, counted in Arrow
+            buckets = pc.divide(pc.subtract(table["at"], start), BUCKET_MS)
+            for item in pc.value_counts(buckets).to_pylist():
+                if 0 <= item["values"] < n:
+                    counts[item["values"]] += item["counts"]
         series.append({"name": name, "counts": counts, "total": sum(counts)})
     return {"t": [start + i * BUCKET_MS for i in range(n)], "bucketMs": BUCKET_MS, "series": series}
 
 
-def endpoints_table(rows: list[dict[str, Any]], totals: dict[str, int] | None, table_id: str) -> Markup:
+def endpoints_table(
+    rows: list[dict[str, Any]], totals: dict[str, int] | None, table_id: str, window: str = ""
+) -> Markup:
     head = el(
         "tr",
         None,
@@ -89,11 +91,11 @@ def endpoints_table(rows: list[dict[str, Any]], totals: dict[str, int] | None, t
                 ("model version", ""),
                 ("status", ""),
                 ("URL", ""),
-                ("requests", "num"),
+                (f"rows, last {window}" if window else "requests", "num"),
                 ("created by", ""),
                 ("created (UTC)", ""),
             )
-            if totals is not None or h != "requests"
+            if totals is not None or c != "num"
         ],
     )
     body = []
@@ -194,7 +196,7 @@ def endpoints_page(store: Store, caller: Caller, workspace: str, window: str, de
         workspace_nav(workspace, "endpoints"),
         el("div", {"class": "toolbar"}, controls),
         chart,
-        endpoints_table(rows, totals, "endpoints"),
+        endpoints_table(rows, totals, "endpoints", window),
         jobs_script(),
     ]
     crumbs = [("workspaces", urls.home()), (workspace, urls.workspace(workspace)), ("endpoints", None)]
