@@ -110,15 +110,7 @@ def _param_value(raw: Any) -> Any:
 
 def _open_experiment(info: Mapping[str, Any], experiment: Any, experiment_key: str | None) -> tuple[Any, str]:
     """(experiment, "given" | "attached" | "new")."""
-    from tallymark.sdk.experiment import Experiment
 
-    quiet = {
-        "log_code": False,
-        "log_env": False,
-        "log_git": False,
-        "log_system_metrics": False,
-        "capture_stdout": False,
-    }
     if experiment is not None:
         if experiment_key is not None and experiment_key != experiment.get_key():
             raise ValueError("give experiment or experiment_key, not two different experiments")
@@ -127,12 +119,27 @@ def _open_experiment(info: Mapping[str, Any], experiment: Any, experiment_key: s
         from tallymark.sdk.api import API
 
         found = API().get_experiment_by_key(experiment_key)
-        exp = Experiment(
-            project_name=found.project_name, workspace=found.workspace, _existing_key=found.key, **quiet
-        )
-        return exp, "attached"
+        return _quiet(found.project_name, found.workspace, None, found.key), "attached"
     project = (info.get("spec") or {}).get("project") or None
-    return Experiment(project_name=project, workspace=info["workspace"], name=info["name"], **quiet), "new"
+    return _quiet(project, info["workspace"], info["name"], None), "new"
+
+
+def _quiet(project: str | None, workspace: str, name: str | None, key: str | None) -> Any:
+    """An Experiment that records only what it is told (no code, environment, stdout or system
+    metrics of this process: the job ran elsewhere)."""
+    from tallymark.sdk.experiment import Experiment
+
+    return Experiment(
+        project_name=project,
+        workspace=workspace,
+        name=name,
+        log_code=False,
+        log_env=False,
+        log_git=False,
+        log_system_metrics=False,
+        capture_stdout=False,
+        _existing_key=key,
+    )
 
 
 def _read_all_logs(t: Any, workspace: str, name: str) -> bytes:
