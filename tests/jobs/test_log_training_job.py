@@ -64,6 +64,8 @@ def test_new_experiment_records_comet_fields_and_more(home: Path, tmp_path: Path
     )
     est.fit({"train": str(tmp_path / "train"), "validation": str(tmp_path / "validation")}, logs=False)
     name = est.latest_training_job.job_name
+    read_by_job = _sha(train)
+    train.write_text("1,2,3,4,5,6,7\n")  # the source changes after the job: lineage keeps what it read
 
     exp = log_training_job(est)
     api = tallymark.API()
@@ -108,7 +110,7 @@ def test_new_experiment_records_comet_fields_and_more(home: Path, tmp_path: Path
     assert ("job", "experiment", "trained") in edges
     datasets = [n for n in lineage["nodes"] if n["kind"] == "artifact_version"]
     train_version = next(n for n in datasets if n["metadata"]["channel"] == "train")
-    assert train_version["files"][0]["sha256"] == _sha(train)
+    assert train_version["files"][0]["sha256"] == read_by_job
     assert train_version["metadata"]["source"] == str(tmp_path / "train")
 
 
