@@ -280,7 +280,7 @@ def test_the_endpoints_page_counts_the_requests_it_served(client: TestClient, wo
 
 def test_anonymous_is_sent_to_login_and_another_team_gets_404(world: World, tmp_path: Path) -> None:
     from tallymark.server.app import create_app
-    from tallymark.service import apikeys, memberships, users, workspaces
+    from tallymark.service import apikeys, jobs, memberships, users, workspaces
     from tallymark.service.bootstrap import init_admin
     from tallymark.service.caller import local_admin
     from tallymark.service.store import open_store
@@ -293,10 +293,17 @@ def test_anonymous_is_sent_to_login_and_another_team_gets_404(world: World, tmp_
         root = local_admin("root")
         workspaces.create_workspace(store, root, "other")
         keys = {}
-        for user, ws, role in (("vic", WS, "viewer"), ("olga", "other", "member")):
+        for user, ws, role in (("vic", WS, "viewer"), ("mia", WS, "member"), ("olga", "other", "member")):
             users.add_user(store, root, user)
             memberships.add_member(store, root, ws, user, role)
             keys[user] = apikeys.create_key(store, root, user).secret
+        # a submitted job that no supervisor runs yet (InProgress, Starting): its page has Stop
+        waiting = jobs.create_job(
+            store,
+            local_admin("alice"),
+            WS,
+            {"spec": {"name": "waiting-job", "kind": "processing", "workspace": WS, "script": "x.py"}},
+        )["name"]
     finally:
         store.close()
     paths = [
@@ -316,6 +323,18 @@ def test_anonymous_is_sent_to_login_and_another_team_gets_404(world: World, tmp_
             assert world.trained not in other.text and world.endpoint not in other.text, path
             viewer = c.get(path, headers={**HTML, "Authorization": f"Bearer {keys['vic']}"})
             assert viewer.status_code == 200, path
+        running = f"/{WS}/jobs/{waiting}"
+        as_viewer = c.get(running, headers={**HTML, "Authorization": f"Bearer {keys['vic']}"}).text
+        as_member = c.get(running, headers={**HTML, "Authorization": f"Bearer {keys['mia']}"}).text
+        assert 'id="stop-job"' not in as_viewer and '"running":true' in as_viewer  # reads, cannot stop
+        assert f'id="stop-job" data-url="/api/v1/workspaces/{WS}/jobs/{waiting}/stop"' in as_member
+        stop = c.post(
+            f"/api/v1/workspaces/{WS}/jobs/{waiting}/stop",
+            headers={"Authorization": f"Bearer {keys['vic']}", "Content-Type": "application/json"},
+            content=b"{}",
+        )
+        assert stop.status_code == 403  # what the page's button would get for a viewer
+        assert c.get(running, headers={**HTML, "Authorization": f"Bearer {keys['olga']}"}).status_code == 404
 
 
 # ---- in a browser ---------------------------------------------------------------------------------
@@ -376,7 +395,7 @@ def test_in_chromium_the_job_page_follows_the_log_and_stop_ends_the_job(
             expect(pg.locator('#timeline li[data-step="stop requested"]')).to_have_count(1)
 
             pg.goto(f"{server}/{WS}/jobs")
-            expect(pg.locator("#jobs tbody tr")).to_have_count(3)
+            expect(pg.locator("#jobs tbody tr")).to_have_count(4)  # with the auth test's waiting-job
             expect(pg.locator(f'#jobs tr[data-job="{slow.job_name}"] .status')).to_have_text("Stopped")
             pg.screenshot(path=str(SHOTS / "jobs-list.png"))
 
