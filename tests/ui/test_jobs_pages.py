@@ -2,7 +2,9 @@
 dataset version (logged with ``log_training_job``, its model registered and deployed behind a
 real endpoint process that served 20 requests), and a script job that fails with exit code 3, a
 failure reason and hostile output. Pages are read in process (TestClient) and, at the end, in
-Debian's Chromium against a real server, where a running job is stopped with the Stop button.
+Debian's Chromium against a real server, where a running job is stopped with the Stop button
+(screenshots go to a temporary folder; ``TALLYMARK_SCREENSHOTS=docs/screenshots`` refreshes the
+documentation's ``jobs-*.png`` and ``endpoints-*.png``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from servers import ServerProcess
 WS = "risk"
 HOSTILE = "<script>alert('job')</script>"
 HTML = {"Accept": "text/html"}
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOTS_ENV = "TALLYMARK_SCREENSHOTS"  # =docs/screenshots refreshes the docs' jobs-*/endpoints-* images
 LOCAL = "http://127.0.0.1"
 
 FAILING = f"""
@@ -368,7 +370,8 @@ def test_in_chromium_the_job_page_follows_the_log_and_stop_ends_the_job(
     finally:
         _restore(saved)
     errors: list[str] = []
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = Path(os.environ.get(SHOTS_ENV) or tmp_path / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
@@ -378,15 +381,15 @@ def test_in_chromium_the_job_page_follows_the_log_and_stop_ends_the_job(
             pg.on("pageerror", lambda exc: errors.append(str(exc)))
             pg.goto(f"{server}/{WS}/jobs/{world.trained}")
             expect(pg.locator("#job-log")).to_contain_text("trees saved")
-            pg.screenshot(path=str(SHOTS / "jobs-job.png"), full_page=True)
+            pg.screenshot(path=str(shots / "jobs-job.png"), full_page=True)
             pg.goto(f"{server}/{WS}/jobs/{world.failed}")
             expect(pg.locator("#failure")).to_contain_text("column V3 is missing <b>bold</b>")
-            pg.screenshot(path=str(SHOTS / "jobs-failed.png"))
+            pg.screenshot(path=str(shots / "jobs-failed.png"))
 
             pg.goto(f"{server}/{WS}/jobs/{slow.job_name}")
             expect(pg.locator("#log-live")).to_be_visible()
             expect(pg.locator("#job-log")).to_contain_text("tick 3")  # followed as it runs
-            pg.screenshot(path=str(SHOTS / "jobs-running.png"))
+            pg.screenshot(path=str(shots / "jobs-running.png"))
             pg.locator("#stop-job").click()
             expect(pg.locator("#job-message")).to_contain_text("Stop requested")
             # the supervisor ends it; the page notices and shows the final state in place
@@ -397,12 +400,12 @@ def test_in_chromium_the_job_page_follows_the_log_and_stop_ends_the_job(
             pg.goto(f"{server}/{WS}/jobs")
             expect(pg.locator("#jobs tbody tr")).to_have_count(4)  # with the auth test's waiting-job
             expect(pg.locator(f'#jobs tr[data-job="{slow.job_name}"] .status')).to_have_text("Stopped")
-            pg.screenshot(path=str(SHOTS / "jobs-list.png"))
+            pg.screenshot(path=str(shots / "jobs-list.png"))
 
             pg.goto(f"{server}/{WS}/endpoints")
             expect(pg.locator("#requests-chart .uplot")).to_have_count(1)
             expect(pg.locator(f'tr[data-endpoint="{world.endpoint}"] td.requests')).to_have_text("100")
-            pg.screenshot(path=str(SHOTS / "endpoints-list.png"))
+            pg.screenshot(path=str(shots / "endpoints-list.png"))
         finally:
             b.close()
     assert errors == []
