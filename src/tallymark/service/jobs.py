@@ -113,7 +113,7 @@ def validate_spec(workspace: str, spec: Any) -> dict[str, Any]:
         value: Any = spec.get(key)
         if value is None:
             continue
-        if not isinstance(value, kind):
+        if not _is(value, kind):
             raise Invalid(f"the job spec's {key!r} must be {_TYPE_NAMES[kind]}")
         if kind is list and key in ("inputs", "outputs") and not all(isinstance(x, dict) for x in value):
             raise Invalid(f"each of the job spec's {key!r} is an object")
@@ -178,6 +178,10 @@ def validate_spec(workspace: str, spec: Any) -> dict[str, Any]:
     if len(jsonvalue.dumps(out)) > 1 << 20:
         raise Invalid("the job spec is larger than 1 MiB")
     return out
+
+
+def _is(value: Any, kind: type) -> bool:
+    return isinstance(value, kind)
 
 
 def _check_uri(what: str, uri: Any) -> None:
