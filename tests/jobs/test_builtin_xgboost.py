@@ -226,3 +226,38 @@ def test_docs_list_every_hyperparameter_and_alias() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "sagemaker.md").read_text()
     missing = [name for name in [*KNOWN, *ALIASES] if f"`{name}`" not in text]
     assert not missing, f"add to docs/sagemaker.md: {missing}"
+
+
+def test_hyperparameters_as_sagemaker_passes_them() -> None:
+    from tallymark.jobs.builtin.hyperparams import HyperparameterError, parse
+
+    params, rounds, early = parse(
+        {
+            "num_round": "100",
+            "learning_rate": "0.15",
+            "eval_metric": '["auc", "aucpr"]',  # a list, as hyperparameters.json holds one
+            "max_depth": "5.0",
+            "subsample": 0.8,
+            "early_stopping_rounds": "10",
+            "sagemaker_program": "train.py",
+            "silent": "1",
+        }
+    )
+    assert (rounds, early) == (100, 10)
+    assert params == {
+        "eta": 0.15,
+        "eval_metric": ["auc", "aucpr"],
+        "max_depth": 5,
+        "subsample": 0.8,
+        "objective": "reg:squarederror",
+        "verbosity": 0,
+    }
+    for bad, message in [
+        ({"num_round": "5", "eta": "0.1", "learning_rate": "0.2"}, "given twice"),
+        ({"num_round": "0"}, "outside [1, 1e+06]"),
+        ({"num_round": "5", "subsample": "1.5"}, "subsample: 1.5 is outside"),
+        ({"num_round": "5", "objective": "multi:softmax"}, "needs the hyperparameter num_class"),
+        ({"num_round": "5", "_kfold": "5"}, "cross-validation"),
+    ]:
+        with pytest.raises(HyperparameterError, match=re.escape(message)):
+            parse(bad)
