@@ -118,7 +118,11 @@ def jobs_page(
             el("td", None, el("span", {"class": "tag"}, j["kind"])),
             el("td", {"class": "nowrap"}, status_badge(j["status"], j["secondary_status"])),
             el("td", None, el("code", None, j["backend"])),
-            el("td", {"class": "nowrap"}, fmt.when(j["started_at"] or j["created_at"])),
+            el(
+                "td",
+                {"class": "nowrap", "title": f"submitted {fmt.when(j['created_at'])} UTC"},
+                fmt.when(j["started_at"]) or el("span", {"class": "muted"}, "not yet"),
+            ),
             el("td", {"class": "nowrap"}, _elapsed(j)),
             el("td", {"class": "num"}, "" if j["exit_code"] is None else str(j["exit_code"])),
             el("td", None, exp_link(j["experiment_key"], places)),
