@@ -69,6 +69,19 @@ async function reloadBody() {
   wireStop();
 }
 
+// While it runs: the status (secondary status: Downloading, Training, …), facts and timeline.
+async function refreshStatus() {
+  const resp = await fetch(window.location.href, { headers: { Accept: "text/html" }, cache: "no-store" });
+  if (!resp.ok) return;
+  const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
+  for (const sel of [".title-row", "#job-facts", "#timeline"]) {
+    const fresh = doc.querySelector(sel);
+    const current = document.querySelector(sel);
+    if (fresh && current) current.replaceWith(document.adoptNode(fresh));
+  }
+  wireStop();
+}
+
 function decode(b64) {
   const bin = atob(b64);
   const bytes = new Uint8Array(bin.length);
@@ -82,6 +95,7 @@ const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 function follow(job) {
   let next = job.logNext;
   let busy = false;
+  let ticks = 0;
   const live = document.getElementById("log-live");
   if (live) live.hidden = false;
   const timer = setInterval(async () => {
@@ -106,6 +120,8 @@ function follow(job) {
         if (atBottom) pre.scrollTop = pre.scrollHeight;
       }
       next = got.next;
+      ticks += 1;
+      if (!got.done && ticks % 4 === 0) await refreshStatus();
       if (got.done) {
         clearInterval(timer);
         await reloadBody();
