@@ -52,9 +52,9 @@ def experiment_page(
     if tab not in {t[0] for t in TABS}:
         tab = "overview"
     counts = ui_reads.experiment_counts(store, caller, key)
-    from tallymark.server.ui.pages_jobs import experiment_jobs
+    from tallymark.server.ui.pages_jobs import experiment_job_nodes
 
-    linked_jobs = experiment_jobs(store, caller, key)  # the jobs log_training_job linked to it
+    linked_jobs = experiment_job_nodes(store, caller, key)  # the jobs log_training_job linked to it
     counts = {**counts, "jobs": len(linked_jobs)}
     ctx = {
         "store": store,
@@ -629,13 +629,14 @@ def _lineage(ctx: Ctx) -> Rendered:
 
 
 def _jobs(ctx: Ctx) -> Rendered:
-    from tallymark.server.ui.pages_jobs import jobs_table
+    from tallymark.server.ui.pages_jobs import experiment_jobs, jobs_table
 
-    if not ctx["jobs"]:
+    found = experiment_jobs(ctx["store"], ctx["caller"], ctx["jobs"])
+    if not found:
         return widgets.empty(
             "No jobs logged into this experiment: log_training_job(job, experiment) links one."
         ), False
-    return [el("h2", None, "Jobs"), jobs_table(ctx["jobs"])], False
+    return [el("h2", None, "Jobs"), jobs_table(found)], False
 
 
 RENDERERS: dict[str, Callable[[Ctx], Rendered]] = {

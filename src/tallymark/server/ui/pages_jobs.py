@@ -644,19 +644,22 @@ def _attempts(job: dict[str, Any]) -> Markup | None:
     )
 
 
-def experiment_jobs(store: Store, caller: Caller, key: str) -> list[dict[str, Any]]:
-    """The jobs an experiment logged (``job -trained-> experiment``), newest first, each as
-    :func:`jobs.get_job` answers (without the ones the caller may not see)."""
+def experiment_job_nodes(store: Store, caller: Caller, key: str) -> list[dict[str, Any]]:
+    """The lineage nodes of the jobs an experiment logged (``job -trained-> experiment``) that the
+    caller may see: cheap enough for the tab's count on every experiment page."""
     from tallymark.service.lineage import get_lineage
 
     try:
         graph = get_lineage(store, caller, f"experiment:{key}", "upstream", depth=1)
     except ServiceError:
         return []
+    return [n for n in graph["nodes"] if n["kind"] == "job" and "name" in n]
+
+
+def experiment_jobs(store: Store, caller: Caller, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Those jobs as :func:`jobs.get_job` answers, newest first (the Jobs tab)."""
     out = []
-    for n in graph["nodes"]:
-        if n["kind"] != "job" or "name" not in n:
-            continue
+    for n in nodes:
         try:
             out.append(jobs.get_job(store, caller, n["workspace"], n["name"]))
         except ServiceError:
