@@ -12,8 +12,8 @@ MLflow venv (.bench-venv) from the same booster file. Then, for each side:
 - S2.p50 / S2.p99: one 5-row ``dataframe_split`` request (the MLflow scoring protocol, the same bytes
   to both) on one reused keep-alive httpx connection, 2,000 requests after 200 of warm-up;
 - S3.predlog: what the prediction log adds to a request (p50 with − p50 without; the two tallymark
-  endpoints are measured in alternating blocks so drift hits both), and ``PredictionLog.record``
-  itself in process (p50 of a 5-row record);
+  endpoints answer alternating requests, so the machine's load weighs on both), and
+  ``PredictionLog.record`` itself in process (p50 of a 5-row record);
 - S4.job_first_line: a local ProcessingJob from ``run()`` until its first output line can be read
   back through ``job.logs()`` (tallymark only: MLflow has no jobs).
 
@@ -45,6 +45,25 @@ ROWS = 5
 WARMUP = 200
 REQUESTS = 2000
 STARTS = 3
+
+
+# The rows this script adds to `make bench`'s table (bench/run.py merges them into harness's).
+BENCHES = {
+    "S1.ready": "endpoint start → first answered /ping",
+    "S2.p50": "5-row request, p50 (one keep-alive connection)",
+    "S2.p99": "5-row request, p99 (one keep-alive connection)",
+    "S3.predlog": "what the prediction log adds to a request (p50)",
+    "S3.record": "PredictionLog.record of a 5-row request (p50, in process)",
+    "S4.job_first_line": "local job: run() → its first output line readable",
+}
+TARGETS = [
+    H.Target("S1.ready", "<", 1.0, "s"),
+    H.Target("S2.p50", "<", 0.5, "ms"),
+    H.Target("S2.p99", "<", 2.0, "ms"),
+    H.Target("S3.predlog", "<", 20, "µs"),
+    H.Target("S3.record", "<", 20, "µs"),
+    H.Target("S4.job_first_line", "<", 200, "ms"),
+]
 
 
 def _percentile(xs: list[float], q: float) -> float:
@@ -258,6 +277,8 @@ def mlflow_start(python: Path, model_dir: Path, tmp: Path) -> tuple[Any, str, fl
         "GIT_PYTHON_REFRESH": "quiet",
     }
     env.pop("PYTHONPATH", None)
+    # as an activated venv: the scoring server is started as `uvicorn` from PATH
+    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
     cmd = [str(python), "-m", "mlflow", "models", "serve", "-m", str(model_dir)]
     cmd += ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
     t0 = time.perf_counter()
@@ -334,72 +355,123 @@ def run(quick: bool, skip_mlflow: bool) -> list[dict[str, Any]]:
                 ready.append(t)
                 eps.close()
             results.append(
-                _r("S1.ready", "tallymark", "endpoint start → /ping", statistics.median(ready), "s", sum(ready),
-                   starts, size=f"median of {starts}", extra={"all_s": ready})
-            )  # fmt: skip
+                _r(
+                    "S1.ready",
+                    "tallymark",
+                    "endpoint start → /ping",
+                    statistics.median(ready),
+                    "s",
+                    sum(ready),
+                    starts,
+                    size=f"median of {starts}",
+                    extra={"all_s": ready},
+                )
+            )
             H.progress("serving: tallymark latency, with and without the prediction log")
             url_log, _ = eps.deploy(model, version, "bench-log", log=True)
             url_nolog, _ = eps.deploy(model, version, "bench-nolog", log=False)
             import httpx
 
-            with_log: list[float] = []
-            without: list[float] = []
-            blocks = 4 if quick else 8
             with httpx.Client(timeout=30.0) as c1, httpx.Client(timeout=30.0) as c2:
                 latencies(url_log, body, 0, WARMUP, c1)
                 latencies(url_nolog, body, 0, WARMUP, c2)
-                for _ in range(blocks):
-                    with_log += latencies(url_log, body, requests // blocks, 20, c1)
-                    without += latencies(url_nolog, body, requests // blocks, 20, c2)
+                with_log = latencies(url_log, body, requests, 0, c1)  # S2: back to back, log on
+                # S3: the two endpoints in alternation, request by request, so the load of the
+                # machine (other processes come and go) weighs on both halves alike.
+                paired: tuple[list[float], list[float]] = ([], [])
+                for _ in range(requests):
+                    paired[0].extend(latencies(url_log, body, 1, 0, c1))
+                    paired[1].extend(latencies(url_nolog, body, 1, 0, c2))
             check = httpx.post(
                 url_log + "/invocations", content=body, headers={"Content-Type": "application/json"}
             )
             ours_pred = check.json()["predictions"]
             for name, xs in (("p50", 0.5), ("p99", 0.99)):
                 results.append(
-                    _r(f"S2.{name}", "tallymark", f"5-row request, {name}", _percentile(with_log, xs) * 1e3, "ms",
-                       sum(with_log), len(with_log), size=size, notes="prediction log on")
-                )  # fmt: skip
-            added = (statistics.median(with_log) - statistics.median(without)) * 1e6
+                    _r(
+                        f"S2.{name}",
+                        "tallymark",
+                        f"5-row request, {name}",
+                        _percentile(with_log, xs) * 1e3,
+                        "ms",
+                        sum(with_log),
+                        len(with_log),
+                        size=size,
+                        notes="prediction log on",
+                    )
+                )
+            added = (statistics.median(paired[0]) - statistics.median(paired[1])) * 1e6
             rec = record_cost(features, quick, tmp)
             results.append(
-                _r("S3.predlog", "tallymark", "what the log adds: p50 with − without", added, "µs",
-                   sum(with_log) + sum(without), len(with_log), size=size,
-                   extra={"p50_with_ms": statistics.median(with_log) * 1e3,
-                          "p50_without_ms": statistics.median(without) * 1e3,
-                          "record_p50_us": _percentile(rec, 0.5) * 1e6,
-                          "record_p99_us": _percentile(rec, 0.99) * 1e6})
-            )  # fmt: skip
+                _r(
+                    "S3.predlog",
+                    "tallymark",
+                    "what the log adds: p50 with − without, alternating requests",
+                    added,
+                    "µs",
+                    sum(paired[0]) + sum(paired[1]),
+                    len(paired[0]),
+                    size=size,
+                    extra={
+                        "p50_with_ms": statistics.median(paired[0]) * 1e3,
+                        "p50_without_ms": statistics.median(paired[1]) * 1e3,
+                        "p99_with_ms": _percentile(paired[0], 0.99) * 1e3,
+                        "p99_without_ms": _percentile(paired[1], 0.99) * 1e3,
+                        "record_p50_us": _percentile(rec, 0.5) * 1e6,
+                        "record_p99_us": _percentile(rec, 0.99) * 1e6,
+                    },
+                )
+            )
             results.append(
-                _r("S3.record", "tallymark", "PredictionLog.record, 5 rows, p50", _percentile(rec, 0.5) * 1e6, "µs",
-                   sum(rec), len(rec), size=f"{len(rec)} records in process",
-                   extra={"p99_us": _percentile(rec, 0.99) * 1e6})
-            )  # fmt: skip
-            stats = _endpoint_log_stats(tmp, "bench-log")
-            if stats:
-                results[-1]["extra"]["endpoint_spool"] = stats
+                _r(
+                    "S3.record",
+                    "tallymark",
+                    "PredictionLog.record, 5 rows, p50",
+                    _percentile(rec, 0.5) * 1e6,
+                    "µs",
+                    sum(rec),
+                    len(rec),
+                    size=f"{len(rec)} records in process; MLflow logs no predictions",
+                    extra={"p99_us": _percentile(rec, 0.99) * 1e6},
+                )
+            )
+            sent = ROWS * (WARMUP + 2 * requests + 1)
+            results[-2]["extra"] |= {"rows_sent": sent, "rows_in_store": _logged_rows("bench-log", sent)}
         finally:
             eps.close()
 
         H.progress("serving: job start → first line")
         seen, printed = job_first_line(tmp, 2 if quick else 5)
         results.append(
-            _r("S4.job_first_line", "tallymark", "ProcessingJob.run → first line in job.logs()",
-               statistics.median(seen) * 1e3, "ms", sum(seen), len(seen), size=f"median of {len(seen)} jobs",
-               notes="MLflow has no jobs: no peer",
-               extra={"all_ms": [s * 1e3 for s in seen], "script_printed_ms": [p * 1e3 for p in printed]})
-        )  # fmt: skip
+            _r(
+                "S4.job_first_line",
+                "tallymark",
+                "ProcessingJob.run → first line in job.logs()",
+                statistics.median(seen) * 1e3,
+                "ms",
+                sum(seen),
+                len(seen),
+                size=f"median of {len(seen)} jobs; no MLflow peer: MLflow runs no jobs",
+                notes="MLflow has no jobs: no peer",
+                extra={"all_ms": [s * 1e3 for s in seen], "script_printed_ms": [p * 1e3 for p in printed]},
+            )
+        )
 
         if not skip_mlflow:
             results += mlflow_side(tmp, path, sample, body, size, requests, starts, ours_pred)
     return results
 
 
-def _endpoint_log_stats(tmp: Path, name: str) -> dict[str, Any] | None:
-    spool = tmp / "home" / "endpoints" / name / "spool"
-    if not spool.exists():
-        return None
-    return {"segments_waiting": len(list(spool.glob("*.seg")))}
+def _logged_rows(endpoint: str, want: int, timeout: float = 20.0) -> int:
+    """Rows of the endpoint's prediction log in the store, once ``want`` arrived (or the timeout)."""
+    from tallymark.sdk.predictions import read_predictions
+
+    deadline = time.monotonic() + timeout
+    while True:
+        n = read_predictions(WS, endpoint, with_labels=False).num_rows
+        if n >= want or time.monotonic() > deadline:
+            return int(n)
+        time.sleep(0.2)
 
 
 def mlflow_side(
@@ -418,9 +490,18 @@ def mlflow_side(
         ready.append(t)
         H.stop_process(proc)
     out.append(
-        _r("S1.ready", "mlflow", "mlflow models serve → /ping", statistics.median(ready), "s", sum(ready), starts,
-           size=f"median of {starts}", extra={"all_s": ready})
-    )  # fmt: skip
+        _r(
+            "S1.ready",
+            "mlflow",
+            "mlflow models serve → /ping",
+            statistics.median(ready),
+            "s",
+            sum(ready),
+            starts,
+            size=f"median of {starts}",
+            extra={"all_s": ready},
+        )
+    )
     H.progress("serving: mlflow latency")
     proc, url, _ = mlflow_start(python, model_dir, tmp)
     try:
@@ -434,9 +515,18 @@ def mlflow_side(
     same = max(abs(float(a) - float(b)) for a, b in zip(ours, preds, strict=True))
     for name, q in (("p50", 0.5), ("p99", 0.99)):
         out.append(
-            _r(f"S2.{name}", "mlflow", f"5-row request, {name}", _percentile(xs, q) * 1e3, "ms", sum(xs), len(xs),
-               size=size, notes=f"same predictions as tallymark (max |Δ| {same:.1e})")
-        )  # fmt: skip
+            _r(
+                f"S2.{name}",
+                "mlflow",
+                f"5-row request, {name}",
+                _percentile(xs, q) * 1e3,
+                "ms",
+                sum(xs),
+                len(xs),
+                size=size,
+                notes=f"same predictions as tallymark (max |Δ| {same:.1e})",
+            )
+        )
     return out
 
 
