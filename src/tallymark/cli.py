@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tallymark.extras import MissingExtra, require_extra
 from tallymark.termsafe import markup
 
 app = typer.Typer(
@@ -102,6 +103,7 @@ def server(
     public_url: Annotated[str | None, typer.Option(help="Base URL users reach this server at.")] = None,
 ) -> None:
     """Serve the web UI, the REST API (/api/v1, OpenAPI at /docs) and the comet_ml adapter."""
+    require_extra("server", "tallymark server")
     from tallymark.server.run import is_loopback, serve
 
     if no_auth and not is_loopback(host):
@@ -148,6 +150,7 @@ def ui(
     home: HomeOpt = None,
 ) -> None:
     """Serve the web UI (and the REST API) over the embedded home, on this machine only."""
+    require_extra("server", "tallymark ui")
     from tallymark.server.run import is_loopback, serve
     from tallymark.service.store import open_store
 
@@ -472,6 +475,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except MissingExtra as exc:  # an optional part without its extra: say what to install, no traceback
+        err.print(f"[bold red]error:[/] {markup(str(exc))}")
+        sys.exit(1)
 
 
 # The artifacts/models/lineage/gc, admin and audit commands live in their own modules; importing
