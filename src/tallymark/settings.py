@@ -57,6 +57,9 @@ class Settings:
         "Server secret that signs login links and CSRF tokens, kept outside the database; default "
         "HOME/server.secret (created with mode 0600 on first use).",
     )
+    job_log_max_bytes: int = _setting(
+        8 * MiB, "Most bytes of a job's output kept in the store: its head and newest tail (docs/jobs.md)."
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.home, Path):  # accept str paths too
@@ -74,6 +77,7 @@ class Settings:
             panels_dir=env.get("TALLYMARK_PANELS_DIR") or None,
             audit_key_path=env.get("TALLYMARK_AUDIT_KEY") or None,
             secret_path=env.get("TALLYMARK_SECRET_PATH") or None,
+            job_log_max_bytes=int(env.get("TALLYMARK_JOB_LOG_MAX_BYTES") or cls.job_log_max_bytes),
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -57,6 +57,15 @@ TRANSPORT_OPERATIONS: dict[str, str] = {
     "decide": "request.approve",  # approve=False is request.reject: the same permission, approver too
     "list_requests": "request.list",
     "add_model_tag": "model.tag",
+    # call(op, ...): jobs (docs/jobs.md)
+    "create_job": "job.create",
+    "get_job": "job.get",
+    "list_jobs": "job.list",
+    "job_status": "job.status",
+    "job_log": "job.log",
+    "job_logs": "job.get",
+    "job_link": "job.link",
+    "stop_job": "job.stop",
 }
 
 # The transports' methods that are calls themselves (the other keys go through read() or call()).

@@ -35,7 +35,7 @@ from tallymark.store.schema import (
     workspaces,
 )
 
-KINDS = ("experiment", "artifact_version", "model_version")
+KINDS = ("experiment", "artifact_version", "model_version", "job")
 
 
 def add_edge(conn: Connection, src_kind: str, src_id: int, dst_kind: str, dst_id: int, relation: str) -> None:
@@ -144,6 +144,8 @@ def describe(conn: Connection, kind: str, node_id: int) -> dict[str, Any]:
             "workspace": mv.workspace,
             "label": f"model {mv.name} {mv.version} ({mv.status})",
         }
+    if kind == "job":
+        return describe_job(conn, node_id)
     raise Invalid(f"unknown node kind {kind!r}")
 
 
@@ -172,6 +174,8 @@ def resolve(conn: Connection, ref: str) -> tuple[str, int]:
         from tallymark.service.experiments import experiment_row
 
         return "experiment", experiment_row(conn, rest).id
+    if kind == "job":
+        return "job", job_id(conn, rest)
     ws, slash, name_ver = rest.partition("/")
     name, colon, ver = name_ver.rpartition(":")
     if not slash or not colon or not name:
@@ -198,6 +202,8 @@ def _root_allowed(store: Store, caller: Caller, ref: str) -> None:
         name = name_ver.rpartition(":")[0] or name_ver
         what = "artifact" if kind == "artifact" else "registered model"
         lookups.allow_visible(caller, "lineage.get", ws, f"no {what} {name!r} in workspace {ws!r}")
+    elif kind == "job" and rest:
+        lookups.allow_visible(caller, "lineage.get", job_workspace(store, rest), f"no job {rest!r}")
     # anything else is not a reference: resolve() says so
 
 
@@ -246,3 +252,65 @@ def get_lineage(
                 if not frontier:
                     break
     return {"root": nodes[root]["ref"], "nodes": list(nodes.values()), "edges": edges}
+
+
+# ---- jobs as lineage nodes (docs/jobs.md): ``job:NAME`` (job names are unique), seen by whoever has
+# a role in the job's workspace; edges artifact_version -consumed-> job, job -produced->
+# artifact_version, job -trained-> experiment.
+
+
+def job_id(conn: Connection, name: str) -> int:
+    from tallymark.store.schema import jobs
+
+    found = conn.execute(select(jobs.c.id).where(jobs.c.name == name)).scalar()
+    if found is None:
+        from tallymark.service.errors import NotFound
+
+        raise NotFound(f"no job {name!r}")
+    return int(found)
+
+
+def job_workspace(store: Store, name: str) -> str | None:
+    from tallymark.store.schema import jobs
+
+    with store.db.read() as conn:
+        return conn.execute(
+            select(workspaces.c.name)
+            .join(jobs, jobs.c.workspace_id == workspaces.c.id)
+            .where(jobs.c.name == name)
+        ).scalar()
+
+
+def describe_job(conn: Connection, node_id: int) -> dict[str, Any]:
+    from tallymark.store.schema import jobs
+
+    r = conn.execute(
+        select(
+            jobs.c.name,
+            jobs.c.kind,
+            jobs.c.status,
+            jobs.c.backend,
+            jobs.c.exit_code,
+            workspaces.c.name.label("ws"),
+        )
+        .join(workspaces, workspaces.c.id == jobs.c.workspace_id)
+        .where(jobs.c.id == node_id)
+    ).first()
+    if r is None:
+        return {"kind": "job", "ref": f"job:#{node_id}", "label": "(deleted job)"}
+    return {
+        "kind": "job",
+        "ref": f"job:{r.name}",
+        "name": r.name,
+        "job_kind": r.kind,
+        "status": r.status,
+        "backend": r.backend,
+        "exit_code": r.exit_code,
+        "workspace": r.ws,
+        "label": f"{r.kind} job {r.name} ({r.status})",
+    }
+
+
+def check_visible(store: Store, caller: Caller, ref: str) -> None:
+    """The 404 of a missing node unless ``caller`` may see the node ``ref`` names."""
+    _root_allowed(store, caller, ref)
