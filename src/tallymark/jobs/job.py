@@ -320,6 +320,14 @@ class TrainingJob(Job):
         self._submit(ins, (), (), job_name, wait, logs)
         return self
 
+    def deploy(
+        self, model_name: str | None = None, *, workspace: str | None = None, port: int | None = None
+    ) -> Any:
+        """Register this job's model and serve it: an Endpoint (tallymark.integration.jobs.deploy_job)."""
+        from tallymark.integration.jobs import deploy_job
+
+        return deploy_job(self, model_name, workspace=workspace, port=port)
+
 
 def _hp(v: Any) -> str:
     import json

@@ -88,3 +88,26 @@ class Model:
         files = LoggedArtifact(self._t, shim)
         files.owner_kind = "model"  # its bytes are read through the model version
         return files.download(path, overwrite=overwrite)
+
+    # -- serving (docs/serving.md) ---------------------------------------------------------------
+    def deploy(
+        self,
+        version_or_alias: str,
+        *,
+        name: str | None = None,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        wait: bool = True,
+    ) -> Any:
+        """Serve a version (or ``@production``/``@staging``: the newest with that status) from a
+        process on this machine; returns an :class:`~tallymark.sdk.endpoint.Endpoint` that answers."""
+        from tallymark.sdk.endpoint import deploy
+
+        return deploy(
+            self._t, self.workspace, self.name, version_or_alias, name=name, port=port, host=host, wait=wait
+        )
+
+    def trust(self, version: str, comment: str) -> dict[str, Any]:
+        """Allow a version stored as a pickle to be served (workspace admins; audited). Loading it
+        runs code from the file: trust only a file whose origin you know."""
+        return self._t.call("trust_model", **self._kw(version=version, body={"comment": comment}))

@@ -66,6 +66,13 @@ TRANSPORT_OPERATIONS: dict[str, str] = {
     "job_logs": "job.get",
     "job_link": "job.link",
     "stop_job": "job.stop",
+    # call(op, ...): endpoints (serving)
+    "create_endpoint": "endpoint.create",
+    "get_endpoint": "endpoint.get",
+    "list_endpoints": "endpoint.list",
+    "endpoint_status": "endpoint.status",
+    "delete_endpoint": "endpoint.delete",
+    "trust_model": "model.trust",
 }
 
 # The transports' methods that are calls themselves (the other keys go through read() or call()).

@@ -393,6 +393,7 @@ class LocalTransport:
             "job_link": lambda: jobs.link_job(s, c, kw["workspace"], kw["name"], kw["body"]),
             "stop_job": lambda: jobs.stop_job(s, c, kw["workspace"], kw["name"]),
         }
+        table.update(_serving_calls(s, c, kw))
         return self._call(table[op])
 
     def _put_blob(self, sha256: str, path: Path) -> dict[str, Any]:
@@ -433,6 +434,20 @@ class LocalTransport:
 
         data: bytes = self._call(asset_bytes, self.store, self.caller, key, asset_id)
         return data
+
+
+def _serving_calls(s: Any, c: Any, kw: dict[str, Any]) -> dict[str, Any]:
+    """LocalTransport.call's endpoint and trust calls (docs/serving.md)."""
+    from tallymark.service import endpoints as eps
+
+    return {
+        "create_endpoint": lambda: eps.create_endpoint(s, c, kw["workspace"], kw["body"]),
+        "get_endpoint": lambda: eps.get_endpoint(s, c, kw["workspace"], kw["name"]),
+        "list_endpoints": lambda: eps.list_endpoints(s, c, kw["workspace"], kw.get("include_deleted", False)),
+        "endpoint_status": lambda: eps.endpoint_status(s, c, kw["workspace"], kw["name"], kw["body"]),
+        "delete_endpoint": lambda: eps.delete_endpoint(s, c, kw["workspace"], kw["name"]),
+        "trust_model": lambda: eps.trust_model(s, c, kw["workspace"], kw["name"], kw["version"], kw["body"]),
+    }
 
 
 class _Held:
@@ -760,6 +775,23 @@ class HttpTransport:
                 None,
             ),
         }
+        ep = f"/workspaces/{ws}/endpoints"
+        routes.update(
+            {  # endpoints and trust (serving)
+                "create_endpoint": ("POST", ep, None, kw.get("body"), None),
+                "get_endpoint": ("GET", f"{ep}/{nm}", None, None, None),
+                "list_endpoints": (
+                    "GET",
+                    ep,
+                    {"include_deleted": "true"} if kw.get("include_deleted") else None,
+                    None,
+                    "endpoints",
+                ),
+                "endpoint_status": ("POST", f"{ep}/{nm}/status", None, kw.get("body"), None),
+                "delete_endpoint": ("DELETE", f"{ep}/{nm}", None, None, None),
+                "trust_model": ("POST", f"{mdl}/versions/{ver}/trust", None, kw.get("body"), None),
+            }
+        )
         method, path, params, body, unwrap = routes[op]
         out = self._request(method, path, params=params, json_body=body)
         return out[unwrap] if unwrap else out

@@ -209,6 +209,9 @@ def create_app(settings: Settings, user: str = "anonymous", warm_after: float | 
     from tallymark.server.routes import jobs as jobs_routes  # processing and training jobs (docs/jobs.md)
 
     app.include_router(jobs_routes.router, prefix="/api/v1")
+    from tallymark.server.routes import endpoints as endpoint_routes  # deployed models (docs/serving.md)
+
+    app.include_router(endpoint_routes.router, prefix="/api/v1")
 
     def include_ui(sub: FastAPI) -> None:
         from tallymark.server import ui

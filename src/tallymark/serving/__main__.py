@@ -1,0 +1,7 @@
+"""``python -m tallymark.serving --workspace WS --endpoint NAME``: see :mod:`tallymark.serving.run`."""
+
+import sys
+
+from tallymark.serving.run import main
+
+sys.exit(main())
