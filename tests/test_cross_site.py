@@ -186,6 +186,7 @@ def test_every_declared_request_body_type_is_accepted(tmp_path) -> None:
         ("POST", "/api/v1/experiments/{key}/batch/binary"),
         ("POST", "/api/v1/experiments/{key}/assets"),
         ("PUT", "/api/v1/blobs/{sha256}"),
+        ("POST", "/api/v1/workspaces/{workspace}/endpoints/{name}/predictions"),
     }
 
 

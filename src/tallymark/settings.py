@@ -253,6 +253,21 @@ class ClientSettings:
         _seconds,
         (0.1, 86400),
     )
+    # -- an endpoint's prediction log (tallymark.serving.predlog, docs/prediction-log.md) ----------
+    prediction_queue_rows: int = _client(
+        100_000,
+        "Rows an endpoint's prediction log holds in memory before it drops (counted).",
+        "TALLYMARK_PREDICTION_QUEUE_ROWS",
+        int,
+        (1, 100_000_000),
+    )
+    prediction_spool_bytes: int = _client(
+        1 << 30,
+        "Bytes of an endpoint's on-disk prediction spool before it drops (counted); 0 = no log.",
+        "TALLYMARK_PREDICTION_SPOOL_BYTES",
+        int,
+        (0, 1 << 50),
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):

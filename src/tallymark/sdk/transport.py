@@ -334,6 +334,13 @@ class LocalTransport:
         from tallymark.service import artifacts, files, jobs, lineage, registry
 
         s, c = self.store, self.caller
+        predlog: dict[str, Any] = {  # endpoints' prediction logs (tallymark.sdk.predictions)
+            "log_predictions": lambda: _local_predlog(s, c, "log_predictions", kw),
+            "log_ground_truth": lambda: _local_predlog(s, c, "log_ground_truth", kw),
+            "read_predictions": lambda: _local_predlog(s, c, "read_predictions", kw),
+        }
+        if op in predlog:
+            return self._call(predlog[op])
         if op == "put_blob":
             return self._put_blob(kw["sha256"], kw["path"])
         if op == "download_blob":
@@ -434,6 +441,22 @@ class LocalTransport:
 
         data: bytes = self._call(asset_bytes, self.store, self.caller, key, asset_id)
         return data
+
+
+def _local_predlog(s: Any, c: Any, op: str, kw: dict[str, Any]) -> Any:
+    """The prediction-log calls in process (the same service functions the REST routes call)."""
+    from tallymark.service import predictions
+
+    ws, name = kw["workspace"], kw["name"]
+    if op == "log_predictions":
+        keys = ("spool_id", "seq", "rows", "first_at", "last_at", "data")
+        return predictions.log_chunk(s, c, ws, name, **{k: kw[k] for k in keys})
+    if op == "log_ground_truth":
+        body = kw.get("body") or kw  # ids/labels as keywords, or in body= as the REST route takes them
+        return predictions.log_ground_truth(s, c, ws, name, list(body["ids"]), list(body["labels"]))
+    return predictions.read_predictions(
+        s, c, ws, name, kw.get("since_ms"), kw.get("until_ms"), kw.get("with_labels", True)
+    )
 
 
 def _serving_calls(s: Any, c: Any, kw: dict[str, Any]) -> dict[str, Any]:
@@ -682,6 +705,13 @@ class HttpTransport:
         ver = q(kw["version"]) if "version" in kw else ""
         art = f"/workspaces/{ws}/artifacts/{nm}"
         mdl = f"/workspaces/{ws}/models/{nm}"
+        predlog: dict[str, str] = {  # endpoints' prediction logs (tallymark.sdk.predictions)
+            "log_predictions": "POST",
+            "log_ground_truth": "POST",
+            "read_predictions": "GET",
+        }
+        if op in predlog:
+            return self._predlog(op, f"/workspaces/{ws}/endpoints/{nm}", kw)
         if op == "blobs_missing":
             return self._request("POST", "/blobs/missing", json_body={"sha256": kw["shas"]})["missing"]
         if op == "put_blob":
@@ -795,6 +825,30 @@ class HttpTransport:
         method, path, params, body, unwrap = routes[op]
         out = self._request(method, path, params=params, json_body=body)
         return out[unwrap] if unwrap else out
+
+    def _predlog(self, op: str, base: str, kw: dict[str, Any]) -> Any:
+        """The prediction-log calls: a chunk's Arrow bytes as the body, labels as JSON, reads as Arrow."""
+        if op == "log_predictions":
+            params = {k: kw[k] for k in ("spool_id", "seq", "rows", "first_at", "last_at")}
+            return self._request(
+                "POST",
+                f"{base}/predictions",
+                content=kw["data"],
+                params=params,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        if op == "log_ground_truth":
+            given = kw.get("body") or kw  # ids/labels as keywords, or in body= as the route takes them
+            body = {"ids": list(given["ids"]), "labels": list(given["labels"])}
+            return self._request("POST", f"{base}/ground-truth", json_body=body)
+        params = {"format": "arrow", "with_labels": "true" if kw.get("with_labels", True) else "false"}
+        for k in ("since_ms", "until_ms"):
+            if kw.get(k) is not None:
+                params[k] = int(kw[k])
+        import pyarrow as pa
+
+        raw = self._request("GET", f"{base}/predictions", params=params)
+        return pa.ipc.open_stream(pa.py_buffer(raw)).read_all()
 
     def _job_call(self, op: str, kw: dict[str, Any]) -> Any:
         """Jobs over REST (``/workspaces/WS/jobs[/NAME[/logs|/status|/stop|/links]]``)."""

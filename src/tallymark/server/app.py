@@ -206,12 +206,17 @@ def create_app(settings: Settings, user: str = "anonymous", warm_after: float | 
     from tallymark.server.routes import audit as audit_routes  # the audit log (server admins)
 
     app.include_router(audit_routes.router, prefix="/api/v1")
-    from tallymark.server.routes import jobs as jobs_routes  # processing and training jobs (docs/jobs.md)
+    from tallymark.server.routes import predictions as prediction_routes  # endpoints' prediction logs
 
-    app.include_router(jobs_routes.router, prefix="/api/v1")
+    app.include_router(prediction_routes.router, prefix="/api/v1")
+
     from tallymark.server.routes import endpoints as endpoint_routes  # deployed models (docs/serving.md)
 
     app.include_router(endpoint_routes.router, prefix="/api/v1")
+
+    from tallymark.server.routes import jobs as jobs_routes  # processing and training jobs (docs/jobs.md)
+
+    app.include_router(jobs_routes.router, prefix="/api/v1")
 
     def include_ui(sub: FastAPI) -> None:
         from tallymark.server import ui

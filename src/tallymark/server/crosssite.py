@@ -106,6 +106,8 @@ _RAW_ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"/api/v1/experiments/[^/]+/batch/binary"), "application/x-tallymark-batch"),
     (re.compile(r"/api/v1/experiments/[^/]+/assets"), "application/octet-stream"),
     (re.compile(r"/api/v1/blobs/(?!missing$)[^/]+"), "application/octet-stream"),
+    # an endpoint's prediction-log chunk (Arrow IPC bytes; server/routes/predictions.py)
+    (re.compile(r"/api/v1/workspaces/[^/]+/endpoints/[^/]+/predictions"), "application/octet-stream"),
 )
 
 Origin = tuple[str, str, int]  # scheme, lower-case host (IPv6 without brackets), port
