@@ -204,7 +204,7 @@ def _check_layout(requirements: list[str]) -> None:
     assert {"server", "jobs", "serving", "demo", "all", "test"} <= set(extras)
     assert {"fastapi", "uvicorn", "python-multipart", "psycopg", "boto3"} <= extras["server"]
     assert {"dask", "boto3", "xgboost-cpu"} <= extras["jobs"]
-    assert {"uvicorn", "xgboost-cpu"} <= extras["serving"]
+    assert {"xgboost-cpu", "pyarrow"} <= extras["serving"]
     assert {"pandas", "scikit-learn", "xgboost-cpu"} <= extras["demo"]
     assert extras["all"] == {"tallymark"}  # all = tallymark[server,jobs,serving,demo]
     for requirement in requirements:

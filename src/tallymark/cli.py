@@ -432,17 +432,32 @@ def demo(
     data: Annotated[Path | None, typer.Option(help="A real creditcard.csv of the same schema.")] = None,
     workspace: Annotated[str, typer.Option(help="Workspace to log into.")] = "demo",
     project: Annotated[str, typer.Option(help="Project to log into.")] = "fraud-detection",
+    backend: Annotated[
+        str,
+        typer.Option(help="Where the jobs run: local, or dask (a local 2-worker cluster the demo starts)."),
+    ] = "local",
+    keep_endpoint: Annotated[
+        bool, typer.Option("--keep-endpoint", help="Leave the endpoint serving at the end (prints its URL).")
+    ] = False,
 ) -> None:
-    """Run the reference workflow: credit-card fraud detection with XGBoost, two experiments."""
-    from tallymark.demo.workflow import run_demo
+    """Run the reference workflow as jobs: preprocess, train two XGBoost models, deploy, score, approve."""
+    from tallymark.demo.workflow import BACKENDS, run_demo
 
     if data is not None and not data.is_file():
         _fail(f"--data {data}: no such file")
+    if backend not in BACKENDS:
+        _fail(f"--backend {backend}: choose one of {', '.join(BACKENDS)}")
     try:
         run_demo(
-            rows=rows, data=str(data) if data else None, workspace=workspace, project=project, console=console
+            rows=rows,
+            data=str(data) if data else None,
+            workspace=workspace,
+            project=project,
+            console=console,
+            backend=backend,
+            keep_endpoint=keep_endpoint,
         )
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:  # bad input, or a step that failed (DemoError, JobFailed)
         _fail(str(exc))
 
 

@@ -20,7 +20,7 @@ __all__ = ["EXTRAS", "MissingExtra", "require", "require_extra"]
 EXTRAS: dict[str, tuple[str, ...]] = {
     "server": ("fastapi", "starlette", "uvicorn", "multipart"),
     "jobs": ("dask", "distributed", "xgboost", "pandas", "pyarrow"),
-    "serving": ("uvicorn", "xgboost", "pyarrow"),
+    "serving": ("xgboost", "pyarrow"),
     "demo": ("pandas", "pyarrow", "sklearn", "xgboost"),
 }
 
