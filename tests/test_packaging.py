@@ -154,19 +154,26 @@ def test_sdk_embedded_store_and_cli_work_without_extras(light_env: dict[str, str
 
 
 @pytest.mark.parametrize(
-    ("args", "needs"),
+    ("args", "needs", "extra"),
     [
-        (("server", "--port", "0", "--no-auth"), "tallymark server"),
-        (("ui", "--port", "0"), "tallymark ui"),
-        (("db", "upgrade", "--db", "postgresql://nobody@127.0.0.1:1/none"), "a PostgreSQL database"),
+        (("server", "--port", "0", "--no-auth"), "tallymark server", "server"),
+        (("ui", "--port", "0"), "tallymark ui", "server"),
+        (
+            ("db", "upgrade", "--db", "postgresql://nobody@127.0.0.1:1/none"),
+            "a PostgreSQL database",
+            "server",
+        ),
+        (("demo", "--rows", "1000"), "tallymark demo", "demo"),
     ],
 )
-def test_parts_needing_an_extra_name_it(light_env: dict[str, str], args: tuple[str, ...], needs: str) -> None:
+def test_parts_needing_an_extra_name_it(
+    light_env: dict[str, str], args: tuple[str, ...], needs: str, extra: str
+) -> None:
     done = _run(light_env, "-m", "tallymark", *args, timeout=60)
     assert done.returncode == 1, (done.stdout, done.stderr)
     message = " ".join(done.stderr.split())  # Rich wraps long lines
     assert f"{needs} needs the Python package" in message, done.stderr
-    assert "pip install 'tallymark[server]'" in message, done.stderr
+    assert f"pip install 'tallymark[{extra}]'" in message, done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -54,20 +54,19 @@ def follow(job: Any, progress: Any, task: Any, rounds: int | None = None) -> str
     from tallymark.jobs.spec import FINAL_STATUSES
     from tallymark.termsafe import markup
 
-    started = time.monotonic()
     while True:
         info = job.refresh()
         status = str(info["status"])
         text = _log_text(job)
         done, metrics = last_round(text)
-        head = f"{job.job_name} · {status}"
+        tail = f" · job {job.job_name}"
         if rounds:
-            note = f"{head} · round {done}/{rounds}" + (f" · {metrics}" if metrics else "")
+            note = f"{status} · round {done}/{rounds}" + (f" · {metrics}" if metrics else "") + tail
             progress.update(task, completed=done, total=rounds)
         else:
             line = _last_line(text)
-            note = f"{head} · {time.monotonic() - started:.0f} s" + (f" · {line}" if line else "")
-        progress.update(task, note=markup(note[:150]))
+            note = f"{status}" + (f" · {line}" if line else "") + tail
+        progress.update(task, note=markup(note[:200]))
         if status in FINAL_STATUSES:
             break
         time.sleep(_POLL_SECONDS)

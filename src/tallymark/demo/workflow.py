@@ -14,8 +14,8 @@ cluster with ``backend="dask"``), logging every step:
      default depth, ``eval_metric`` ``auc``);
    - ``xgb-imbalance``: settings meant for 0.17 % positives: shallower trees with more, smaller
      steps, row and column subsampling, ``scale_pos_weight`` to weigh the rare frauds up, and
-     ``aucpr`` as the evaluation metric (area under the precision-recall curve is the honest score
-     when positives are this rare; ROC AUC looks excellent for almost any model);
+     ``aucpr`` as the evaluation metric, beside ``auc`` (area under the precision-recall curve is
+     the honest score when positives are this rare; ROC AUC looks excellent for almost any model);
 
    each is logged with ``log_training_job`` into its own experiment, and its model registered as a
    version of ``fraud-xgb``;
@@ -95,7 +95,8 @@ IMBALANCE = ModelSpec(
     params={
         "objective": "binary:logistic",
         "num_round": 200,
-        "eval_metric": "aucpr",
+        # AUC-PR is what this set is tuned for; AUC too, so both runs have per-round AUC to overlay
+        "eval_metric": "aucpr,auc",
         "learning_rate": 0.1,
         "booster": "gbtree",
         "max_depth": 4,
@@ -163,14 +164,17 @@ class DemoError(RuntimeError):
 
 def _progress(console: Console) -> Progress:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Column
 
     return Progress(
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", table_column=Column(width=21, no_wrap=True)),
         BarColumn(bar_width=16),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[note]}"),
+        # the live part (job status, round, metrics): one line, cut at the terminal's edge
+        TextColumn("{task.fields[note]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
         console=console,
+        expand=True,  # the note column takes what the others leave
         # The SDK may capture stdout for the experiment; leave sys.stdout alone so the two don't fight.
         redirect_stdout=False,
         redirect_stderr=False,
@@ -233,6 +237,9 @@ def run_demo(
     started and closed here, runs them). ``keep_endpoint`` leaves the endpoint serving at the end.
     ``console`` is the Rich console to draw on (default: a new one on stdout).
     """
+    from tallymark.extras import require_extra
+
+    require_extra("demo", "tallymark demo")  # before anything below imports pandas or xgboost
     from rich.console import Console
     from rich.markup import escape
 
@@ -242,7 +249,6 @@ def run_demo(
     from tallymark.demo.jobflow import extract_model, follow
     from tallymark.demo.lineage import APPROVER, DATASET, MODEL, cache_dir, log_raw, promote, register_trained
     from tallymark.demo.report import print_lineage, print_summary
-    from tallymark.extras import require_extra
     from tallymark.settings import ClientSettings
     from tallymark.termsafe import markup
 
@@ -250,7 +256,6 @@ def run_demo(
         raise ValueError("give either rows (synthetic data) or data (a CSV path), not both")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
-    require_extra("demo", "tallymark demo")
     from tallymark.integration.jobs import log_training_job
     from tallymark.jobs import ProcessingJob, TrainingJob
     from tallymark.jobs.spec import OutputSpec
@@ -322,7 +327,7 @@ def run_demo(
             project=project,
             base_job_name="fraud-preprocess",
         )
-        pre_task = progress.add_task("Preprocess (ProcessingJob)", total=1, note="submitting")
+        pre_task = progress.add_task("Preprocess (job)", total=1, note="submitting")
         # The whole output is the preprocessed version of the dataset; the train and validation
         # folders are also their own artifacts, so each training channel names exactly its
         # split (the bytes are stored once: blobs are content-addressed).
@@ -350,9 +355,10 @@ def run_demo(
         summary = json.loads((folder / "summary.json").read_text())
         progress.update(
             pre_task,
-            note=f"{markup(processing.job_name)} → {DATASET} {pre.version} (preprocessed): "
-            f"{summary['duplicates_dropped']:,} duplicates dropped, train/validation/test "
-            f"{summary['train_rows']:,}/{summary['validation_rows']:,}/{summary['test_rows']:,}",
+            note=f"{DATASET} {pre.version}: "
+            f"{summary['duplicates_dropped']:,} duplicates dropped; train/validation/test "
+            f"{summary['train_rows']:,}/{summary['validation_rows']:,}/{summary['test_rows']:,} rows · job "
+            f"{markup(processing.job_name)}",
         )
         X_validation, y_validation = _load_split(folder, "validation")
 
@@ -401,8 +407,8 @@ def run_demo(
             timings[spec.name] = train_seconds
             progress.update(
                 task,
-                note=f"{markup(job.job_name)} → {MODEL} {registered['version']} · validation AUC-PR "
-                f"{validation.metrics['validation_auc_pr']:.4f}",
+                note=f"{MODEL} {registered['version']} · validation AUC-PR "
+                f"{validation.metrics['validation_auc_pr']:.4f} · job {markup(job.job_name)}",
             )
             runs.append(
                 DemoRun(
@@ -423,18 +429,26 @@ def run_demo(
         best = max(runs, key=lambda run: run.metrics["validation_auc_pr"])
         deploy_task = progress.add_task("Deploy", total=1, note=f"{MODEL} {best.model_version}")
         t0 = time.perf_counter()
-        endpoint = api.get_model(workspace, MODEL).deploy(best.model_version)
+        from tallymark.sdk.endpoint import EndpointError
+
+        try:
+            endpoint = api.get_model(workspace, MODEL).deploy(best.model_version)
+        except EndpointError as exc:
+            raise DemoError(f"deploying {MODEL} {best.model_version}: {exc.message}") from exc
         timings["deploy"] = time.perf_counter() - t0
         if not keep_endpoint:
             stack.callback(endpoint.delete)
         progress.update(deploy_task, completed=1, note=f"{markup(endpoint.name)} at {markup(endpoint.url)}")
 
         X_test, y_test = _load_split(folder, "test")
-        score_task = progress.add_task("Score test set over HTTP", total=len(X_test), note="")
+        score_task = progress.add_task("Score test set (HTTP)", total=len(X_test), note="")
         t0 = time.perf_counter()
-        scores, row_ids = score_through_endpoint(
-            endpoint, X_test, on_batch=lambda done, total: progress.update(score_task, completed=done)
-        )
+        try:
+            scores, row_ids = score_through_endpoint(
+                endpoint, X_test, on_batch=lambda done, total: progress.update(score_task, completed=done)
+            )
+        except EndpointError as exc:
+            raise DemoError(f"scoring the test set through endpoint {endpoint.name}: {exc.message}") from exc
         timings["score"] = time.perf_counter() - t0
         evaluation = evaluate_scores(y_test, scores)
         log_evaluation(
