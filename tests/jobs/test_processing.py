@@ -5,6 +5,7 @@ outputs recorded in lineage with their hashes."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tallymark.jobs import ProcessingJob
@@ -97,3 +98,23 @@ def test_artifact_input_and_output_are_lineage_with_hashes(jobs_home, tmp_path):
         ("produced", "artifact:risk/fraud-prepared:1.0.0"),
     }
     assert json.loads(json.dumps(job.describe(), default=str))  # plain data
+
+
+def test_a_processing_path_outside_opt_ml_is_bound_there_in_the_namespace(jobs_home, tmp_path):
+    place = tmp_path / "elsewhere"
+    (place / "in").mkdir(parents=True)
+    (place / "in" / "host-file.txt").write_text("the machine's own file, hidden from the job")
+    script = write(
+        tmp_path / "p.py",
+        f"import os\nbase = {str(place)!r}\nprint(sorted(os.listdir(base + '/in')))\n"
+        "open(base + '/out/result.txt', 'w').write('done')\n",
+    )
+    write(tmp_path / "data" / "d.csv", "1")
+    job = ProcessingJob(str(script), workspace="risk", max_run=60).run(
+        inputs=[Channel("data", str(tmp_path / "data"), destination=str(place / "in"))],
+        outputs=[OutputSpec("result", str(place / "out"), str(tmp_path / "result"))],
+    )
+    assert job.status == "Completed", job.failure_reason
+    assert job.logs() == "['d.csv']\n"  # the job saw its input there, not the machine's file
+    assert (tmp_path / "result" / "result.txt").read_text() == "done"
+    assert sorted(os.listdir(place / "in")) == ["host-file.txt"]  # the machine's folder untouched

@@ -2,9 +2,10 @@
 
 - a local path (or ``file://``): copied in (the script may change its copy, never the source);
   an output is copied out to that folder.
-- ``s3://BUCKET/KEY``: the configured S3-compatible store (``TALLYMARK_S3_ENDPOINT_URL``, the
-  AWS_* credentials chain, as the S3 blob store uses them); a key that is an object is one file,
-  else every object under ``KEY/``.
+- ``s3://BUCKET/KEY``: the configured S3-compatible store — the endpoint of the S3 blob store
+  (``TALLYMARK_S3_ENDPOINT_URL``) when there is one, else boto3's own configuration
+  (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, or AWS itself), credentials from the AWS_*
+  chain; a key that is an object is one file, else every object under ``KEY/``.
 - ``artifact://WS/NAME[:VERSION_OR_ALIAS]``: an input is downloaded through the SDK, each file's
   sha256 verified, and recorded as consumed by the job; an output becomes the artifact's next
   version (``artifact://WS/NAME:ALIAS`` also gives it that alias), recorded as produced by the job.
@@ -48,9 +49,9 @@ def s3_client() -> Any:
 
     from tallymark.settings import Settings
 
-    endpoint = Settings.from_env().s3_endpoint_url
+    endpoint = Settings.from_env().s3_endpoint_url  # None: boto3 reads AWS_ENDPOINT_URL[_S3] itself
     options: dict[str, Any] = {"retries": {"max_attempts": 3, "mode": "standard"}}
-    if endpoint:
+    if endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"):
         options["s3"] = {"addressing_style": "path"}
         options["request_checksum_calculation"] = "when_required"
         options["response_checksum_validation"] = "when_required"
