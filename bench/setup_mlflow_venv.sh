@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 MLFLOW_VERSION="${MLFLOW_VERSION:-3.17.2}"
+# The serving rows (bench/serving.py) load the same XGBoost model on both sides: keep the versions equal.
+XGBOOST_VERSION="${XGBOOST_VERSION:-3.2.0}"
 VENV="${BENCH_VENV:-.bench-venv}"
-STAMP="$VENV/.mlflow-$MLFLOW_VERSION-p8.installed"
+STAMP="$VENV/.mlflow-$MLFLOW_VERSION-p8-xgb$XGBOOST_VERSION.installed"
 
 if [ -f "$STAMP" ] && [ -x "$VENV/bin/python" ]; then
   exit 0
@@ -26,6 +28,10 @@ fi
 # the same HTTP client (httpx) as tallymark's side. Nothing else: bench/harness.py is
 # stdlib-only when imported there.
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "mlflow[auth]==$MLFLOW_VERSION" "httpx>=0.27"
-"$VENV/bin/python" -c "import mlflow; print('mlflow', mlflow.__version__, 'ready in $VENV')"
+# `mlflow models serve --env-manager local` serves a pyfunc model in this venv: the flavour's library
+# (xgboost, CPU build as tallymark's own) and the scoring server (uvicorn/fastapi, already pulled by
+# mlflow 3) are all it needs.
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "xgboost-cpu==$XGBOOST_VERSION"
+"$VENV/bin/python" -c "import mlflow, xgboost; print('mlflow', mlflow.__version__, 'xgboost', xgboost.__version__, 'ready in $VENV')"
 rm -f "$VENV"/.mlflow-*.installed
 touch "$STAMP"

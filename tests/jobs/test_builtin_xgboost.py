@@ -86,9 +86,10 @@ def test_csv_trains_writes_model_signature_and_metrics(tmp_path: Path) -> None:
     scores = booster.predict(xgb.DMatrix(X[2400:]))
     assert _auc(y[2400:], scores) == pytest.approx(rounds[-1]["validation-auc"], abs=1e-6)
 
-    # Same seed, same data: the same model, byte for byte.
-    again = _run(tmp_path / "b", channels, HPS)
-    assert again.returncode == 0, again.stderr
+    # Same seed, same data: the same model, byte for byte (run again in-process: cheaper).
+    from tallymark.jobs.builtin import xgboost_train
+
+    assert xgboost_train.run(sm_env(tmp_path / "b", channels, HPS), []) == 0
     assert (tmp_path / "b" / "model" / "xgboost-model").read_bytes() == model.read_bytes()
 
 
@@ -169,6 +170,7 @@ BAD = [
     ("bad hyperparameter value", {}, {"hp": {"max_depth": "deep"}}, "max_depth: expected an integer"),
     ("no num_round", {}, {"drop": "num_round"}, "num_round is required"),
     ("csv header", {}, {"header": True}, "not numeric CSV without a header"),
+    ("ragged csv", {}, {"ragged": True}, "cannot read a.csv as CSV: Error tokenizing data"),
 ]
 
 
@@ -182,6 +184,9 @@ def test_bad_input_writes_failure_and_exits_1(
     train = tmp_path / "train"
     if how.get("header"):
         _write_header_csv(train)
+    elif how.get("ragged"):
+        train.mkdir()
+        (train / "a.csv").write_text("0,1.0,2.0\n1,0.5,0.1,7\n")
     elif "file" in how:
         train.mkdir()
         if how["file"]:
@@ -200,3 +205,59 @@ def test_bad_input_writes_failure_and_exits_1(
     reason = (root / "output" / "failure").read_text()
     assert message in reason
     assert not (root / "model" / "xgboost-model").exists()
+
+
+def test_bad_hyperparameter_is_the_jobs_failure_reason(home: Path, tmp_path: Path) -> None:
+    from tallymark.jobs import TrainingJob
+
+    X, y = imbalanced(rows=50, features=2)
+    write_csv(tmp_path / "train", X, y)
+    job = TrainingJob(algorithm="xgboost", hyperparameters={"num_round": 2, "max_dept": 3}, workspace="risk")
+    job.fit({"train": str(tmp_path / "train")})
+    assert job.status == "Failed"
+    assert job.exit_code == 1
+    assert job.failure_reason.startswith("unknown hyperparameter 'max_dept'")
+    assert "unknown hyperparameter 'max_dept'" in job.logs()  # also on stderr, in the job's log
+
+
+def test_docs_list_every_hyperparameter_and_alias() -> None:
+    from tallymark.jobs.builtin.hyperparams import ALIASES, KNOWN
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "sagemaker.md").read_text()
+    missing = [name for name in [*KNOWN, *ALIASES] if f"`{name}`" not in text]
+    assert not missing, f"add to docs/sagemaker.md: {missing}"
+
+
+def test_hyperparameters_as_sagemaker_passes_them() -> None:
+    from tallymark.jobs.builtin.hyperparams import HyperparameterError, parse
+
+    params, rounds, early = parse(
+        {
+            "num_round": "100",
+            "learning_rate": "0.15",
+            "eval_metric": '["auc", "aucpr"]',  # a list, as hyperparameters.json holds one
+            "max_depth": "5.0",
+            "subsample": 0.8,
+            "early_stopping_rounds": "10",
+            "sagemaker_program": "train.py",
+            "silent": "1",
+        }
+    )
+    assert (rounds, early) == (100, 10)
+    assert params == {
+        "eta": 0.15,
+        "eval_metric": ["auc", "aucpr"],
+        "max_depth": 5,
+        "subsample": 0.8,
+        "objective": "reg:squarederror",
+        "verbosity": 0,
+    }
+    for bad, message in [
+        ({"num_round": "5", "eta": "0.1", "learning_rate": "0.2"}, "given twice"),
+        ({"num_round": "0"}, "outside [1, 1e+06]"),
+        ({"num_round": "5", "subsample": "1.5"}, "subsample: 1.5 is outside"),
+        ({"num_round": "5", "objective": "multi:softmax"}, "needs the hyperparameter num_class"),
+        ({"num_round": "5", "_kfold": "5"}, "cross-validation"),
+    ]:
+        with pytest.raises(HyperparameterError, match=re.escape(message)):
+            parse(bad)

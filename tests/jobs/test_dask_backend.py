@@ -64,7 +64,9 @@ def _gone(pid: int) -> bool:
     return False
 
 
-def test_script_job_runs_on_a_worker_and_its_logs_reach_the_store(home: Path, tmp_path: Path, cluster) -> None:
+def test_script_job_runs_on_a_worker_and_its_logs_reach_the_store(
+    home: Path, tmp_path: Path, cluster
+) -> None:
     address = cluster.scheduler.address
     script = _script(
         tmp_path,
@@ -75,7 +77,9 @@ def test_script_job_runs_on_a_worker_and_its_logs_reach_the_store(home: Path, tm
         open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w").write("m")
         """,
     )
-    job = TrainingJob(entry_point=str(script), backend="dask://" + address.split("://", 1)[1], workspace="risk")
+    job = TrainingJob(
+        entry_point=str(script), backend="dask://" + address.split("://", 1)[1], workspace="risk"
+    )
     job.fit({}, wait=False)
     assert job.wait(timeout=120) == "Completed", job.failure_reason
     info = job.refresh()
@@ -143,8 +147,14 @@ def test_builtin_xgboost_trains_across_the_workers(home: Path, tmp_path: Path, c
     train, val, test = slice(0, 2400), slice(2400, 3200), slice(3200, 4000)
     write_csv(tmp_path / "train", X[train], y[train])
     write_csv(tmp_path / "validation", X[val], y[val])
-    hps = {"objective": "binary:logistic", "num_round": "30", "eta": "0.2", "max_depth": "4",
-           "eval_metric": "auc", "seed": "5"}
+    hps = {
+        "objective": "binary:logistic",
+        "num_round": "15",
+        "eta": "0.2",
+        "max_depth": "4",
+        "eval_metric": "auc",
+        "seed": "5",
+    }
 
     # The bar: the same trainer on one machine, scored on the same held-out rows.
     local = tmp_path / "local"
@@ -177,13 +187,13 @@ def test_builtin_xgboost_trains_across_the_workers(home: Path, tmp_path: Path, c
     assert job.status == "Completed", job.failure_reason
     logs = job.logs()
     assert "training on 2 Dask workers" in logs
-    assert "[30]#011train-auc:" in logs
+    assert "[15]#011train-auc:" in logs
 
     with tarfile.open(est.model_data) as tar:
         data = tar.extractfile("xgboost-model").read()
     model = xgb.Booster()
     model.load_model(bytearray(data))
-    assert model.num_boosted_rounds() == 30
+    assert model.num_boosted_rounds() == 15
     dask_auc = _auc(y[test], model.predict(xgb.DMatrix(X[test])))
     # Distributed histograms differ a little from one machine's; a sane model stays close.
     assert dask_auc >= local_auc - 0.03, (dask_auc, local_auc)

@@ -45,7 +45,10 @@ def test_estimator_fit_describe_deploy_predict(home: Path, tmp_path: Path) -> No
         workspace="risk",
     )
     est.fit(
-        {"train": str(tmp_path / "train"), "validation": TrainingInput(str(tmp_path / "validation"), "text/csv")},
+        {
+            "train": str(tmp_path / "train"),
+            "validation": TrainingInput(str(tmp_path / "validation"), "text/csv"),
+        },
         logs=False,
     )
     name = est.latest_training_job.job_name
@@ -107,7 +110,10 @@ def test_sklearn_processor_runs_an_opt_ml_script(home: Path, tmp_path: Path) -> 
         )
     )
     proc = SKLearnProcessor(
-        framework_version="1.0-1", role="arn:aws:iam::1:role/r", instance_type="ml.t3.medium", instance_count=1,
+        framework_version="1.0-1",
+        role="arn:aws:iam::1:role/r",
+        instance_type="ml.t3.medium",
+        instance_count=1,
         workspace="risk",
     )
     proc.run(
@@ -134,7 +140,9 @@ def test_what_the_facades_refuse() -> None:
     with pytest.raises(ValueError, match="no tallymark image for 'pytorch'"):
         image_uris.retrieve("pytorch", "us-east-1", "2.1")
     # SageMaker's own XGBoost image names select the built-in trainer too.
-    est = Estimator(image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1", role="r")
+    est = Estimator(
+        image_uri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1", role="r"
+    )
     assert est.algorithm == "xgboost"
     with pytest.raises(RuntimeError, match="call fit"):
         est.deploy(1, "ml.m5.large")

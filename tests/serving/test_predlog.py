@@ -68,12 +68,7 @@ def test_records_reach_the_store_and_read_back_with_labels(tmp_path: Path, local
     assert "label" not in window.column_names
 
 
-def test_a_chunk_shipped_twice_is_stored_once(tmp_path: Path, local: LocalTransport):
-    log = PredictionLog("fraud-ep", WS, tmp_path / "spool", {}, FEATURES, ship=False)
-    log.record("a", 5, 1, _rows(0, 3), np.zeros(3))
-    log.close()
-    seg = next((tmp_path / "spool").glob("*.seg"))
-    frames, _ = read_frames(seg.read_bytes())
+def test_a_chunk_shipped_twice_is_stored_once(local: LocalTransport):
     store = local.store
     from tallymark.store.schema import audit_log
 
@@ -81,11 +76,38 @@ def test_a_chunk_shipped_twice_is_stored_once(tmp_path: Path, local: LocalTransp
         with store.db.read() as conn:
             return len(conn.execute(audit_log.select().where(audit_log.c.action == "prediction.log")).all())
 
-    kw = {"spool_id": "s1", "seq": 0, "rows": 3, "first_at": 5, "last_at": 5, "data": frames[0]}
+    kw = {
+        "spool_id": "s1",
+        "seq": 0,
+        "rows": 2,
+        "first_at": 10,
+        "last_at": 10,
+        "data": _table_bytes(pa.table(_good())),
+    }
     assert predictions.log_chunk(store, ADMIN, WS, "fraud-ep", **kw)["stored"] is True
     assert predictions.log_chunk(store, ADMIN, WS, "fraud-ep", **kw)["stored"] is False
     assert entries() == 1
-    assert predictions.read_predictions(store, ADMIN, WS, "fraud-ep").num_rows == 3
+    assert predictions.read_predictions(store, ADMIN, WS, "fraud-ep").num_rows == 2
+
+
+def test_non_numeric_inputs_are_logged_as_their_own_columns(tmp_path: Path, local: LocalTransport):
+    log = PredictionLog(
+        "fraud-ep", WS, tmp_path / "spool", {}, ["city", "at", "ok"], transport=local, seal_interval=0.05
+    )
+    x = np.array([["Oslo", 3, True], ["Rome", 4, False]], dtype=object)
+    log.record("s-1", 50, 9, x, np.array([0.25, 0.75]))
+    log.record("n-1", 51, 9, np.array([[1.0, 2.0, 3.0]]), np.array([0.5]))  # numeric: a segment of its own
+    wait_for(lambda: log.stats()["shipped"] == 3, what="3 rows shipped")
+    log.close()
+    t = sdk_predictions.read_predictions(WS, "fraud-ep", transport=local, with_labels=False)
+    assert t.column_names == ["request_id", "row", "at", "latency_us", "city", "input.at", "ok", "prediction"]
+    rows = {(r["request_id"], r["row"]): r for r in t.to_pylist()}
+    assert (
+        rows[("s-1", 1)]["city"] == "Rome"
+        and rows[("s-1", 1)]["input.at"] == 4.0
+        and rows[("s-1", 1)]["prediction"] == 0.75
+    )
+    assert rows[("n-1", 0)]["city"] == "1.0", "one column, one type: the later number joins as text"
 
 
 def _table_bytes(t: pa.Table) -> bytes:

@@ -110,15 +110,7 @@ def _param_value(raw: Any) -> Any:
 
 def _open_experiment(info: Mapping[str, Any], experiment: Any, experiment_key: str | None) -> tuple[Any, str]:
     """(experiment, "given" | "attached" | "new")."""
-    from tallymark.sdk.experiment import Experiment
 
-    quiet = {
-        "log_code": False,
-        "log_env": False,
-        "log_git": False,
-        "log_system_metrics": False,
-        "capture_stdout": False,
-    }
     if experiment is not None:
         if experiment_key is not None and experiment_key != experiment.get_key():
             raise ValueError("give experiment or experiment_key, not two different experiments")
@@ -127,12 +119,27 @@ def _open_experiment(info: Mapping[str, Any], experiment: Any, experiment_key: s
         from tallymark.sdk.api import API
 
         found = API().get_experiment_by_key(experiment_key)
-        exp = Experiment(
-            project_name=found.project_name, workspace=found.workspace, _existing_key=found.key, **quiet
-        )
-        return exp, "attached"
+        return _quiet(found.project_name, found.workspace, None, found.key), "attached"
     project = (info.get("spec") or {}).get("project") or None
-    return Experiment(project_name=project, workspace=info["workspace"], name=info["name"], **quiet), "new"
+    return _quiet(project, info["workspace"], info["name"], None), "new"
+
+
+def _quiet(project: str | None, workspace: str, name: str | None, key: str | None) -> Any:
+    """An Experiment that records only what it is told (no code, environment, stdout or system
+    metrics of this process: the job ran elsewhere)."""
+    from tallymark.sdk.experiment import Experiment
+
+    return Experiment(
+        project_name=project,
+        workspace=workspace,
+        name=name,
+        log_code=False,
+        log_env=False,
+        log_git=False,
+        log_system_metrics=False,
+        capture_stdout=False,
+        _existing_key=key,
+    )
 
 
 def _read_all_logs(t: Any, workspace: str, name: str) -> bytes:
@@ -236,7 +243,24 @@ def _channel_artifact_name(channel: str, uri: str) -> str:
     return f"{stem[:80]}-{digest}"
 
 
-def _consume_channels(t: Any, exp: Any, info: Mapping[str, Any], tmp: Path) -> list[str]:
+def _channel_copy(job: Any, info: Mapping[str, Any], channel: Mapping[str, Any]) -> Path | None:
+    """The job's own copy of a channel (its root's input/data/NAME), when it is on this machine:
+    exactly the bytes the job read, even if the source changed since."""
+    from tallymark.jobs.contract import channel_dir, job_root
+    from tallymark.jobs.spec import Channel, JobSpec
+
+    try:
+        spec = JobSpec.from_dict(dict(info["spec"]))
+        root = job_root(str(info["name"]), job.settings.home_path)
+        folder = channel_dir(spec, root, Channel(**dict(channel)))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    if folder.is_dir() and any(p.is_file() for p in folder.rglob("*")):
+        return folder
+    return None
+
+
+def _consume_channels(t: Any, job: Any, exp: Any, info: Mapping[str, Any], tmp: Path) -> list[str]:
     """Each channel as an artifact version consumed by the job and the experiment; the refs."""
     from tallymark.sdk.artifact import Artifact, upload_files
 
@@ -255,11 +279,12 @@ def _consume_channels(t: Any, exp: Any, info: Mapping[str, Any], tmp: Path) -> l
             got = exp.get_artifact(a_name, version, workspace=a_ws)
             ref = f"artifact:{a_ws}/{a_name}:{got.version}"
         else:
-            folder = tmp / "channels" / str(c.get("name"))
-            folder.mkdir(parents=True)
-            from tallymark.jobs import uris
+            folder = _channel_copy(job, info, c) or tmp / "channels" / str(c.get("name"))
+            if not folder.exists():  # the job ran elsewhere: read the source again
+                from tallymark.jobs import uris
 
-            uris.fetch(uri, folder, what=f"channel {c.get('name')!r}")
+                folder.mkdir(parents=True)
+                uris.fetch(uri, folder, what=f"channel {c.get('name')!r}")
             art_name = _channel_artifact_name(str(c.get("name")), uri)
             art = Artifact(
                 art_name,
@@ -289,6 +314,10 @@ def log_training_job(job_or_estimator: Any, experiment: Any = None, experiment_k
     job = _job_of(job_or_estimator)
     t = job.transport
     info = job.refresh()
+    if info.get("kind") != "training":
+        raise ValueError(
+            f"job {info['name']!r} is a {info.get('kind')} job; log_training_job takes a training job"
+        )
     if info["status"] == _RUNNING:
         raise ValueError(f"job {info['name']!r} is still {_RUNNING}: call wait() before logging it")
     from tallymark.jobs.sagemaker import base_name, describe_training_job
@@ -299,7 +328,7 @@ def log_training_job(job_or_estimator: Any, experiment: Any = None, experiment_k
         tmp = Path(tmp_name)
         exp.log_parameters({k: _param_value(v) for k, v in desc["HyperParameters"].items()})
         exp.log_others(_others(desc))
-        _consume_channels(t, exp, info, tmp)
+        _consume_channels(t, job, exp, info, tmp)
         t.call(
             "job_link",
             workspace=info["workspace"],

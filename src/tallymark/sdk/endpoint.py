@@ -107,15 +107,17 @@ class Endpoint:
         rid = body["requestId"]
         return scores, [f"{rid}:{i}" for i in range(len(scores))]
 
-    def log_ground_truth(self, row_or_request_ids: Any, labels: Any) -> Any:
+    def log_ground_truth(self, row_or_request_ids: Any, labels: Any) -> dict[str, int]:
         """Labels for logged predictions, by row id ("REQUEST_ID:ROW") or request id (row 0)."""
-        ids = [str(i) for i in row_or_request_ids]
-        values = [v.item() if hasattr(v, "item") else v for v in labels]
-        if len(ids) != len(values):
-            raise ValueError(f"{len(ids)} ids but {len(values)} labels")
-        return self._t.call(
-            "log_ground_truth", workspace=self.workspace, name=self.name, body={"ids": ids, "labels": values}
-        )
+        from tallymark.sdk.predictions import log_ground_truth
+
+        return log_ground_truth(self.workspace, self.name, row_or_request_ids, labels, transport=self._t)
+
+    def read_predictions(self, since_ms: int | None = None, as_pandas: bool = False) -> Any:
+        """The endpoint's prediction log as shipped so far (an Arrow table; see tallymark.sdk.predictions)."""
+        from tallymark.sdk.predictions import read_predictions
+
+        return read_predictions(self.workspace, self.name, since_ms, as_pandas=as_pandas, transport=self._t)
 
     def delete(self) -> None:
         """Mark the endpoint Deleted and stop its process if it runs on this machine."""
@@ -166,6 +168,7 @@ def deploy(
 ) -> Endpoint:
     """Record an endpoint for the version and start its process here (see the module)."""
     from tallymark.sdk.transport import TallymarkError, Unavailable
+    from tallymark.serving import model as model_mod
     from tallymark.serving import process
 
     body: dict[str, Any] = {"model": model, "version": str(version_or_alias), "host": host, "port": port}
@@ -176,24 +179,48 @@ def deploy(
     except TallymarkError as exc:
         raise EndpointError(exc.message, exc.status, exc.detail) from None
     ep_name = info["name"]
-    started = process.spawn(transport.client, workspace, ep_name, host, port)
+    m = info["model"]
+
+    def failed(reason: str) -> EndpointError:
+        try:  # the process reports its own failures only when nobody waits for it
+            transport.call(
+                "endpoint_status",
+                workspace=workspace,
+                name=ep_name,
+                body={"status": "Failed", "failure_reason": reason[:10_000]},
+            )
+        except (TallymarkError, Unavailable):
+            pass
+        return EndpointError(f"endpoint {ep_name!r} failed to start: {reason}")
+
+    # Fetched and sha256-checked here, where the store is open already: the endpoint process then
+    # answers without opening one first (it checks the file's sha256 again when it loads it).
+    try:
+        prep = model_mod.prepare(
+            transport,
+            m["workspace"],
+            m["name"],
+            m["version"],
+            process.endpoint_dir(transport.client, ep_name) / "model",
+            m.get("trustedBy"),
+        )
+    except model_mod.LoadError as exc:
+        raise failed(str(exc)) from None
+    started = process.spawn(
+        transport.client, workspace, ep_name, host, port, launch=prep, starter_reports=wait
+    )
     if not wait:
         return Endpoint(transport, info)
     try:
-        process.wait_ready(started, timeout=timeout)
+        where = process.wait_ready(started, timeout=timeout)
     except process.EndpointStartError as exc:
-        reason = str(exc)
-        try:  # the process reports its own failures; this covers one that died before it could
-            row = transport.call("get_endpoint", workspace=workspace, name=ep_name)
-            if row["status"] != "Failed":
-                transport.call(
-                    "endpoint_status",
-                    workspace=workspace,
-                    name=ep_name,
-                    body={"status": "Failed", "failure_reason": reason},
-                )
-        except (TallymarkError, Unavailable):
-            pass
-        raise EndpointError(f"endpoint {ep_name!r} failed to start: {reason}") from None
+        raise failed(str(exc)) from None
+    try:
+        transport.call(
+            "endpoint_status", workspace=workspace, name=ep_name, body={"status": "InService", **where}
+        )
+    except TallymarkError as exc:  # deleted meanwhile, say: the process sees the row and exits
+        process.stop(where.get("pid"), ep_name, force_own=True)
+        raise EndpointError(f"endpoint {ep_name!r}: {exc.message}", exc.status) from None
     info = transport.call("get_endpoint", workspace=workspace, name=ep_name)
     return Endpoint(transport, info)

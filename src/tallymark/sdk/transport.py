@@ -341,6 +341,22 @@ class LocalTransport:
         }
         if op in predlog:
             return self._call(predlog[op])
+        from tallymark.service import endpoints as eps
+
+        serving: dict[str, Any] = {  # endpoints and trust (docs/serving.md)
+            "create_endpoint": lambda: eps.create_endpoint(s, c, kw["workspace"], kw["body"]),
+            "get_endpoint": lambda: eps.get_endpoint(s, c, kw["workspace"], kw["name"]),
+            "list_endpoints": lambda: eps.list_endpoints(
+                s, c, kw["workspace"], kw.get("include_deleted", False)
+            ),
+            "endpoint_status": lambda: eps.endpoint_status(s, c, kw["workspace"], kw["name"], kw["body"]),
+            "delete_endpoint": lambda: eps.delete_endpoint(s, c, kw["workspace"], kw["name"]),
+            "trust_model": lambda: eps.trust_model(
+                s, c, kw["workspace"], kw["name"], kw["version"], kw["body"]
+            ),
+        }
+        if op in serving:
+            return self._call(serving[op])
         if op == "put_blob":
             return self._put_blob(kw["sha256"], kw["path"])
         if op == "download_blob":
@@ -400,7 +416,6 @@ class LocalTransport:
             "job_link": lambda: jobs.link_job(s, c, kw["workspace"], kw["name"], kw["body"]),
             "stop_job": lambda: jobs.stop_job(s, c, kw["workspace"], kw["name"]),
         }
-        table.update(_serving_calls(s, c, kw))
         return self._call(table[op])
 
     def _put_blob(self, sha256: str, path: Path) -> dict[str, Any]:
@@ -457,20 +472,6 @@ def _local_predlog(s: Any, c: Any, op: str, kw: dict[str, Any]) -> Any:
     return predictions.read_predictions(
         s, c, ws, name, kw.get("since_ms"), kw.get("until_ms"), kw.get("with_labels", True)
     )
-
-
-def _serving_calls(s: Any, c: Any, kw: dict[str, Any]) -> dict[str, Any]:
-    """LocalTransport.call's endpoint and trust calls (docs/serving.md)."""
-    from tallymark.service import endpoints as eps
-
-    return {
-        "create_endpoint": lambda: eps.create_endpoint(s, c, kw["workspace"], kw["body"]),
-        "get_endpoint": lambda: eps.get_endpoint(s, c, kw["workspace"], kw["name"]),
-        "list_endpoints": lambda: eps.list_endpoints(s, c, kw["workspace"], kw.get("include_deleted", False)),
-        "endpoint_status": lambda: eps.endpoint_status(s, c, kw["workspace"], kw["name"], kw["body"]),
-        "delete_endpoint": lambda: eps.delete_endpoint(s, c, kw["workspace"], kw["name"]),
-        "trust_model": lambda: eps.trust_model(s, c, kw["workspace"], kw["name"], kw["version"], kw["body"]),
-    }
 
 
 class _Held:
@@ -806,22 +807,22 @@ class HttpTransport:
             ),
         }
         ep = f"/workspaces/{ws}/endpoints"
-        routes.update(
-            {  # endpoints and trust (serving)
-                "create_endpoint": ("POST", ep, None, kw.get("body"), None),
-                "get_endpoint": ("GET", f"{ep}/{nm}", None, None, None),
-                "list_endpoints": (
-                    "GET",
-                    ep,
-                    {"include_deleted": "true"} if kw.get("include_deleted") else None,
-                    None,
-                    "endpoints",
-                ),
-                "endpoint_status": ("POST", f"{ep}/{nm}/status", None, kw.get("body"), None),
-                "delete_endpoint": ("DELETE", f"{ep}/{nm}", None, None, None),
-                "trust_model": ("POST", f"{mdl}/versions/{ver}/trust", None, kw.get("body"), None),
-            }
-        )
+        serving: dict[str, tuple[str, str, dict[str, Any] | None, dict[str, Any] | None, str | None]] = {
+            "create_endpoint": ("POST", ep, None, kw.get("body"), None),  # endpoints and trust (serving)
+            "get_endpoint": ("GET", f"{ep}/{nm}", None, None, None),
+            "list_endpoints": (
+                "GET",
+                ep,
+                {"include_deleted": "true"} if kw.get("include_deleted") else None,
+                None,
+                "endpoints",
+            ),
+            "endpoint_status": ("POST", f"{ep}/{nm}/status", None, kw.get("body"), None),
+            "delete_endpoint": ("DELETE", f"{ep}/{nm}", None, None, None),
+            "trust_model": ("POST", f"{mdl}/versions/{ver}/trust", None, kw.get("body"), None),
+        }
+        if op in serving:
+            routes = serving
         method, path, params, body, unwrap = routes[op]
         out = self._request(method, path, params=params, json_body=body)
         return out[unwrap] if unwrap else out

@@ -98,10 +98,22 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
 
+    # A client that sends faster than it reads our answers: stop reading until they are taken.
+    def pause_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
         self._buf += data
+        if len(self._buf) > 2 * (self._max_body + MAX_HEAD):  # pipelined bodies beyond any one limit
+            self._fail(413, f"more than {2 * self._max_body} bytes of requests waiting on one connection")
+            return
         try:
             while not self._closing and self._step():
                 pass
@@ -218,9 +230,9 @@ class _Connection(asyncio.Protocol):
             resp = self._handler(req)
         except Exception as exc:  # a bug: answer it, keep serving
             resp = self._error_body(500, f"internal error: {type(exc).__name__}")
-        self._write(resp, keep)
+        self._write(resp, keep, head_only=req.method == "HEAD")
 
-    def _write(self, resp: Response, keep: bool) -> None:
+    def _write(self, resp: Response, keep: bool, head_only: bool = False) -> None:
         t = self._transport
         if t is None:
             return
@@ -232,7 +244,7 @@ class _Connection(asyncio.Protocol):
         head.extend(f"{k}: {v}" for k, v in resp.headers)
         if not keep:
             head.append("Connection: close")
-        t.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + resp.body)
+        t.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else resp.body))
         if not keep:
             self._closing = True
             t.close()

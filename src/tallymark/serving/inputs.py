@@ -141,7 +141,7 @@ def _cell(schema: Schema, j: int, row: int, v: Any) -> float:
     if v is None:
         return float("nan")  # judged with the other missing values below
     if c.type == "boolean":
-        if t is bool or (t is int and v in (0, 1)):
+        if t is bool or ((t is int or t is float) and v in (0, 1)):  # 0/1 too: a numeric matrix sends 0.0/1.0
             return float(v)
         raise _bad_cell(schema, j, row, v, f"expected true/false, got {_kind(v)} {_show(v)}")
     if t is bool:

@@ -31,7 +31,7 @@ import numpy as np
 from tallymark.serving import formats
 from tallymark.serving.inputs import Schema
 
-__all__ = ["LARGE_BATCH", "LoadError", "Loaded", "from_bytes", "load"]
+__all__ = ["LARGE_BATCH", "LoadError", "Loaded", "from_bytes", "from_prepared", "load", "prepare"]
 
 log = logging.getLogger("tallymark.serving")
 
@@ -62,10 +62,10 @@ class Loaded:
             if self._wide is None:
                 self._wide = self.booster.copy()
                 self._wide.set_param({"nthread": 0})
-            return self._wide.inplace_predict(x, validate_features=False)  # type: ignore[no-any-return]
+            return self._wide.inplace_predict(x, validate_features=False)
         if self._direct is not None:
-            return self._direct(x)  # type: ignore[no-any-return]
-        return self.booster.inplace_predict(x, validate_features=False)  # type: ignore[no-any-return]
+            return self._direct(x)
+        return self.booster.inplace_predict(x, validate_features=False)
 
     @property
     def output_name(self) -> str:
@@ -226,15 +226,18 @@ def _trusted_pickle(data: bytes, mf: formats.ModelFile, trusted_by: str) -> Any:
     return booster
 
 
-def load(
+def prepare(
     transport: Any,
     workspace: str,
     name: str,
     version: str,
     cache: Path,
     trusted_by: str | None = None,
-) -> Loaded:
-    """Fetch, verify and load one version (raises :class:`LoadError` saying why it cannot)."""
+) -> dict[str, Any]:
+    """Fetch one version's model file (sha256-checked) into ``cache`` and resolve its signature:
+    everything :func:`from_prepared` needs, as JSON-able data (no XGBoost here). ``Model.deploy``
+    runs this in the deploying process, whose store is already open, so the endpoint process can
+    answer without opening one first; the endpoint verifies the file's sha256 again on load."""
     from tallymark.sdk.transport import TallymarkError
 
     try:
@@ -250,31 +253,68 @@ def load(
     if mf.unpickles and trusted_by is None:
         raise LoadError(formats.refusal(workspace, name, version, mf))
     owner = ("model", workspace, name, version)
-    data = _fetch(transport, mf.sha256, owner, cache, mf.logical_path)
+    path = _fetch(transport, mf.sha256, owner, cache, mf.logical_path)
     sig: dict[str, Any] | None = None
     if not isinstance(meta.get("signature"), dict):
         sf = formats.signature_file(files)
         if sf is not None and (sf.get("size") or 0) <= MAX_SIGNATURE_BYTES:
-            raw = _fetch(transport, sf["sha256"], owner, cache, sf["logicalPath"])
+            raw = _fetch(transport, sf["sha256"], owner, cache, sf["logicalPath"]).read_bytes()
             try:
                 sig = json.loads(raw)
             except ValueError:
                 raise LoadError(f"{sf['logicalPath']} is not JSON") from None
             if not isinstance(sig, dict):
                 raise LoadError(f"{sf['logicalPath']} must hold an object with inputs and outputs")
+    return {
+        "workspace": workspace,
+        "name": name,
+        "version": version,
+        "file": {"logicalPath": mf.logical_path, "sha256": mf.sha256, "size": mf.size, "format": mf.format},
+        "path": str(path),
+        "signature": _signature(meta, sig),
+        "trustedBy": trusted_by,
+    }
+
+
+def from_prepared(prep: dict[str, Any]) -> Loaded:
+    """Load what :func:`prepare` fetched, checking the file's sha256 against the registry's."""
+    f = prep["file"]
+    mf = formats.ModelFile(f["logicalPath"], f["sha256"], f.get("size"), f["format"])
+    try:
+        data = Path(prep["path"]).read_bytes()
+    except OSError as exc:
+        raise LoadError(f"cannot read the fetched model file {prep['path']}: {exc.strerror}") from None
+    got = hashlib.sha256(data).hexdigest()
+    if got != mf.sha256:
+        raise LoadError(
+            f"{mf.logical_path}: the file hashes to {got}, not the registry's {mf.sha256}; refused"
+        )
     return from_bytes(
         data,
         mf,
-        _signature(meta, sig),
-        workspace=workspace,
-        name=name,
-        version=version,
-        trusted_by=trusted_by,
+        prep.get("signature"),
+        workspace=prep["workspace"],
+        name=prep["name"],
+        version=prep["version"],
+        trusted_by=prep.get("trustedBy"),
     )
 
 
-def _fetch(transport: Any, sha256: str, owner: tuple[str, str, str, str], cache: Path, what: str) -> bytes:
-    """The bytes of one file of the version, sha256-checked (a cached copy is checked too)."""
+def load(
+    transport: Any,
+    workspace: str,
+    name: str,
+    version: str,
+    cache: Path,
+    trusted_by: str | None = None,
+) -> Loaded:
+    """Fetch, verify and load one version (raises :class:`LoadError` saying why it cannot)."""
+    return from_prepared(prepare(transport, workspace, name, version, cache, trusted_by))
+
+
+def _fetch(transport: Any, sha256: str, owner: tuple[str, str, str, str], cache: Path, what: str) -> Path:
+    """One file of the version in ``cache`` (named by its sha256), downloaded through the model
+    version unless a copy is there; its bytes are checked against the sha256 either way."""
     from tallymark.sdk.transport import TallymarkError, Unavailable
 
     cache.mkdir(parents=True, exist_ok=True)
@@ -287,9 +327,12 @@ def _fetch(transport: Any, sha256: str, owner: tuple[str, str, str, str], cache:
             part.unlink(missing_ok=True)
             raise LoadError(f"cannot download {what}: {getattr(exc, 'message', exc)}") from None
         part.replace(dest)
-    data = dest.read_bytes()
-    got = hashlib.sha256(data).hexdigest()
+    h = hashlib.sha256()
+    with dest.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    got = h.hexdigest()
     if got != sha256:
         dest.unlink(missing_ok=True)
         raise LoadError(f"{what}: the downloaded bytes hash to {got}, not the registry's {sha256}; refused")
-    return data
+    return dest

@@ -21,21 +21,18 @@ Each drop cause writes at most one log line per ``log_interval`` seconds, with t
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from tallymark.serving.predframes import RESERVED
 from tallymark.serving.spool import Spool
 
 __all__ = ["RESERVED", "PredictionLog"]
 
 log = logging.getLogger("tallymark.serving.predlog")
-
-RESERVED = ("request_id", "row", "at", "latency_us")
-_SCHEMA_KEY = b"tallymark.predictions"
 
 
 class PredictionLog:
@@ -90,7 +87,10 @@ class PredictionLog:
         self.seal_interval = seal_interval
         self.log_interval = log_interval
         self.retry_max = retry_max
-        self.spool = Spool(Path(spool_dir), spool_bytes, segment_bytes)
+        from tallymark.serving import predframes
+
+        head = predframes.header(endpoint, self.features, self.outputs)
+        self.spool = Spool(Path(spool_dir), spool_bytes, segment_bytes, header=head)
         self._transport = transport
         self._q: collections.deque[tuple[str, int, int, Any, Any]] = collections.deque()
         self._qlock = threading.Lock()
@@ -257,7 +257,7 @@ class PredictionLog:
             if not good:
                 return
             payload, rows, schema = self._encode(good)
-        if self._schema is not None and not schema.equals(self._schema) and self.spool.open_frames:
+        if self._schema is not None and schema != self._schema and self.spool.open_frames:
             self._seal()  # one schema per segment, so each shipped chunk is one table
         self._schema = schema
         try:
@@ -275,54 +275,9 @@ class PredictionLog:
         self.counts["spooled"] += rows
 
     def _encode(self, items: list[tuple[str, int, int, Any, Any]]) -> tuple[bytes, int, Any]:
-        """One Arrow IPC stream (one record batch) of the rows of ``items``."""
-        import numpy as np
-        import pyarrow as pa
+        from tallymark.serving import predframes
 
-        ins = [np.asarray(it[3]) for it in items]
-        outs = [np.asarray(it[4]) for it in items]
-        nf = len(self.features)
-        ins = [a.reshape(len(a), -1) if a.ndim != 2 else a for a in ins]
-        for a, o in zip(ins, outs, strict=True):
-            if a.shape[1] != nf or len(o) != len(a):
-                raise ValueError(f"inputs {a.shape} / outputs {o.shape} do not match {nf} features")
-        counts = np.fromiter((len(a) for a in ins), dtype=np.int64, count=len(ins))
-        total = int(counts.sum())
-        inputs = np.concatenate(ins) if len(ins) > 1 else ins[0]
-        out2 = [o.reshape(len(o), -1) for o in outs]
-        outputs = np.concatenate(out2) if len(out2) > 1 else out2[0]
-        starts = np.repeat(np.cumsum(counts) - counts, counts)
-        arrays: dict[str, Any] = {
-            "request_id": pa.array(
-                np.repeat(np.array([it[0] for it in items], dtype=object), counts), pa.string()
-            ),
-            "row": pa.array(np.arange(total, dtype=np.int32) - starts.astype(np.int32)),
-            "at": pa.array(np.repeat(np.array([it[1] for it in items], dtype=np.int64), counts)),
-            "latency_us": pa.array(np.repeat(np.array([it[2] for it in items], dtype=np.int64), counts)),
-        }
-        out_names = self.outputs or (
-            ["prediction"] if outputs.shape[1] == 1 else [f"prediction_{i}" for i in range(outputs.shape[1])]
-        )
-        if len(out_names) != outputs.shape[1]:
-            raise ValueError(f"{outputs.shape[1]} output columns, {len(out_names)} names")
-        in_names = []
-        for j, name in enumerate(self.features):
-            col = name if name not in RESERVED and name not in out_names else f"input.{name}"
-            in_names.append(col)
-            arrays[col] = _column(inputs[:, j])
-        for j, name in enumerate(out_names):
-            arrays[name] = _column(outputs[:, j])
-        meta = {
-            "endpoint": self.endpoint,
-            "features": self.features,
-            "inputs": in_names,
-            "outputs": out_names,
-        }
-        batch = pa.RecordBatch.from_pydict(arrays).replace_schema_metadata({_SCHEMA_KEY: json.dumps(meta)})
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, batch.schema) as w:
-            w.write_batch(batch)
-        return sink.getvalue().to_pybytes(), total, batch.schema
+        return predframes.encode(items, self.features, self.outputs)
 
     # -- the shipper thread ----------------------------------------------------------------------
 
@@ -401,13 +356,22 @@ class PredictionLog:
     def _ship(self, seg: Path) -> int:
         import pyarrow as pa
 
+        from tallymark.serving import predframes
+
         frames = self.spool.read(seg)
         spool_id, seq = Spool.name_of(seg)
-        if not frames:
+        try:
+            table = predframes.decode_segment(frames)
+        except (ValueError, KeyError, pa.ArrowException) as exc:  # damaged on disk: keep it aside
+            dest = self.spool.reject(seg)
+            self.counts["rejected_segments"] += 1
+            log.error(
+                "prediction log %s: unreadable spool segment (%s); kept at %s", self.endpoint, exc, dest
+            )
+            return 0
+        if table is None:
             self.spool.remove(seg)
             return 0
-        tables = [pa.ipc.open_stream(pa.py_buffer(f)).read_all() for f in frames]
-        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as w:
             w.write_table(table)
@@ -434,21 +398,3 @@ def _len(x: Any) -> int:
         return len(x)
     except TypeError:
         return 1
-
-
-def _column(values: Any) -> Any:
-    """An Arrow column of one input or output: numbers as float64 (or int64), else strings."""
-    import numpy as np
-    import pyarrow as pa
-
-    kind = values.dtype.kind
-    if kind in "fiu":  # one type per column, whatever a request's JSON numbers looked like
-        return pa.array(values.astype(np.float64, copy=False))
-    if kind == "b":
-        return pa.array(values)
-    if kind == "O":
-        try:
-            return pa.array(values.astype(np.float64))
-        except (TypeError, ValueError):
-            pass
-    return pa.array([None if v is None else str(v) for v in values], pa.string())

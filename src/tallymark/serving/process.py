@@ -72,15 +72,31 @@ def _env(client: Any) -> dict[str, str]:
 
 
 def spawn(
-    client: Any, workspace: str, name: str, host: str | None = None, port: int | None = None
+    client: Any,
+    workspace: str,
+    name: str,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    launch: dict[str, Any] | None = None,
+    starter_reports: bool = False,
 ) -> Started:
-    """Start ``python -m tallymark.serving`` for endpoint ``name`` (its row must exist)."""
+    """Start ``python -m tallymark.serving`` for endpoint ``name`` (its row must exist).
+
+    ``launch``: the model as :func:`tallymark.serving.model.prepare` fetched it, so the process
+    answers before opening the store; ``starter_reports``: the caller reports InService/Failed."""
     directory = endpoint_dir(client, name)
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "endpoint.log"
     r, w = os.pipe()
     cmd = [sys.executable, "-m", "tallymark.serving", "--workspace", workspace, "--endpoint", name]
     cmd += ["--ready-fd", str(w), "--dir", str(directory)]
+    if launch is not None:
+        spec = directory / "launch.json"
+        spec.write_text(json.dumps({"model": launch, "host": host or "127.0.0.1", "port": port or 0}))
+        cmd += ["--launch", str(spec)]
+    if starter_reports:
+        cmd.append("--starter-reports")
     if host is not None:
         cmd += ["--host", host]
     if port is not None:

@@ -76,6 +76,10 @@ def read_frames(data: bytes) -> tuple[list[bytes], int]:
     return frames, pos
 
 
+def _frame(payload: bytes) -> bytes:
+    return FRAME_HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -88,8 +92,17 @@ class Spool:
     """Segments on disk, owned by one process (an flock). Thread-safe: one writer thread appends
     and seals, one shipper thread reads and removes sealed segments."""
 
-    def __init__(self, directory: Path, limit_bytes: int = 1 << 30, segment_bytes: int = 4 << 20) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        limit_bytes: int = 1 << 30,
+        segment_bytes: int = 4 << 20,
+        header: bytes | None = None,
+    ) -> None:
+        """``header``: a payload written as the first frame of every segment (what the frames
+        after it are); a segment holding nothing after its header is not kept."""
         self.dir = Path(directory)
+        self.header = header
         self.dir.mkdir(parents=True, exist_ok=True)
         self.limit_bytes = limit_bytes
         self.segment_bytes = segment_bytes
@@ -127,7 +140,7 @@ class Spool:
                         f.truncate(good)
                         f.flush()
                         os.fsync(f.fileno())
-                if not frames:
+                if len(frames) <= (1 if self.header is not None else 0):
                     p.unlink()
                     continue
                 sealed = p.with_suffix(".seg")
@@ -144,7 +157,9 @@ class Spool:
 
     def append(self, payload: bytes) -> bool:
         """Write one frame and fdatasync it; False (nothing written) when the spool is full."""
-        frame = FRAME_HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+        frame = _frame(payload)
+        if self._open_fd is None and self.header is not None:
+            frame = _frame(self.header) + frame
         with self._mutex:
             if self.used_bytes + len(frame) > self.limit_bytes:
                 return False

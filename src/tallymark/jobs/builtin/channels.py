@@ -143,12 +143,14 @@ def _read_csv(name: str, files: list[Path], weights: bool) -> Table:
     for path in files:
         try:
             frame = pd.read_csv(path, header=None, dtype=np.float64, skip_blank_lines=True)
+        except pd.errors.ParserError as exc:  # a ValueError too: ragged rows, bad quoting
+            raise ChannelError(f"channel {name!r}: cannot read {path.name} as CSV: {exc}") from None
         except ValueError as exc:
             raise ChannelError(
                 f"channel {name!r}: {path.name} is not numeric CSV without a header ({exc}); the built-in "
                 "trainer expects the label in the first column and no header row"
             ) from None
-        except Exception as exc:  # pandas' parser errors (ragged rows, bad quoting)
+        except (OSError, UnicodeDecodeError) as exc:
             raise ChannelError(f"channel {name!r}: cannot read {path.name} as CSV: {exc}") from None
         frames.append(frame)
     widths = {f.shape[1] for f in frames}

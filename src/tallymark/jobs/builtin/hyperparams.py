@@ -65,6 +65,13 @@ def _bool(name: str, raw: str) -> bool:
 
 
 def _metrics(name: str, raw: Any) -> list[str]:
+    if isinstance(raw, str) and raw.strip().startswith("["):
+        import json
+
+        try:  # a list passed through hyperparameters.json is JSON text
+            raw = json.loads(raw)
+        except ValueError:
+            pass
     items = raw if isinstance(raw, (list, tuple)) else [raw]
     out: list[str] = []
     for item in items:

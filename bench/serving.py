@@ -1,0 +1,459 @@
+"""Serving rows of `make bench`: a tallymark endpoint beside `mlflow models serve`, same model, same run.
+
+    python bench/serving.py --out serving.json [--quick] [--skip-mlflow]
+
+One XGBoost model is trained here (the demo's fraud data generator, 30 features), logged and
+registered in a temporary tallymark home, and saved with ``mlflow.xgboost.save_model`` in the
+MLflow venv (.bench-venv) from the same booster file. Then, for each side:
+
+- S1.ready: from starting the server process (tallymark: ``Model.deploy(wait=False)``, which also
+  records the endpoint; MLflow: ``mlflow models serve -m DIR --env-manager local``) until ``GET
+  /ping`` answers 200, polled every 2 ms by the same loop (median of 3 starts);
+- S2.p50 / S2.p99: one 5-row ``dataframe_split`` request (the MLflow scoring protocol, the same bytes
+  to both) on one reused keep-alive httpx connection, 2,000 requests after 200 of warm-up;
+- S3.predlog: what the prediction log adds to a request (p50 with − p50 without; the two tallymark
+  endpoints are measured in alternating blocks so drift hits both), and ``PredictionLog.record``
+  itself in process (p50 of a 5-row record);
+- S4.job_first_line: a local ProcessingJob from ``run()`` until its first output line can be read
+  back through ``job.logs()`` (tallymark only: MLflow has no jobs).
+
+Every process started here is stopped (its own process group) before the script returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness as H  # noqa: E402
+
+WS = "bench"
+MODEL = "fraud-xgb"
+ROWS = 5
+WARMUP = 200
+REQUESTS = 2000
+STARTS = 3
+
+
+def _percentile(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+# -- the model ------------------------------------------------------------------------------------
+
+
+def train(tmp: Path, quick: bool) -> tuple[Path, Any, list[str]]:
+    """An XGBoost booster on the demo's fraud data (UBJ file), the test frame and feature names."""
+    import xgboost as xgb
+
+    from tallymark.demo import data
+
+    frame = data.generate(rows=data.MIN_ROWS if quick else 60_000, seed=0)
+    features = list(data.FEATURES)
+    x, y = frame[features].to_numpy(), frame["Class"].to_numpy()
+    d = xgb.DMatrix(x, label=y, feature_names=features)
+    params = {
+        "objective": "binary:logistic",
+        "max_depth": 5,
+        "eta": 0.1,
+        "eval_metric": "aucpr",
+        "nthread": 2,
+    }
+    booster = xgb.train(params, d, 20 if quick else 100)
+    path = tmp / "model.ubj"
+    booster.save_model(str(path))
+    return path, frame[features], features
+
+
+def register_tallymark(path: Path, features: list[str]) -> str:
+    from tallymark import Experiment
+
+    exp = Experiment(
+        project_name="bench",
+        workspace=WS,
+        log_code=False,
+        log_env=False,
+        log_git=False,
+        log_system_metrics=False,
+        capture_stdout=False,
+    )
+    meta = {
+        "framework": "xgboost",
+        "format": "ubj",
+        "model_file": path.name,
+        "signature": {
+            "inputs": [{"name": f, "type": "double"} for f in features],
+            "outputs": [{"name": "score", "type": "double"}],
+        },
+    }
+    exp.log_model(MODEL, str(path), metadata=meta)
+    out = exp.register_model(MODEL)
+    exp.end()
+    return str(out["version"])
+
+
+MLFLOW_SAVE = textwrap.dedent(
+    """
+    import sys, json
+    import pandas as pd
+    import xgboost as xgb
+    import mlflow.xgboost
+    from mlflow.models import infer_signature
+
+    booster = xgb.Booster()
+    booster.load_model(sys.argv[1])
+    sample = pd.DataFrame(json.loads(sys.argv[3]), columns=booster.feature_names)
+    sig = infer_signature(sample, booster.predict(xgb.DMatrix(sample)))
+    mlflow.xgboost.save_model(booster, sys.argv[2], model_format="ubj", signature=sig)
+    """
+)
+
+
+def save_mlflow(python: Path, path: Path, dest: Path, sample: list[list[float]]) -> None:
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    subprocess.run(
+        [str(python), "-c", MLFLOW_SAVE, str(path), str(dest), json.dumps(sample)],
+        check=True,
+        env=env,
+        timeout=300,
+    )
+
+
+# -- measuring -------------------------------------------------------------------------------------
+
+
+def wait_ping(url: str, proc: Any = None, timeout: float = 120.0) -> float:
+    """Poll GET url/ping every 2 ms; the perf_counter when it first answered 200."""
+    import httpx
+
+    deadline = time.perf_counter() + timeout
+    with httpx.Client(timeout=1.0) as c:
+        while time.perf_counter() < deadline:
+            try:
+                if c.get(url + "/ping").status_code == 200:
+                    return time.perf_counter()
+            except httpx.HTTPError:
+                pass
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the server exited with {proc.returncode} before answering")
+            time.sleep(0.002)
+    raise RuntimeError(f"{url} did not answer /ping within {timeout} s")
+
+
+def latencies(url: str, body: bytes, n: int, warmup: int = WARMUP, client: Any = None) -> list[float]:
+    """Seconds per request of ``n`` POST /invocations on one keep-alive connection."""
+    import httpx
+
+    own = client is None
+    c = client or httpx.Client(timeout=30.0)
+    headers = {"Content-Type": "application/json"}
+    try:
+        for _ in range(warmup):
+            r = c.post(url + "/invocations", content=body, headers=headers)
+            r.raise_for_status()
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            r = c.post(url + "/invocations", content=body, headers=headers)
+            out.append(time.perf_counter() - t0)
+            if r.status_code != 200:
+                raise RuntimeError(f"{url} answered {r.status_code}: {r.text[:300]}")
+        return out
+    finally:
+        if own:
+            c.close()
+
+
+def record_cost(features: list[str], quick: bool, tmp: Path) -> list[float]:
+    """Seconds per PredictionLog.record of a 5-row request, in process (the writer thread running)."""
+    import numpy as np
+
+    from tallymark.serving.predlog import PredictionLog
+
+    log = PredictionLog("bench", WS, tmp / "record-spool", {}, features, ship=False)
+    x = np.random.default_rng(0).random((ROWS, len(features)))
+    y = np.random.default_rng(1).random(ROWS)
+    out = []
+    n = 2_000 if quick else 20_000
+    try:
+        for i in range(n):
+            t0 = time.perf_counter_ns()
+            log.record(f"r{i}", i, 300, x, y)
+            out.append((time.perf_counter_ns() - t0) / 1e9)
+            if i % 50 == 49:
+                time.sleep(0.001)  # a request rate, not a tight loop: the writer gets its turn
+    finally:
+        log.close()
+    return out
+
+
+# -- the two sides ---------------------------------------------------------------------------------
+
+
+class Endpoints:
+    """tallymark endpoints deployed here, deleted (and their processes stopped) at the end."""
+
+    def __init__(self) -> None:
+        self.deployed: list[Any] = []
+
+    def deploy(self, model: Any, version: str, name: str, log: bool) -> tuple[str, float]:
+        port = H.free_port()
+        prev = os.environ.get("TALLYMARK_PREDICTION_SPOOL_BYTES")
+        if not log:
+            os.environ["TALLYMARK_PREDICTION_SPOOL_BYTES"] = "0"  # the endpoint process inherits it
+        try:
+            t0 = time.perf_counter()
+            ep = model.deploy(version, name=name, port=port, wait=False)
+            self.deployed.append(ep)
+            url = f"http://127.0.0.1:{port}"
+            ready = wait_ping(url) - t0
+        finally:
+            if prev is None:
+                os.environ.pop("TALLYMARK_PREDICTION_SPOOL_BYTES", None)
+            else:
+                os.environ["TALLYMARK_PREDICTION_SPOOL_BYTES"] = prev
+        return url, ready
+
+    def close(self) -> None:
+        for ep in self.deployed:
+            with contextlib.suppress(Exception):
+                pid = ep.describe().get("pid")
+                ep.delete()
+                if pid:
+                    _wait_gone(int(pid))
+        self.deployed.clear()
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def mlflow_start(python: Path, model_dir: Path, tmp: Path) -> tuple[Any, str, float]:
+    port = H.free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "GIT_PYTHON_REFRESH": "quiet",
+    }
+    env.pop("PYTHONPATH", None)
+    cmd = [str(python), "-m", "mlflow", "models", "serve", "-m", str(model_dir)]
+    cmd += ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
+    t0 = time.perf_counter()
+    proc = H.start_process(cmd, tmp / f"mlflow-serve-{port}.log", env=env, cwd=tmp)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        ready = wait_ping(url, proc) - t0
+    except Exception:
+        H.stop_process(proc)
+        raise
+    return proc, url, ready
+
+
+JOB_SCRIPT = "import time\nprint('first line', time.time(), flush=True)\ntime.sleep(0.5)\nprint('done')\n"
+
+
+def job_first_line(tmp: Path, runs: int) -> tuple[list[float], list[float]]:
+    """(run() → first line readable through job.logs(); run() → the script printing it), seconds."""
+    from tallymark.jobs import ProcessingJob
+
+    script = tmp / "hello.py"
+    script.write_text(JOB_SCRIPT)
+    seen, printed = [], []
+    for _ in range(runs):
+        job = ProcessingJob(script, backend="local", workspace=WS)
+        t_wall = time.time()
+        t0 = time.perf_counter()
+        job.run(wait=False)
+        deadline = t0 + 60
+        text = ""
+        while "first line" not in text and time.perf_counter() < deadline:
+            text = job.logs()
+            if "first line" not in text:
+                time.sleep(0.002)
+        seen.append(time.perf_counter() - t0)
+        stamp = float(text.split("first line", 1)[1].split()[0])
+        printed.append(stamp - t_wall)
+        job.wait(timeout=60)
+    return seen, printed
+
+
+# -- the rows --------------------------------------------------------------------------------------
+
+
+def _r(bench: str, system: str, name: str, value: float, unit: str, total: float, n: int, **kw: Any) -> dict:
+    return H.Result(bench, system, name, kw.pop("size", ""), value, unit, total, n, **kw).to_dict()
+
+
+def run(quick: bool, skip_mlflow: bool) -> list[dict[str, Any]]:
+    from tallymark import API
+
+    requests = 300 if quick else REQUESTS
+    starts = 1 if quick else STARTS
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="tm-bench-serving-") as tmp_s:
+        tmp = Path(tmp_s)
+        os.environ["TALLYMARK_HOME"] = str(tmp / "home")
+        os.environ.pop("TALLYMARK_URL", None)
+        H.progress("serving: training the XGBoost model")
+        path, frame, features = train(tmp, quick)
+        version = register_tallymark(path, features)
+        sample = frame.iloc[:ROWS]
+        body = json.dumps(
+            {"dataframe_split": {"columns": features, "data": sample.to_numpy().tolist()}}
+        ).encode()
+        size = f"{ROWS} rows × {len(features)} features, {requests} requests"
+        model = API().get_model(WS, MODEL)
+        eps = Endpoints()
+        try:
+            H.progress("serving: tallymark endpoint starts")
+            ready = []
+            for i in range(starts):
+                url, t = eps.deploy(model, version, f"bench-start-{i}", log=True)
+                ready.append(t)
+                eps.close()
+            results.append(
+                _r("S1.ready", "tallymark", "endpoint start → /ping", statistics.median(ready), "s", sum(ready),
+                   starts, size=f"median of {starts}", extra={"all_s": ready})
+            )  # fmt: skip
+            H.progress("serving: tallymark latency, with and without the prediction log")
+            url_log, _ = eps.deploy(model, version, "bench-log", log=True)
+            url_nolog, _ = eps.deploy(model, version, "bench-nolog", log=False)
+            import httpx
+
+            with_log: list[float] = []
+            without: list[float] = []
+            blocks = 4 if quick else 8
+            with httpx.Client(timeout=30.0) as c1, httpx.Client(timeout=30.0) as c2:
+                latencies(url_log, body, 0, WARMUP, c1)
+                latencies(url_nolog, body, 0, WARMUP, c2)
+                for _ in range(blocks):
+                    with_log += latencies(url_log, body, requests // blocks, 20, c1)
+                    without += latencies(url_nolog, body, requests // blocks, 20, c2)
+            check = httpx.post(
+                url_log + "/invocations", content=body, headers={"Content-Type": "application/json"}
+            )
+            ours_pred = check.json()["predictions"]
+            for name, xs in (("p50", 0.5), ("p99", 0.99)):
+                results.append(
+                    _r(f"S2.{name}", "tallymark", f"5-row request, {name}", _percentile(with_log, xs) * 1e3, "ms",
+                       sum(with_log), len(with_log), size=size, notes="prediction log on")
+                )  # fmt: skip
+            added = (statistics.median(with_log) - statistics.median(without)) * 1e6
+            rec = record_cost(features, quick, tmp)
+            results.append(
+                _r("S3.predlog", "tallymark", "what the log adds: p50 with − without", added, "µs",
+                   sum(with_log) + sum(without), len(with_log), size=size,
+                   extra={"p50_with_ms": statistics.median(with_log) * 1e3,
+                          "p50_without_ms": statistics.median(without) * 1e3,
+                          "record_p50_us": _percentile(rec, 0.5) * 1e6,
+                          "record_p99_us": _percentile(rec, 0.99) * 1e6})
+            )  # fmt: skip
+            results.append(
+                _r("S3.record", "tallymark", "PredictionLog.record, 5 rows, p50", _percentile(rec, 0.5) * 1e6, "µs",
+                   sum(rec), len(rec), size=f"{len(rec)} records in process",
+                   extra={"p99_us": _percentile(rec, 0.99) * 1e6})
+            )  # fmt: skip
+            stats = _endpoint_log_stats(tmp, "bench-log")
+            if stats:
+                results[-1]["extra"]["endpoint_spool"] = stats
+        finally:
+            eps.close()
+
+        H.progress("serving: job start → first line")
+        seen, printed = job_first_line(tmp, 2 if quick else 5)
+        results.append(
+            _r("S4.job_first_line", "tallymark", "ProcessingJob.run → first line in job.logs()",
+               statistics.median(seen) * 1e3, "ms", sum(seen), len(seen), size=f"median of {len(seen)} jobs",
+               notes="MLflow has no jobs: no peer",
+               extra={"all_ms": [s * 1e3 for s in seen], "script_printed_ms": [p * 1e3 for p in printed]})
+        )  # fmt: skip
+
+        if not skip_mlflow:
+            results += mlflow_side(tmp, path, sample, body, size, requests, starts, ours_pred)
+    return results
+
+
+def _endpoint_log_stats(tmp: Path, name: str) -> dict[str, Any] | None:
+    spool = tmp / "home" / "endpoints" / name / "spool"
+    if not spool.exists():
+        return None
+    return {"segments_waiting": len(list(spool.glob("*.seg")))}
+
+
+def mlflow_side(
+    tmp: Path, path: Path, sample: Any, body: bytes, size: str, requests: int, starts: int, ours: list[float]
+) -> list[dict[str, Any]]:
+    subprocess.run(["bash", str(H.BENCH_DIR / "setup_mlflow_venv.sh")], check=True, env=dict(os.environ))
+    python = H.bench_venv() / "bin" / "python"
+    model_dir = tmp / "mlflow-model"
+    H.progress("serving: saving the model with mlflow.xgboost.save_model")
+    save_mlflow(python, path, model_dir, sample.to_numpy().tolist())
+    out: list[dict[str, Any]] = []
+    ready = []
+    H.progress("serving: mlflow models serve starts")
+    for _ in range(starts):
+        proc, url, t = mlflow_start(python, model_dir, tmp)
+        ready.append(t)
+        H.stop_process(proc)
+    out.append(
+        _r("S1.ready", "mlflow", "mlflow models serve → /ping", statistics.median(ready), "s", sum(ready), starts,
+           size=f"median of {starts}", extra={"all_s": ready})
+    )  # fmt: skip
+    H.progress("serving: mlflow latency")
+    proc, url, _ = mlflow_start(python, model_dir, tmp)
+    try:
+        xs = latencies(url, body, requests)
+        import httpx
+
+        theirs = httpx.post(url + "/invocations", content=body, headers={"Content-Type": "application/json"})
+        preds = theirs.json()["predictions"]
+    finally:
+        H.stop_process(proc)
+    same = max(abs(float(a) - float(b)) for a, b in zip(ours, preds, strict=True))
+    for name, q in (("p50", 0.5), ("p99", 0.99)):
+        out.append(
+            _r(f"S2.{name}", "mlflow", f"5-row request, {name}", _percentile(xs, q) * 1e3, "ms", sum(xs), len(xs),
+               size=size, notes=f"same predictions as tallymark (max |Δ| {same:.1e})")
+        )  # fmt: skip
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--skip-mlflow", action="store_true")
+    a = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    results = run(a.quick, a.skip_mlflow)
+    H.write_results(
+        a.out, results, "tallymark+mlflow", wall_s=round(time.perf_counter() - t0, 1), env=H.env_info()
+    )
+    H.progress(f"serving bench done in {time.perf_counter() - t0:.0f} s -> {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
