@@ -47,6 +47,25 @@ REQUESTS = 2000
 STARTS = 3
 
 
+# The rows this script adds to `make bench`'s table (bench/run.py merges them into harness's).
+BENCHES = {
+    "S1.ready": "endpoint start → first answered /ping",
+    "S2.p50": "5-row request, p50 (one keep-alive connection)",
+    "S2.p99": "5-row request, p99 (one keep-alive connection)",
+    "S3.predlog": "what the prediction log adds to a request (p50)",
+    "S3.record": "PredictionLog.record of a 5-row request (p50, in process)",
+    "S4.job_first_line": "local job: run() → its first output line readable",
+}
+TARGETS = [
+    H.Target("S1.ready", "<", 1.0, "s"),
+    H.Target("S2.p50", "<", 0.5, "ms"),
+    H.Target("S2.p99", "<", 2.0, "ms"),
+    H.Target("S3.predlog", "<", 20, "µs"),
+    H.Target("S3.record", "<", 20, "µs"),
+    H.Target("S4.job_first_line", "<", 200, "ms"),
+]
+
+
 def _percentile(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
@@ -258,6 +277,8 @@ def mlflow_start(python: Path, model_dir: Path, tmp: Path) -> tuple[Any, str, fl
         "GIT_PYTHON_REFRESH": "quiet",
     }
     env.pop("PYTHONPATH", None)
+    # as an activated venv: the scoring server is started as `uvicorn` from PATH
+    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
     cmd = [str(python), "-m", "mlflow", "models", "serve", "-m", str(model_dir)]
     cmd += ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
     t0 = time.perf_counter()
@@ -334,9 +355,18 @@ def run(quick: bool, skip_mlflow: bool) -> list[dict[str, Any]]:
                 ready.append(t)
                 eps.close()
             results.append(
-                _r("S1.ready", "tallymark", "endpoint start → /ping", statistics.median(ready), "s", sum(ready),
-                   starts, size=f"median of {starts}", extra={"all_s": ready})
-            )  # fmt: skip
+                _r(
+                    "S1.ready",
+                    "tallymark",
+                    "endpoint start → /ping",
+                    statistics.median(ready),
+                    "s",
+                    sum(ready),
+                    starts,
+                    size=f"median of {starts}",
+                    extra={"all_s": ready},
+                )
+            )
             H.progress("serving: tallymark latency, with and without the prediction log")
             url_log, _ = eps.deploy(model, version, "bench-log", log=True)
             url_nolog, _ = eps.deploy(model, version, "bench-nolog", log=False)
@@ -344,37 +374,68 @@ def run(quick: bool, skip_mlflow: bool) -> list[dict[str, Any]]:
 
             with_log: list[float] = []
             without: list[float] = []
+            diffs: list[float] = []  # per pair of blocks: load that comes and goes hits both halves
             blocks = 4 if quick else 8
             with httpx.Client(timeout=30.0) as c1, httpx.Client(timeout=30.0) as c2:
                 latencies(url_log, body, 0, WARMUP, c1)
                 latencies(url_nolog, body, 0, WARMUP, c2)
                 for _ in range(blocks):
-                    with_log += latencies(url_log, body, requests // blocks, 20, c1)
-                    without += latencies(url_nolog, body, requests // blocks, 20, c2)
+                    a = latencies(url_log, body, requests // blocks, 20, c1)
+                    b = latencies(url_nolog, body, requests // blocks, 20, c2)
+                    with_log += a
+                    without += b
+                    diffs.append(statistics.median(a) - statistics.median(b))
             check = httpx.post(
                 url_log + "/invocations", content=body, headers={"Content-Type": "application/json"}
             )
             ours_pred = check.json()["predictions"]
             for name, xs in (("p50", 0.5), ("p99", 0.99)):
                 results.append(
-                    _r(f"S2.{name}", "tallymark", f"5-row request, {name}", _percentile(with_log, xs) * 1e3, "ms",
-                       sum(with_log), len(with_log), size=size, notes="prediction log on")
-                )  # fmt: skip
-            added = (statistics.median(with_log) - statistics.median(without)) * 1e6
+                    _r(
+                        f"S2.{name}",
+                        "tallymark",
+                        f"5-row request, {name}",
+                        _percentile(with_log, xs) * 1e3,
+                        "ms",
+                        sum(with_log),
+                        len(with_log),
+                        size=size,
+                        notes="prediction log on",
+                    )
+                )
+            added = statistics.median(diffs) * 1e6
             rec = record_cost(features, quick, tmp)
             results.append(
-                _r("S3.predlog", "tallymark", "what the log adds: p50 with − without", added, "µs",
-                   sum(with_log) + sum(without), len(with_log), size=size,
-                   extra={"p50_with_ms": statistics.median(with_log) * 1e3,
-                          "p50_without_ms": statistics.median(without) * 1e3,
-                          "record_p50_us": _percentile(rec, 0.5) * 1e6,
-                          "record_p99_us": _percentile(rec, 0.99) * 1e6})
-            )  # fmt: skip
+                _r(
+                    "S3.predlog",
+                    "tallymark",
+                    "what the log adds: p50 with − without (median of block pairs)",
+                    added,
+                    "µs",
+                    sum(with_log) + sum(without),
+                    len(with_log),
+                    size=size,
+                    extra={
+                        "p50_with_ms": statistics.median(with_log) * 1e3,
+                        "p50_without_ms": statistics.median(without) * 1e3,
+                        "record_p50_us": _percentile(rec, 0.5) * 1e6,
+                        "record_p99_us": _percentile(rec, 0.99) * 1e6,
+                    },
+                )
+            )
             results.append(
-                _r("S3.record", "tallymark", "PredictionLog.record, 5 rows, p50", _percentile(rec, 0.5) * 1e6, "µs",
-                   sum(rec), len(rec), size=f"{len(rec)} records in process",
-                   extra={"p99_us": _percentile(rec, 0.99) * 1e6})
-            )  # fmt: skip
+                _r(
+                    "S3.record",
+                    "tallymark",
+                    "PredictionLog.record, 5 rows, p50",
+                    _percentile(rec, 0.5) * 1e6,
+                    "µs",
+                    sum(rec),
+                    len(rec),
+                    size=f"{len(rec)} records in process; MLflow logs no predictions",
+                    extra={"p99_us": _percentile(rec, 0.99) * 1e6},
+                )
+            )
             stats = _endpoint_log_stats(tmp, "bench-log")
             if stats:
                 results[-1]["extra"]["endpoint_spool"] = stats
@@ -384,11 +445,19 @@ def run(quick: bool, skip_mlflow: bool) -> list[dict[str, Any]]:
         H.progress("serving: job start → first line")
         seen, printed = job_first_line(tmp, 2 if quick else 5)
         results.append(
-            _r("S4.job_first_line", "tallymark", "ProcessingJob.run → first line in job.logs()",
-               statistics.median(seen) * 1e3, "ms", sum(seen), len(seen), size=f"median of {len(seen)} jobs",
-               notes="MLflow has no jobs: no peer",
-               extra={"all_ms": [s * 1e3 for s in seen], "script_printed_ms": [p * 1e3 for p in printed]})
-        )  # fmt: skip
+            _r(
+                "S4.job_first_line",
+                "tallymark",
+                "ProcessingJob.run → first line in job.logs()",
+                statistics.median(seen) * 1e3,
+                "ms",
+                sum(seen),
+                len(seen),
+                size=f"median of {len(seen)} jobs; no MLflow peer: MLflow runs no jobs",
+                notes="MLflow has no jobs: no peer",
+                extra={"all_ms": [s * 1e3 for s in seen], "script_printed_ms": [p * 1e3 for p in printed]},
+            )
+        )
 
         if not skip_mlflow:
             results += mlflow_side(tmp, path, sample, body, size, requests, starts, ours_pred)
@@ -418,9 +487,18 @@ def mlflow_side(
         ready.append(t)
         H.stop_process(proc)
     out.append(
-        _r("S1.ready", "mlflow", "mlflow models serve → /ping", statistics.median(ready), "s", sum(ready), starts,
-           size=f"median of {starts}", extra={"all_s": ready})
-    )  # fmt: skip
+        _r(
+            "S1.ready",
+            "mlflow",
+            "mlflow models serve → /ping",
+            statistics.median(ready),
+            "s",
+            sum(ready),
+            starts,
+            size=f"median of {starts}",
+            extra={"all_s": ready},
+        )
+    )
     H.progress("serving: mlflow latency")
     proc, url, _ = mlflow_start(python, model_dir, tmp)
     try:
@@ -434,9 +512,18 @@ def mlflow_side(
     same = max(abs(float(a) - float(b)) for a, b in zip(ours, preds, strict=True))
     for name, q in (("p50", 0.5), ("p99", 0.99)):
         out.append(
-            _r(f"S2.{name}", "mlflow", f"5-row request, {name}", _percentile(xs, q) * 1e3, "ms", sum(xs), len(xs),
-               size=size, notes=f"same predictions as tallymark (max |Δ| {same:.1e})")
-        )  # fmt: skip
+            _r(
+                f"S2.{name}",
+                "mlflow",
+                f"5-row request, {name}",
+                _percentile(xs, q) * 1e3,
+                "ms",
+                sum(xs),
+                len(xs),
+                size=size,
+                notes=f"same predictions as tallymark (max |Δ| {same:.1e})",
+            )
+        )
     return out
 
 
