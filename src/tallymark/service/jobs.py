@@ -181,7 +181,8 @@ def validate_spec(workspace: str, spec: Any) -> dict[str, Any]:
 
 
 def _is(value: Any, kind: type) -> bool:
-    return isinstance(value, kind)
+    # in-process callers hand the spec's tuples over as they are; JSON brings lists
+    return isinstance(value, (list, tuple)) if kind is list else isinstance(value, kind)
 
 
 def _check_uri(what: str, uri: Any) -> None:
