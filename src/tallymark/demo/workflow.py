@@ -312,10 +312,10 @@ def run_demo(
         # 2.-3. the jobs, on this machine or on a local Dask cluster (started first, see above)
         job_backend: Any = client if client is not None else "local"
         if client is not None:
-            progress.add_task(
-                "Dask cluster",
-                total=1,
-                completed=1,
+            cluster_task = progress.add_task("Dask cluster", total=1, note="")
+            progress.update(
+                cluster_task,
+                completed=1,  # through update, so the task counts as finished (its clock stops)
                 note=f"LocalCluster, {WORKERS} workers at {client.scheduler.address} "
                 f"(their output: {markup(worker_log)})",
             )
