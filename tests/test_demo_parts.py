@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -101,3 +104,52 @@ def test_demo_cli_refuses_bad_options_clearly(tmp_path: Path, args: tuple[str, .
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert message in " ".join(done.stderr.split()), done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _wait_for_job(home: Path, match: Any, demo: subprocess.Popen[str] | None = None) -> dict[str, Any]:
+    """The first job of the demo workspace that ``match``es, polling the store (the demo's home)."""
+    from tallymark.sdk.transport import LocalTransport
+    from tallymark.settings import ClientSettings
+
+    t = LocalTransport(settings=ClientSettings.from_env(home=home))
+    try:
+        deadline = time.monotonic() + 180  # a bound against a hang, not a speed check
+        while time.monotonic() < deadline:
+            if (home / "tallymark.db").exists():
+                for row in t.call("list_jobs", workspace="demo"):
+                    job = t.call("get_job", workspace="demo", name=row["name"])
+                    if match(job):
+                        return job
+            if demo is not None and demo.poll() is not None:
+                raise AssertionError(f"the demo ended ({demo.returncode}) before a job matched")
+            time.sleep(0.1)
+        raise AssertionError("no job matched within 180 s")
+    finally:
+        t.close()
+
+
+@pytest.mark.slow
+def test_interrupting_the_demo_stops_its_running_job(tmp_path: Path) -> None:
+    """Ctrl-C while the preprocessing job runs: the demo exits 130 and the job ends Stopped instead
+    of running on detached (a local job's supervisor outlives the process that submitted it)."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLYMARK_")}
+    env.update(PYTHONPATH=str(SRC), TALLYMARK_HOME=str(home), NO_COLOR="1", COLUMNS="200")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "tallymark", "demo"],  # full size: the preprocessing job runs for seconds
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        running = _wait_for_job(home, lambda j: j["status"] == "InProgress", demo)
+        demo.send_signal(signal.SIGINT)
+        _, stderr = demo.communicate(timeout=120)
+        assert demo.returncode == 130, stderr
+        job = _wait_for_job(home, lambda j: j["name"] == running["name"] and j["status"] != "InProgress")
+        assert job["status"] == "Stopped", job
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.communicate()

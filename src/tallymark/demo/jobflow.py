@@ -8,6 +8,7 @@ from which the built-in XGBoost trainer's SageMaker-style round lines
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tarfile
 import time
@@ -51,6 +52,24 @@ def follow(job: Any, progress: Any, task: Any, rounds: int | None = None) -> str
 
     Returns the final status; raises :class:`JobFailed` unless it is ``Completed``.
     """
+    try:
+        info, status = _poll(job, progress, task, rounds)
+    except BaseException:
+        # Ctrl-C (or any failure here) must not leave the job running detached: ask it to stop.
+        with contextlib.suppress(Exception):
+            job.stop()
+        raise
+    if status != "Completed":
+        reason = info.get("failure_reason") or "no reason given"
+        raise JobFailed(
+            f"job {job.job_name} ended {status}: {reason} "
+            f"(its output: tallymark jobs logs {job.workspace} {job.job_name})"
+        )
+    progress.update(task, completed=rounds or 1, total=rounds or 1)
+    return status
+
+
+def _poll(job: Any, progress: Any, task: Any, rounds: int | None) -> tuple[dict[str, Any], str]:
     from tallymark.jobs.spec import FINAL_STATUSES
     from tallymark.termsafe import markup
 
@@ -68,16 +87,8 @@ def follow(job: Any, progress: Any, task: Any, rounds: int | None = None) -> str
             note = f"{status}" + (f" · {line}" if line else "") + tail
         progress.update(task, note=markup(note[:200]))
         if status in FINAL_STATUSES:
-            break
+            return info, status
         time.sleep(_POLL_SECONDS)
-    if status != "Completed":
-        reason = info.get("failure_reason") or "no reason given"
-        raise JobFailed(
-            f"job {job.job_name} ended {status}: {reason} "
-            f"(its output: tallymark jobs logs {job.workspace} {job.job_name})"
-        )
-    progress.update(task, completed=rounds or 1, total=rounds or 1)
-    return status
 
 
 def extract_model(model_data: str | Path, dest: Path) -> dict[str, Path]:
