@@ -126,3 +126,17 @@ def test_without_namespaces_a_script_using_only_sm_variables_runs(jobs_home, tmp
         "needs its own /opt/ml" in job2.failure_reason and "TALLYMARK_JOB_NAMESPACE=0" in job2.failure_reason
     )
     assert job2.logs() == ""  # it never ran
+
+
+def test_source_dir_becomes_the_jobs_code_and_its_modules_import(jobs_home, tmp_path):
+    src = tmp_path / "project"
+    write(src / "helpers" / "__init__.py", "def answer():\n    return 42\n")
+    write(
+        src / "entry.py",
+        "import os, helpers\nprint(helpers.answer(), sorted(os.listdir('.')))\n"
+        "open(os.path.join(os.environ['SM_MODEL_DIR'], 'm.txt'), 'w').write('x')\n",
+    )
+    job = TrainingJob(entry_point="entry.py", source_dir=str(src), workspace="risk", max_run=60).fit()
+    assert job.status == "Completed", job.failure_reason
+    assert job.logs() == "42 ['entry.py', 'helpers']\n"
+    assert job.job_name.startswith("entry-")
