@@ -499,8 +499,8 @@ def main() -> None:
 # registers them.
 from tallymark import cli_admin as _cli_admin  # noqa: E402, F401
 from tallymark import cli_audit as _cli_audit  # noqa: E402, F401
-from tallymark import cli_jobs as _cli_jobs  # noqa: E402, F401 - tallymark jobs (docs/jobs.md)
 from tallymark import cli_endpoints as _cli_endpoints  # noqa: E402, F401 - deploy, endpoints, models trust
+from tallymark import cli_jobs as _cli_jobs  # noqa: E402, F401 - tallymark jobs (docs/jobs.md)
 from tallymark import cli_registry as _cli_registry  # noqa: E402, F401
 
 if __name__ == "__main__":
