@@ -12,8 +12,8 @@ MLflow venv (.bench-venv) from the same booster file. Then, for each side:
 - S2.p50 / S2.p99: one 5-row ``dataframe_split`` request (the MLflow scoring protocol, the same bytes
   to both) on one reused keep-alive httpx connection, 2,000 requests after 200 of warm-up;
 - S3.predlog: what the prediction log adds to a request (p50 with − p50 without; the two tallymark
-  endpoints are measured in alternating blocks so drift hits both), and ``PredictionLog.record``
-  itself in process (p50 of a 5-row record);
+  endpoints answer alternating requests, so the machine's load weighs on both), and
+  ``PredictionLog.record`` itself in process (p50 of a 5-row record);
 - S4.job_first_line: a local ProcessingJob from ``run()`` until its first output line can be read
   back through ``job.logs()`` (tallymark only: MLflow has no jobs).
 
@@ -372,19 +372,16 @@ def run(quick: bool, skip_mlflow: bool) -> list[dict[str, Any]]:
             url_nolog, _ = eps.deploy(model, version, "bench-nolog", log=False)
             import httpx
 
-            with_log: list[float] = []
-            without: list[float] = []
-            diffs: list[float] = []  # per pair of blocks: load that comes and goes hits both halves
-            blocks = 4 if quick else 8
             with httpx.Client(timeout=30.0) as c1, httpx.Client(timeout=30.0) as c2:
                 latencies(url_log, body, 0, WARMUP, c1)
                 latencies(url_nolog, body, 0, WARMUP, c2)
-                for _ in range(blocks):
-                    a = latencies(url_log, body, requests // blocks, 20, c1)
-                    b = latencies(url_nolog, body, requests // blocks, 20, c2)
-                    with_log += a
-                    without += b
-                    diffs.append(statistics.median(a) - statistics.median(b))
+                with_log = latencies(url_log, body, requests, 0, c1)  # S2: back to back, log on
+                # S3: the two endpoints in alternation, request by request, so the load of the
+                # machine (other processes come and go) weighs on both halves alike.
+                paired: tuple[list[float], list[float]] = ([], [])
+                for _ in range(requests):
+                    paired[0].extend(latencies(url_log, body, 1, 0, c1))
+                    paired[1].extend(latencies(url_nolog, body, 1, 0, c2))
             check = httpx.post(
                 url_log + "/invocations", content=body, headers={"Content-Type": "application/json"}
             )
@@ -403,21 +400,23 @@ def run(quick: bool, skip_mlflow: bool) -> list[dict[str, Any]]:
                         notes="prediction log on",
                     )
                 )
-            added = statistics.median(diffs) * 1e6
+            added = (statistics.median(paired[0]) - statistics.median(paired[1])) * 1e6
             rec = record_cost(features, quick, tmp)
             results.append(
                 _r(
                     "S3.predlog",
                     "tallymark",
-                    "what the log adds: p50 with − without (median of block pairs)",
+                    "what the log adds: p50 with − without, alternating requests",
                     added,
                     "µs",
-                    sum(with_log) + sum(without),
-                    len(with_log),
+                    sum(paired[0]) + sum(paired[1]),
+                    len(paired[0]),
                     size=size,
                     extra={
-                        "p50_with_ms": statistics.median(with_log) * 1e3,
-                        "p50_without_ms": statistics.median(without) * 1e3,
+                        "p50_with_ms": statistics.median(paired[0]) * 1e3,
+                        "p50_without_ms": statistics.median(paired[1]) * 1e3,
+                        "p99_with_ms": _percentile(paired[0], 0.99) * 1e3,
+                        "p99_without_ms": _percentile(paired[1], 0.99) * 1e3,
                         "record_p50_us": _percentile(rec, 0.5) * 1e6,
                         "record_p99_us": _percentile(rec, 0.99) * 1e6,
                     },
@@ -436,9 +435,8 @@ def run(quick: bool, skip_mlflow: bool) -> list[dict[str, Any]]:
                     extra={"p99_us": _percentile(rec, 0.99) * 1e6},
                 )
             )
-            stats = _endpoint_log_stats(tmp, "bench-log")
-            if stats:
-                results[-1]["extra"]["endpoint_spool"] = stats
+            sent = ROWS * (WARMUP + 2 * requests + 1)
+            results[-2]["extra"] |= {"rows_sent": sent, "rows_in_store": _logged_rows("bench-log", sent)}
         finally:
             eps.close()
 
@@ -464,11 +462,16 @@ def run(quick: bool, skip_mlflow: bool) -> list[dict[str, Any]]:
     return results
 
 
-def _endpoint_log_stats(tmp: Path, name: str) -> dict[str, Any] | None:
-    spool = tmp / "home" / "endpoints" / name / "spool"
-    if not spool.exists():
-        return None
-    return {"segments_waiting": len(list(spool.glob("*.seg")))}
+def _logged_rows(endpoint: str, want: int, timeout: float = 20.0) -> int:
+    """Rows of the endpoint's prediction log in the store, once ``want`` arrived (or the timeout)."""
+    from tallymark.sdk.predictions import read_predictions
+
+    deadline = time.monotonic() + timeout
+    while True:
+        n = read_predictions(WS, endpoint, with_labels=False).num_rows
+        if n >= want or time.monotonic() > deadline:
+            return int(n)
+        time.sleep(0.2)
 
 
 def mlflow_side(

@@ -107,7 +107,9 @@ def _request(method: str, path: str, w: Any) -> dict[str, Any]:
     if method in ("POST", "PUT", "PATCH", "DELETE"):
         if path.endswith(("/batch/binary",)):
             kw["content"], kw["headers"] = b"", {"Content-Type": "application/x-tallymark-batch"}
-        elif path.endswith("/assets") or (path.startswith("/api/v1/blobs/") and method == "PUT"):
+        elif path.endswith(("/assets", "/predictions")) or (
+            path.startswith("/api/v1/blobs/") and method == "PUT"
+        ):  # raw bodies (a prediction-log chunk is Arrow bytes)
             kw["content"], kw["headers"] = b"", {"Content-Type": "application/octet-stream"}
         elif method != "DELETE":
             body = {

@@ -17,7 +17,6 @@ from tallymark.sdk.transport import LocalTransport, TallymarkError
 from tallymark.service import predictions
 from tallymark.service.errors import Invalid
 from tallymark.serving.predlog import PredictionLog
-from tallymark.serving.spool import read_frames
 
 
 @pytest.fixture
@@ -110,9 +109,9 @@ def test_non_numeric_inputs_are_logged_as_their_own_columns(tmp_path: Path, loca
     assert rows[("n-1", 0)]["city"] == "1.0", "one column, one type: the later number joins as text"
 
 
-def _table_bytes(t: pa.Table) -> bytes:
+def _table_bytes(t: pa.Table, compression: str | None = None) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, t.schema) as w:
+    with pa.ipc.new_stream(sink, t.schema, options=pa.ipc.IpcWriteOptions(compression=compression)) as w:
         w.write_table(t)
     return sink.getvalue().to_pybytes()
 
@@ -139,6 +138,8 @@ def _good(**cols) -> dict:
         (_table_bytes(pa.table(_good(V1=pa.array([[1], [2]])))), "column 'V1'"),
         (_table_bytes(pa.table(_good(request_id=pa.array(["r 1", "r/2"])))), "request_id"),
         (_table_bytes(pa.table(_good(row=pa.array([0, -1], pa.int32())))), "negative"),
+        (_table_bytes(pa.table(_good()), compression="zstd"), "may not be compressed"),
+        (_table_bytes(pa.table(_good(V1=pa.array(["a", "b"]).dictionary_encode()))), "dictionary"),
     ],
 )
 def test_a_bad_chunk_is_refused_and_nothing_is_stored(local: LocalTransport, data: bytes, message: str):

@@ -12,9 +12,11 @@ a version a workspace admin trusted (``trusted_model_versions``); the log line s
 unpickled, by whose trust, and it must hold an XGBoost Booster (or an sklearn-API XGBoost model,
 whose booster is then served), so every version is served by the same code below.
 
-Predictions use ``inplace_predict`` on a booster with ``nthread=1`` for small batches (XGBoost's
-thread pool costs ~1.5 ms on a 5-row predict on two cores, DESIGN §6) and a copy with all threads
-for large ones.
+The booster is XGBoost's C library called directly (:mod:`tallymark.serving.booster`: no
+``import xgboost``, which costs ~0.25 s of start-up), with ``nthread=1`` for small batches
+(XGBoost's thread pool costs ~1.5 ms on a 5-row predict on two cores, DESIGN §6) and a copy with
+every core for batches of :data:`LARGE_BATCH` rows or more. Where that library cannot be found, the
+Python package's ``Booster`` is used behind the same methods.
 """
 
 from __future__ import annotations
@@ -55,17 +57,14 @@ class Loaded:
     objective: str = ""
     _wide: Any = None
 
-    _direct: Any = None
-
     def predict(self, x: np.ndarray) -> np.ndarray:
         if len(x) >= LARGE_BATCH:
             if self._wide is None:
-                self._wide = self.booster.copy()
-                self._wide.set_param({"nthread": 0})
-            return self._wide.inplace_predict(x, validate_features=False)
-        if self._direct is not None:
-            return self._direct(x)
-        return self.booster.inplace_predict(x, validate_features=False)
+                self._wide = self.booster.copy(nthread=0)  # 0: every core
+            out: np.ndarray = self._wide.predict(x)
+            return out
+        small: np.ndarray = self.booster.predict(x)
+        return small
 
     @property
     def output_name(self) -> str:
@@ -103,102 +102,86 @@ def from_bytes(
     trusted_by: str | None = None,
 ) -> Loaded:
     """Build the served model from a file's verified bytes (see the module for the rules)."""
-    import xgboost as xgb
-
     if mf.unpickles or formats.looks_like_pickle(data[:2]):
         if trusted_by is None:
             raise LoadError(formats.refusal(workspace, name, version, mf))
-        booster = _trusted_pickle(data, mf, trusted_by)
-    else:
-        booster = xgb.Booster()
-        try:
-            booster.load_model(bytearray(data))
-        except xgb.core.XGBoostError as exc:
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "unreadable"
-            raise LoadError(
-                f"{mf.logical_path} is not an XGBoost {mf.format.upper()} model: {first}"
-            ) from None
-    booster.set_param({"nthread": 1})
+        data = _trusted_pickle(data, mf, trusted_by)  # the booster, saved as UBJ
+    booster = _booster(data, mf)
     count = booster.num_features()
+    names = booster.feature_names
     try:
         if signature and signature.get("inputs") is not None:
             schema = Schema.from_signature(signature["inputs"])
         else:
-            schema = Schema.from_booster(booster.feature_names, booster.feature_types, count)
+            schema = Schema.from_booster(names, booster.feature_types, count)
     except ValueError as exc:
         raise LoadError(str(exc)) from None
     if schema.width != count:
         raise LoadError(f"the signature lists {schema.width} inputs but the booster takes {count} features")
-    if booster.feature_names and list(booster.feature_names) != schema.names:
+    if names and list(names) != schema.names:
         raise LoadError(
             "the signature's input names differ from the booster's feature names "
-            f"({', '.join(booster.feature_names[:5])}…): the model would score columns in the wrong order"
+            f"({', '.join(names[:5])}…): the model would score columns in the wrong order"
         )
     try:
         objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
     except (ValueError, KeyError, TypeError):
         objective = ""
     outputs = list(signature.get("outputs") or []) if signature else []
-    loaded = Loaded(booster, schema, workspace, name, version, mf, outputs, objective)
-    loaded._direct = _direct_predict(booster, count)
-    return loaded
+    return Loaded(booster, schema, workspace, name, version, mf, outputs, objective)
 
 
-def _direct_predict(booster: Any, count: int) -> Any:
-    """``inplace_predict`` without its Python wrapper (~60 µs of a ~150 µs 5-row predict): the same
-    C call (XGBoosterPredictFromDense) with the config built once. Used only when it gives exactly
-    what ``inplace_predict`` gives on a probe batch; None otherwise (the wrapper is used)."""
-    import ctypes
+def _booster(data: bytes, mf: formats.ModelFile) -> Any:
+    """XGBoost's C library directly (:mod:`tallymark.serving.booster`), else the Python package."""
+    from tallymark.serving import booster as native
 
-    try:
-        from xgboost.core import _LIB, _check_call
-    except ImportError:  # pragma: no cover - a future xgboost without these names
-        return None
-    config = json.dumps(
-        {
-            "type": 0,
-            "training": False,
-            "iteration_begin": 0,
-            "iteration_end": 0,
-            "strict_shape": False,
-            "missing": float("nan"),
-            "cache_id": 0,
-        }
-    ).encode()
-    shape = ctypes.POINTER(ctypes.c_uint64)()
-    dims = ctypes.c_uint64()
-    result = ctypes.POINTER(ctypes.c_float)()
-    handle = booster.handle
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        a = np.ascontiguousarray(x, dtype=np.float64)
-        iface = json.dumps(
-            {"data": (a.ctypes.data, True), "shape": a.shape, "typestr": "<f8", "version": 3}
-        ).encode()
-        _check_call(
-            _LIB.XGBoosterPredictFromDense(
-                handle, iface, config, None, ctypes.byref(shape), ctypes.byref(dims), ctypes.byref(result)
-            )
-        )
-        out_shape = tuple(int(shape[i]) for i in range(dims.value))
-        n = 1
-        for d in out_shape:
-            n *= d
-        # XGBoost owns the buffer until the next call: copy it out now.
-        return np.ctypeslib.as_array(result, (n,)).reshape(out_shape).copy()
-
-    probe = np.linspace(-3.0, 3.0, 7 * count).reshape(7, count)
-    try:
-        same = np.array_equal(predict(probe), booster.inplace_predict(probe, validate_features=False))
-    except Exception:  # noqa: BLE001 - any failure means: use the wrapper
-        return None
-    return predict if same else None
+    if native.available():
+        try:
+            return native.NativeBooster(data, nthread=1)
+        except native.NativeError as exc:
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "unreadable"
+            raise LoadError(
+                f"{mf.logical_path} is not an XGBoost {mf.format.upper()} model: {first}"
+            ) from None
+    return _PackageBooster(data, mf)
 
 
-def _trusted_pickle(data: bytes, mf: formats.ModelFile, trusted_by: str) -> Any:
+class _PackageBooster:
+    """``xgboost.Booster`` behind :class:`~tallymark.serving.booster.NativeBooster`'s methods."""
+
+    def __init__(self, data: bytes, mf: formats.ModelFile, nthread: int = 1) -> None:
+        import xgboost as xgb
+
+        self._data, self._mf = data, mf
+        self.b = xgb.Booster()
+        try:
+            self.b.load_model(bytearray(data))
+        except xgb.core.XGBoostError as exc:
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "unreadable"
+            raise LoadError(
+                f"{mf.logical_path} is not an XGBoost {mf.format.upper()} model: {first}"
+            ) from None
+        self.b.set_param({"nthread": nthread})
+        self.feature_names = self.b.feature_names
+        self.feature_types = self.b.feature_types
+
+    def copy(self, nthread: int) -> _PackageBooster:
+        return _PackageBooster(self._data, self._mf, nthread)
+
+    def num_features(self) -> int:
+        return int(self.b.num_features())
+
+    def save_config(self) -> str:
+        return str(self.b.save_config())
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.b.inplace_predict(x, validate_features=False)
+        return out
+
+
+def _trusted_pickle(data: bytes, mf: formats.ModelFile, trusted_by: str) -> bytes:
+    """Unpickle a trusted file and return its booster as UBJ bytes (served like any other)."""
     import pickle
-
-    import xgboost as xgb
 
     from tallymark.serving import imports
 
@@ -211,6 +194,8 @@ def _trusted_pickle(data: bytes, mf: formats.ModelFile, trusted_by: str) -> Any:
         trusted_by,
     )
     imports.unblock()  # an sklearn-API model needs sklearn to unpickle
+    import xgboost as xgb
+
     try:
         obj = pickle.loads(data)  # noqa: S301 - only for a version an admin trusted (see module)
     except Exception as exc:
@@ -223,7 +208,7 @@ def _trusted_pickle(data: bytes, mf: formats.ModelFile, trusted_by: str) -> Any:
             f"the trusted pickle {mf.logical_path} holds a {type(obj).__name__}; endpoints serve "
             "XGBoost models only (a Booster or an sklearn-API XGBoost model)"
         )
-    return booster
+    return bytes(booster.save_raw("ubj"))
 
 
 def prepare(

@@ -126,14 +126,16 @@ def _encode_arrow(
     return ARROW + sink.getvalue().to_pybytes(), int(counts.sum()), batch.schema
 
 
-def _reserved(ids: list[str], counts: Any, at: Any, latency: Any) -> dict[str, Any]:
+def _reserved(ids: Any, counts: Any, at: Any, latency: Any) -> dict[str, Any]:
+    """The four reserved columns; ``ids`` one per record (a list or an Arrow string array)."""
     import numpy as np
     import pyarrow as pa
 
     total = int(counts.sum())
     starts = np.repeat(np.cumsum(counts) - counts, counts)
+    per_record = ids if isinstance(ids, pa.Array) else pa.array(ids, pa.string())
     return {
-        "request_id": pa.array(np.repeat(np.array(ids, dtype=object), counts), pa.string()),
+        "request_id": per_record.take(pa.array(np.repeat(np.arange(len(counts), dtype=np.int64), counts))),
         "row": pa.array((np.arange(total, dtype=np.int64) - starts).astype(np.int32)),
         "at": pa.array(np.repeat(at.astype(np.int64), counts)),
         "latency_us": pa.array(np.repeat(latency.astype(np.int64), counts)),
@@ -167,7 +169,7 @@ def decode_segment(frames: list[bytes]) -> Any:
         raise ValueError("a spool segment without its header frame")
     head = json.loads(frames[0][1:])
     features, outputs = head["features"], head.get("outputs")
-    raws: list[tuple[list[str], Any, Any, Any, Any, Any]] = []
+    raws: list[tuple[Any, Any, Any, Any, Any, Any]] = []
     tables = []
     for f in frames[1:]:
         kind = f[:1]
@@ -178,7 +180,7 @@ def decode_segment(frames: list[bytes]) -> Any:
         else:
             raise ValueError(f"a spool frame of unknown kind {kind!r}")
     if raws:
-        ids = [i for r in raws for i in r[0]]
+        ids = pa.concat_arrays([r[0] for r in raws])
         counts = np.concatenate([r[1] for r in raws])
         at = np.concatenate([r[2] for r in raws])
         cols = _reserved(ids, counts, at, np.concatenate([r[3] for r in raws]))
@@ -197,19 +199,20 @@ def decode_segment(frames: list[bytes]) -> Any:
     return table.replace_schema_metadata({_SCHEMA_KEY: json.dumps(meta)})
 
 
-def _decode_raw(f: bytes) -> tuple[list[str], Any, Any, Any, Any, Any]:
+def _decode_raw(f: bytes) -> tuple[Any, Any, Any, Any, Any, Any]:
     import numpy as np
+    import pyarrow as pa
 
     nrec, rows, nf, nout = _COUNTS.unpack_from(f, 1)
     pos = 1 + _COUNTS.size
     lens = np.frombuffer(f, dtype="<u2", count=nrec, offset=pos)
     pos += 2 * nrec
-    blob = f[pos : pos + int(lens.sum())]
-    ids, k = [], 0
-    for n in lens.tolist():
-        ids.append(blob[k : k + n].decode())
-        k += n
-    pos += k
+    size = int(lens.sum())
+    offsets = np.zeros(nrec + 1, dtype=np.int32)
+    np.cumsum(lens, out=offsets[1:])
+    ids = pa.StringArray.from_buffers(nrec, pa.py_buffer(offsets), pa.py_buffer(f[pos : pos + size]))
+    ids.validate(full=True)  # the bytes were checksummed, not checked as UTF-8
+    pos += size
     counts = np.frombuffer(f, dtype="<i4", count=nrec, offset=pos)
     pos += 4 * nrec
     at = np.frombuffer(f, dtype="<i8", count=nrec, offset=pos)

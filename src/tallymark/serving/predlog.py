@@ -132,6 +132,8 @@ class PredictionLog:
             return
         try:
             n = len(inputs)
+            if n == 0:
+                return
             with self._qlock:
                 if self._closing or self._queued + n > self.queue_rows:
                     full = True
@@ -182,9 +184,8 @@ class PredictionLog:
         self._wake.set()
         self._writer.join(max(0.0, deadline - time.monotonic()))
         if self._shipper is not None:
-            self._ship_wake.set()
+            self._ship_wake.set()  # one more try now; a store that is down is not hammered
             while self._shipper.is_alive() and time.monotonic() < deadline and self.spool.sealed():
-                self._ship_wake.set()
                 time.sleep(0.01)
             self._stop_shipping = True
             self._ship_wake.set()
@@ -196,7 +197,8 @@ class PredictionLog:
     # -- the writer thread -----------------------------------------------------------------------
 
     def _drop(self, cause: str, rows: int) -> None:
-        self.counts[cause] += rows
+        with self._qlock:  # requests' threads and the writer both count drops
+            self.counts[cause] += rows
         now = time.monotonic()
         if now - self._last_logged.get(cause, -1e18) >= self.log_interval:
             self._last_logged[cause] = now
