@@ -151,6 +151,9 @@ def test_sdk_embedded_store_and_cli_work_without_extras(light_env: dict[str, str
     shown = _run(light_env, "-m", "tallymark", "experiments", "show", key)
     assert shown.returncode == 0, shown.stderr
     assert "train_auc" in shown.stdout
+    for group in ("jobs", "endpoints"):  # reading jobs and endpoints needs no extra either
+        listed = _run(light_env, "-m", "tallymark", group, "list", "notebook")
+        assert listed.returncode == 0, listed.stderr
 
 
 @pytest.mark.parametrize(
