@@ -55,13 +55,9 @@ def _wait_for_log(job: TrainingJob, text: str, timeout: float = 60) -> None:
 
 
 def _gone(pid: int) -> bool:
-    import os
+    from procutil import pid_alive  # a zombie counts as gone
 
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    return not pid_alive(pid)
 
 
 def test_script_job_runs_on_a_worker_and_its_logs_reach_the_store(
@@ -197,3 +193,35 @@ def test_builtin_xgboost_trains_across_the_workers(home: Path, tmp_path: Path, c
     dask_auc = _auc(y[test], model.predict(xgb.DMatrix(X[test])))
     # Distributed histograms differ a little from one machine's; a sane model stays close.
     assert dask_auc >= local_auc - 0.03, (dask_auc, local_auc)
+
+
+def test_a_lost_worker_fails_the_job_once_and_ends_its_script(home: Path, tmp_path: Path, cluster) -> None:
+    import os
+    import signal
+
+    script = _script(
+        tmp_path,
+        """
+        import time
+        print("running", flush=True)
+        time.sleep(600)
+        """,
+    )
+    job = TrainingJob(entry_point=str(script), backend=cluster, workspace="risk", stop_grace=1)
+    job.fit({}, wait=False)
+    _wait_for_log(job, "running")
+    child = job.refresh()["pid"]
+    key = job._handle.future.key
+    (worker,) = [w for w, keys in cluster.processing().items() if key in keys]
+    worker_pid = cluster.run(os.getpid, workers=[worker])[worker]
+    os.kill(worker_pid, signal.SIGKILL)  # the nanny starts a new worker; Dask re-runs the task
+    assert job.wait(timeout=120) == "Failed"
+    reason = job.failure_reason or ""
+    assert "worker running the job was lost" in reason, reason
+    assert "its script was ended" in reason
+    end = time.monotonic() + 10
+    while not _gone(child) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert _gone(child)
+    assert job.refresh()["attempt"] == 1  # not run a second time
+    cluster.wait_for_workers(2, timeout=60)

@@ -14,7 +14,9 @@ for ``algorithm="xgboost"`` the child gets ``TALLYMARK_DASK_SCHEDULER`` and trai
 cluster's workers.
 
 The task is submitted with ``fire_and_forget``: like a local job, it outlives the process that
-submitted it. Where the workers run on other machines, give the job an ``s3://`` ``output_path``
+submitted it. Dask re-runs a task whose worker died; the job does not run twice: the re-run ends
+what the lost worker left running (on the same machine) and fails the job, saying so.
+Where the workers run on other machines, give the job an ``s3://`` ``output_path``
 and a ``TALLYMARK_URL`` server (the worker's embedded home is not the submitter's).
 """
 
@@ -22,7 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +66,49 @@ def _worker_root(given: str, name: str) -> Path:
     return job_root(name)
 
 
+def _end_orphan(info: dict[str, Any], name: str) -> bool:
+    """Kill the process group a lost worker left running, when it is on this machine and is this
+    job's (its environment names the job: a pid reused by another process is left alone)."""
+    pid, host = info.get("pid"), info.get("host")
+    if not isinstance(pid, int) or pid <= 1 or host != socket.gethostname():
+        return False
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    if f'"job_name": "{name}"'.encode() not in environ:
+        return False
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return True
+        time.sleep(1.0)
+    return True
+
+
+def _rerun_after_lost_worker(sink: Any, spec: JobSpec) -> dict[str, Any] | None:
+    """Dask re-runs a task whose worker died. A job must not run twice: if this job has started
+    before, end what the lost worker left behind and record the loss instead."""
+    info = sink.transport.call("get_job", workspace=spec.workspace, name=spec.name)
+    if info.get("started_at") is None and info.get("status") not in FINAL_STATUSES:
+        return None
+    if info.get("status") in FINAL_STATUSES:
+        return {"status": info["status"]}
+    ended = _end_orphan(info, spec.name)
+    final = {
+        "status": "Failed",
+        "secondary_status": "Failed",
+        "ended_at": int(time.time() * 1000),
+        "exit_code": None,
+        "failure_reason": "the Dask worker running the job was lost"
+        + ("; its script was ended" if ended else "")
+        + " (the job is not run again: start a new one)",
+    }
+    sink.status(**final)
+    return final
+
+
 def run_on_worker(spec_data: dict[str, Any], root: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The task: supervise the job here, to its end (returns the final status fields)."""
     from tallymark.jobs.sink import StoreSink
@@ -68,6 +116,14 @@ def run_on_worker(spec_data: dict[str, Any], root: str, settings: dict[str, Any]
 
     spec = JobSpec.from_dict(spec_data)
     sink = StoreSink(settings, spec.workspace, spec.name)
+    try:
+        again = _rerun_after_lost_worker(sink, spec)
+    except Exception:
+        sink.close_transport()
+        raise
+    if again is not None:
+        sink.close_transport()
+        return again
     seceded = False
     try:
         from distributed import secede
