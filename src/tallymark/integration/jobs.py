@@ -272,12 +272,17 @@ def _consume_channels(t: Any, job: Any, exp: Any, info: Mapping[str, Any], tmp: 
         if uri.startswith("artifact://"):
             from tallymark.jobs.uris import parse_artifact
 
-            a_ws, a_name, ver = parse_artifact(uri)
-            # The version the job read (an alias may have moved since): the job's consumed link.
-            exact = [r for r in linked if r.startswith(f"artifact:{a_ws}/{a_name}:")]
+            # A sub-path (…:2.0.0/train) reads part of the version; the version is what is consumed.
+            a_ws, a_name, ver, _sub = parse_artifact(uri)
+            # The version the job read (an alias may have moved since): the job's consumed link,
+            # the one naming this very version when the channel gave a version number.
+            exact = sorted(r for r in linked if r.startswith(f"artifact:{a_ws}/{a_name}:"))
+            if f"artifact:{a_ws}/{a_name}:{ver}" in exact:
+                exact = [f"artifact:{a_ws}/{a_name}:{ver}"]
             version = exact[0].rsplit(":", 1)[1] if exact else ver
-            got = exp.get_artifact(a_name, version, workspace=a_ws)
-            ref = f"artifact:{a_ws}/{a_name}:{got.version}"
+            if f"artifact:{a_ws}/{a_name}:{version}" not in refs:  # two channels, one version
+                version = exp.get_artifact(a_name, version, workspace=a_ws).version
+            ref = f"artifact:{a_ws}/{a_name}:{version}"
         else:
             folder = _channel_copy(job, info, c) or tmp / "channels" / str(c.get("name"))
             if not folder.exists():  # the job ran elsewhere: read the source again
@@ -300,6 +305,7 @@ def _consume_channels(t: Any, job: Any, exp: Any, info: Mapping[str, Any], tmp: 
             ref = f"artifact:{exp.workspace}/{art_name}:{logged['version']}"
         if ref not in linked:
             t.call("job_link", workspace=ws, name=name, body={"relation": "consumed", "ref": ref})
+            linked.add(ref)
         refs.append(ref)
     return refs
 

@@ -173,7 +173,7 @@ def validate_spec(workspace: str, spec: Any) -> dict[str, Any]:
             raise Invalid(f"output {o.name!r} is given twice")
         out_seen.add(o.name)
         _check_dest(f"output {o.name!r}", o.source)
-        _check_uri(f"output {o.name!r}", o.destination)
+        _check_uri(f"output {o.name!r}", o.destination, output=True)
     out = js.to_dict()
     if len(jsonvalue.dumps(out)) > 1 << 20:
         raise Invalid("the job spec is larger than 1 MiB")
@@ -185,11 +185,22 @@ def _is(value: Any, kind: type) -> bool:
     return isinstance(value, (list, tuple)) if kind is list else isinstance(value, kind)
 
 
-def _check_uri(what: str, uri: Any) -> None:
+def _check_uri(what: str, uri: Any, output: bool = False) -> None:
     if not isinstance(uri, str) or not uri or len(uri) > 4000 or "\x00" in uri:
         raise Invalid(f"{what}: the URI must be a non-empty string")
     if "://" in uri and not uri.startswith(URI_SCHEMES):
         raise Invalid(f"{what}: {uri!r}: a local path, s3://BUCKET/KEY or artifact://WS/NAME[:VERSION]")
+    if uri.startswith("artifact://"):
+        # A malformed artifact URI or sub-path ("..", absolute, backslashes) is refused here, as a
+        # 4xx before any job exists, rather than as a Failed job after it was scheduled.
+        from tallymark.jobs.uris import SUBPATH_OUTPUT, parse_artifact
+
+        try:
+            ref = parse_artifact(uri)
+        except ValueError as exc:
+            raise Invalid(f"{what}: {exc}") from None
+        if output and ref.subpath is not None:
+            raise Invalid(f"{what}: {uri!r}: {SUBPATH_OUTPUT}")
 
 
 def _check_dest(what: str, path: Any) -> None:

@@ -500,13 +500,13 @@ def _uri_cell(uri: str) -> Markup:
     from tallymark.server.ui.pages_artifacts import artifact_url
 
     if uri.startswith("artifact://"):
-        rest = uri[len("artifact://") :]
-        ws, slash, name_ver = rest.partition("/")
-        name, colon, ver = name_ver.rpartition(":")
-        if not colon:
-            name, ver = name_ver, ""
-        if slash and name:
-            return el("a", {"href": artifact_url(ws, name, ver or None), "class": "value"}, uri)
+        from tallymark.jobs.uris import parse_artifact
+
+        try:  # the job API's own parser, so a sub-path (…:2.0.0/train) links to its version
+            ref = parse_artifact(uri)
+        except ValueError:
+            return el("span", {"class": "value uri"}, uri)
+        return el("a", {"href": artifact_url(ref.workspace, ref.name, ref.version), "class": "value"}, uri)
     return el("span", {"class": "value uri"}, uri)
 
 
