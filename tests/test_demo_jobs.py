@@ -77,6 +77,16 @@ def _check_common(result: Any, text: str) -> Any:
         assert np.array_equal(got["Class"].to_numpy(), getattr(expected, f"y_{split}"))
         assert np.allclose(got[expected.feature_names].to_numpy(), getattr(expected, f"X_{split}").to_numpy())
     shutil.rmtree(folder)
+    # The training channels are sub-paths of that exact version (no split logged on its own).
+    assert sorted(a["name"] for a in api.get_artifacts("demo")) == ["fraud-dataset"]
+    for run in result.runs:
+        job = transport.call("get_job", workspace="demo", name=run.job_name)
+        assert {c["name"]: c["uri"] for c in job["spec"]["inputs"]} == {
+            "train": "artifact://demo/fraud-dataset:2.0.0/train",
+            "validation": "artifact://demo/fraud-dataset:2.0.0/validation",
+        }
+        consumed = {link["ref"] for link in job["links"] if link["relation"] == "consumed"}
+        assert consumed == {"artifact:demo/fraud-dataset:2.0.0"}
     pre_refs = _lineage_refs(api, "artifact:demo/fraud-dataset:2.0.0")
     assert f"job:{result.processing_job}" in pre_refs and "artifact:demo/fraud-dataset:1.0.0" in pre_refs
 

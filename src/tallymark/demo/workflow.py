@@ -8,7 +8,8 @@ cluster with ``backend="dask"``), logging every step:
 2. a **ProcessingJob** runs ``scripts/preprocess.py`` — an unmodified SageMaker-style script that
    hard-codes ``/opt/ml/processing/...`` — on that version and logs its output as the next version
    (alias ``preprocessed``: train/validation/test as parquet, label first);
-3. two **TrainingJobs** with the built-in XGBoost algorithm train on its train/validation channels:
+3. two **TrainingJobs** with the built-in XGBoost algorithm train on its train/validation channels
+   (sub-paths of that exact version, ``artifact://WS/fraud-dataset:VERSION/train`` and ``/validation``):
 
    - ``xgb-baseline``: the reference notebook's hyperparameters (``learning_rate`` 0.15, 100 rounds,
      default depth, ``eval_metric`` ``auc``);
@@ -61,9 +62,9 @@ BACKENDS = ("local", "dask")
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "preprocess.py"
 MAX_RUN = 1800  # seconds, as the reference notebook's estimator
 OUTPUT_DIR = "/opt/ml/processing/output"  # where scripts/preprocess.py writes (hard-coded there)
-# The training channels: the preprocessing job's train and validation folders, each also logged as
-# an artifact of its own (a job input is a whole artifact version).
-SPLITS = {"train": "fraud-dataset-train", "validation": "fraud-dataset-validation"}
+# The training channels: the preprocessing job's train and validation folders, read as sub-paths
+# of the version it produced.
+SPLITS = ("train", "validation")
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,22 @@ def _experiment(project: str, workspace: str, name: str, tags: tuple[str, ...]) 
     )
 
 
-def _artifact_uri(workspace: str, name: str, version: str | None = None) -> str:
-    return f"artifact://{workspace}/{name}" + (f":{version}" if version else "")
+def _artifact_uri(workspace: str, name: str, version: str | None = None, subpath: str | None = None) -> str:
+    return (
+        f"artifact://{workspace}/{name}"
+        + (f":{version}" if version else "")
+        + (f"/{subpath}" if subpath else "")
+    )
+
+
+def _produced_version(job: Any, workspace: str, name: str) -> str:
+    """The version of ``name`` the job logged (its ``produced`` link): exact, where the alias
+    ``preprocessed`` would name whichever version had it last."""
+    prefix = f"artifact:{workspace}/{name}:"
+    for link in job.refresh().get("links") or []:
+        if link.get("relation") == "produced" and str(link.get("ref", "")).startswith(prefix):
+            return str(link["ref"])[len(prefix) :]
+    raise DemoError(f"job {job.job_name} completed but recorded no version of {name} as produced")
 
 
 def _load_split(folder: Path, split: str) -> tuple[Any, Any]:
@@ -328,28 +343,19 @@ def run_demo(
             base_job_name="fraud-preprocess",
         )
         pre_task = progress.add_task("Preprocess (job)", total=1, note="submitting")
-        # The whole output is the preprocessed version of the dataset; the train and validation
-        # folders are also their own artifacts, so each training channel names exactly its
-        # split (the bytes are stored once: blobs are content-addressed).
+        # The whole output is the preprocessed version of the dataset; each training channel is
+        # a sub-path of it (its train/ or validation/ folder).
         processing.run(
             inputs={"input": _artifact_uri(workspace, DATASET, raw.version)},
             outputs=[
-                OutputSpec("preprocessed", OUTPUT_DIR, _artifact_uri(workspace, DATASET, "preprocessed")),
-                *(
-                    OutputSpec(
-                        split,
-                        f"{OUTPUT_DIR}/{split}",
-                        _artifact_uri(workspace, SPLITS[split], "preprocessed"),
-                    )
-                    for split in ("train", "validation")
-                ),
+                OutputSpec("preprocessed", OUTPUT_DIR, _artifact_uri(workspace, DATASET, "preprocessed"))
             ],
             arguments=["--seed", str(DEMO_SEED)],
             wait=False,
         )
         follow(processing, progress, pre_task)
         timings["preprocess"] = time.perf_counter() - t0
-        pre = api.get_artifact(workspace, DATASET, "preprocessed")
+        pre = api.get_artifact(workspace, DATASET, _produced_version(processing, workspace, DATASET))
         folder = cache / "datasets" / f"{DATASET}-{pre.version}"
         pre.download(folder, overwrite=True)
         summary = json.loads((folder / "summary.json").read_text())
@@ -362,14 +368,8 @@ def run_demo(
         )
         X_validation, y_validation = _load_split(folder, "validation")
 
-        channels = {
-            split: _artifact_uri(
-                workspace,
-                SPLITS[split],
-                api.get_artifact(workspace, SPLITS[split], "preprocessed").version,
-            )
-            for split in ("train", "validation")
-        }
+        # The version number, not the alias: the lineage then names exactly what was trained on.
+        channels = {split: _artifact_uri(workspace, DATASET, pre.version, split) for split in SPLITS}
         for spec in specs:
             total = int(spec.params["num_round"])
             task = progress.add_task(f"Train {spec.name}", total=total, note="submitting")
