@@ -1,14 +1,12 @@
 """The machine-learning half of ``tallymark demo``: data generator, preprocessing, XGBoost training.
 
 The unit tests use a small recording object in place of an experiment (a test double for the
-logging calls only); ``test_run_demo_end_to_end`` runs the whole demo against the real SDK in a
-temporary ``TALLYMARK_HOME`` and reads the results back through ``tallymark.API``.
+logging calls only); tests/test_demo_jobs.py runs the whole demo (jobs, endpoint) against the real
+SDK in a temporary ``TALLYMARK_HOME``.
 """
 
 from __future__ import annotations
 
-import io
-import re
 from pathlib import Path
 from typing import Any
 
@@ -302,69 +300,3 @@ def test_train_xgboost_logs_every_eval_metric(small_prepared: Prepared) -> None:
     train_xgboost(small_prepared, {"num_round": 3, "eval_metric": "aucpr", "max_depth": 3}, exp=exp)
     names = {n for n, _, _ in exp.metric_calls}
     assert names == {"train_auc", "validation_auc", "train_aucpr", "validation_aucpr"}
-
-
-# --- the whole demo against the real SDK ----------------------------------------------------------
-
-
-def test_run_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TALLYMARK_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("TALLYMARK_URL", raising=False)
-    monkeypatch.delenv("TALLYMARK_API_KEY", raising=False)
-    from rich.console import Console
-
-    import tallymark
-    from tallymark.demo.workflow import BASELINE, IMBALANCE, run_demo
-
-    out = io.StringIO()
-    result = run_demo(rows=SMALL, console=Console(file=out, width=200, color_system=None))
-
-    assert [run.name for run in result.runs] == [BASELINE.name, IMBALANCE.name]
-    assert len(set(result.keys)) == 2
-    assert all(re.fullmatch(r"[0-9a-f]{32}", key) for key in result.keys)
-    assert result.dataset["dataset_rows_raw"] == SMALL
-    assert result.best.metrics["test_auc_pr"] == max(run.metrics["test_auc_pr"] for run in result.runs)
-
-    text = out.getvalue()
-    assert f"tallymark experiments compare {result.keys[0]} {result.keys[1]}" in text
-    assert "tallymark ui" in text
-    for run in result.runs:
-        assert run.key in text and run.url in text
-        assert run.url.rstrip("/").endswith(run.key)
-
-    api = tallymark.API()
-    for run in result.runs:
-        experiment = api.get_experiment_by_key(run.key)
-        summary = {row["name"]: row for row in experiment.get_metrics_summary()}
-        for name in ("train_auc", "validation_auc"):
-            assert int(summary[name]["count"]) == run.num_rounds, name
-            assert int(summary[name]["stepCurrent"]) == run.num_rounds, name
-        for name, value in run.metrics.items():
-            assert float(summary[name]["valueCurrent"]) == pytest.approx(value, rel=1e-6), name
-        params = {row["name"]: row["valueCurrent"] for row in experiment.get_parameters_summary()}
-        assert str(params["learning_rate"]) == str(run.params["learning_rate"])
-        assert str(params["num_round"]) == str(run.params["num_round"])
-
-    # Issue 3: datasets versioned, both models registered, the best one in production after a second
-    # identity approved it, and its lineage reaching both dataset versions with their hashes.
-    assert result.datasets == {"raw": "1.0.0", "preprocessed": "2.0.0"}
-    model = api.get_model("demo", "fraud-xgb")
-    assert model.find_versions() == [run.model_version for run in result.runs]
-    assert model.find_versions(status="production") == [result.best.model_version]
-    history = model.get_details(result.production)["history"]
-    assert history[-1]["to"] == "production" and history[-1]["actor"] == "risk-officer"
-    requests = model.get_requests()
-    assert requests[0]["requestedBy"] != requests[0]["decidedBy"]
-    inputs = {node["version"]: node for node in model.get_training_inputs(result.production)}
-    assert set(inputs) == {"1.0.0", "2.0.0"}
-    for node in inputs.values():
-        local = [f for f in node["files"] if not f["remote"]]
-        assert local and all(re.fullmatch(r"[0-9a-f]{64}", f["sha256"]) for f in local)
-    assert "Lineage of the production model" in text and "fraud-dataset 1.0.0" in text
-    # Files are content-addressed: a second run logs new versions but stores no new bytes.
-    blobs_before = sorted(p.name for p in (tmp_path / "home" / "blobs").rglob("*") if p.is_file())
-    second = run_demo(rows=SMALL, console=Console(file=io.StringIO(), width=200, color_system=None))
-    assert second.datasets == {"raw": "3.0.0", "preprocessed": "4.0.0"}
-    blobs_after = sorted(p.name for p in (tmp_path / "home" / "blobs").rglob("*") if p.is_file())
-    # Training is deterministic too, so even the model files are the same bytes: nothing new is stored.
-    assert blobs_after == blobs_before

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tallymark.extras import MissingExtra, require_extra
 from tallymark.termsafe import markup
 
 app = typer.Typer(
@@ -102,6 +103,7 @@ def server(
     public_url: Annotated[str | None, typer.Option(help="Base URL users reach this server at.")] = None,
 ) -> None:
     """Serve the web UI, the REST API (/api/v1, OpenAPI at /docs) and the comet_ml adapter."""
+    require_extra("server", "tallymark server")
     from tallymark.server.run import is_loopback, serve
 
     if no_auth and not is_loopback(host):
@@ -148,6 +150,7 @@ def ui(
     home: HomeOpt = None,
 ) -> None:
     """Serve the web UI (and the REST API) over the embedded home, on this machine only."""
+    require_extra("server", "tallymark ui")
     from tallymark.server.run import is_loopback, serve
     from tallymark.service.store import open_store
 
@@ -429,17 +432,32 @@ def demo(
     data: Annotated[Path | None, typer.Option(help="A real creditcard.csv of the same schema.")] = None,
     workspace: Annotated[str, typer.Option(help="Workspace to log into.")] = "demo",
     project: Annotated[str, typer.Option(help="Project to log into.")] = "fraud-detection",
+    backend: Annotated[
+        str,
+        typer.Option(help="Where the jobs run: local, or dask (a local 2-worker cluster the demo starts)."),
+    ] = "local",
+    keep_endpoint: Annotated[
+        bool, typer.Option("--keep-endpoint", help="Leave the endpoint serving at the end (prints its URL).")
+    ] = False,
 ) -> None:
-    """Run the reference workflow: credit-card fraud detection with XGBoost, two experiments."""
-    from tallymark.demo.workflow import run_demo
+    """Run the reference workflow as jobs: preprocess, train two XGBoost models, deploy, score, approve."""
+    from tallymark.demo.workflow import BACKENDS, run_demo
 
     if data is not None and not data.is_file():
         _fail(f"--data {data}: no such file")
+    if backend not in BACKENDS:
+        _fail(f"--backend {backend}: choose one of {', '.join(BACKENDS)}")
     try:
         run_demo(
-            rows=rows, data=str(data) if data else None, workspace=workspace, project=project, console=console
+            rows=rows,
+            data=str(data) if data else None,
+            workspace=workspace,
+            project=project,
+            console=console,
+            backend=backend,
+            keep_endpoint=keep_endpoint,
         )
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:  # bad input, or a step that failed (DemoError, JobFailed)
         _fail(str(exc))
 
 
@@ -472,6 +490,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except MissingExtra as exc:  # an optional part without its extra: say what to install, no traceback
+        err.print(f"[bold red]error:[/] {markup(str(exc))}")
+        sys.exit(1)
 
 
 # The artifacts/models/lineage/gc, admin and audit commands live in their own modules; importing
@@ -479,6 +500,7 @@ def main() -> None:
 from tallymark import cli_admin as _cli_admin  # noqa: E402, F401
 from tallymark import cli_audit as _cli_audit  # noqa: E402, F401
 from tallymark import cli_endpoints as _cli_endpoints  # noqa: E402, F401 - deploy, endpoints, models trust
+from tallymark import cli_jobs as _cli_jobs  # noqa: E402, F401 - tallymark jobs (docs/jobs.md)
 from tallymark import cli_registry as _cli_registry  # noqa: E402, F401
 
 if __name__ == "__main__":

@@ -316,3 +316,14 @@ def test_predictions_are_logged_and_labels_join_by_row_id(served: dict[str, Any]
     assert np.array_equal(np.asarray([r["amount"] for r in mine]), x[:, 0])
     out = next(c for c in t.column_names if c.startswith("score") or c.startswith("prediction"))
     assert np.array_equal(np.asarray([r[out] for r in mine], dtype=np.float32), scores)
+
+
+def test_endpoint_predict_sends_a_large_set_in_batches(served: dict[str, Any]) -> None:
+    x = data(12_000, seed=11)[0]  # ~2.4 MB as JSON; sent in three requests
+    scores, ids = served["ep"].predict(x, return_ids=True)
+    assert np.array_equal(scores, booster_predict(served["booster"], x))
+    assert len({i.split(":")[0] for i in ids}) == 3 and ids[5000].endswith(":0") and len(ids) == 12_000
+    records = [dict(zip(FEATURES, r, strict=True)) for r in _v(x[:3])]
+    records[1]["extra"] = 1.0
+    with pytest.raises(Exception, match="record 1: unknown column 'extra'"):
+        served["ep"].predict(records)

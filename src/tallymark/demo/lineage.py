@@ -1,10 +1,10 @@
 """The audit half of the demo: dataset versions, models in the registry, four-eyes promotion.
 
 - A ``fraud-data-prep`` experiment logs the raw transactions as ``fraud-dataset`` (alias ``raw``:
-  the file, hashed, plus a reference to where the public original lives), consumes it, and logs the
-  prepared splits as the next version (alias ``preprocessed``).
-- Each training experiment consumes ``preprocessed``, logs its booster with ``log_model`` and
-  registers it as a version of ``fraud-xgb``.
+  the file, hashed, plus a reference to where the public original lives) and consumes it; the
+  preprocessing job then logs its output as the next version (alias ``preprocessed``).
+- Each training job's experiment (``log_training_job``) consumes the splits the preprocessing job
+  produced, holds the job's model, and registers it as a version of ``fraud-xgb``.
 - The better model is requested for production by the data scientist and approved by a second
   identity (user ``risk-officer``, its own client settings): the registry refuses a self-approval.
   Logged to a server with an API key, the request stays pending for a real approver.
@@ -40,16 +40,18 @@ def _parquet(frame: Any, path: Path) -> Path:
     return path
 
 
-def version_datasets(
-    exp: Any, frame: Any, prepared: Any, source: str, data_path: str | None
-) -> dict[str, Any]:
-    """Log raw and preprocessed versions of the dataset from the preparation experiment."""
-    import pandas as pd
+def _source_tag(source: str) -> str:
+    return source.replace(":", "-").replace("/", "_").replace("(", "-").replace(")", "").replace(", ", "-")
 
+
+def log_raw(exp: Any, frame: Any, source: str, data_path: str | None) -> Any:
+    """Log the raw transactions as the next ``fraud-dataset`` version (alias ``raw``) and consume it.
+
+    The file is hashed into the blob store; the public original is recorded by its URI only (jobs
+    reading the version fetch its local files, never the remote one).
+    """
     import tallymark
 
-    tag = source.replace(":", "-").replace("/", "_").replace("(", "-").replace(")", "").replace(", ", "-")
-    cache = cache_dir()
     raw = tallymark.Artifact(
         DATASET,
         artifact_type="dataset",
@@ -64,7 +66,10 @@ def version_datasets(
     if data_path is not None:
         raw.add(data_path, logical_path="creditcard.csv")
     else:
-        raw.add(_parquet(frame, cache / f"raw-{tag}.parquet"), logical_path="creditcard.parquet")
+        raw.add(
+            _parquet(frame, cache_dir() / f"raw-{_source_tag(source)}.parquet"),
+            logical_path="creditcard.parquet",
+        )
     raw.add_remote(
         KAGGLE_URI,
         logical_path="original/creditcard.csv",
@@ -72,37 +77,29 @@ def version_datasets(
     )
     logged_raw = exp.log_artifact(raw)
     exp.get_artifact(DATASET, logged_raw.version)  # the preparation step consumes the raw version
-
-    folder = cache / f"prepared-{tag}"
-    folder.mkdir(exist_ok=True)
-    for split in ("train", "validation", "test"):
-        X = getattr(prepared, f"X_{split}")
-        y = getattr(prepared, f"y_{split}")
-        _parquet(
-            pd.concat([X.reset_index(drop=True), pd.Series(y, name="Class")], axis=1),
-            folder / f"{split}.parquet",
-        )
-    pre = tallymark.Artifact(
-        DATASET,
-        artifact_type="dataset",
-        aliases=["preprocessed"],
-        metadata={**prepared.summary(), "split": "70/15/15 stratified", "derived_from": logged_raw.version},
-    )
-    pre.add(folder, logical_path="splits")
-    logged_pre = exp.log_artifact(pre)
-    return {"raw": logged_raw, "preprocessed": logged_pre}
+    return logged_raw
 
 
-def log_and_register(exp: Any, booster: Any, spec_name: str, preprocessed_version: str) -> dict[str, Any]:
-    """Consume the prepared data, log the booster, register it as the next ``fraud-xgb`` version."""
-    exp.get_artifact(DATASET, preprocessed_version)
-    folder = cache_dir() / "models"
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{exp.get_key()}.ubj"
-    booster.save_model(path)
-    exp.log_model(MODEL, path, metadata={"framework": "xgboost", "format": "ubj", "trained_as": spec_name})
-    return exp.register_model(
-        MODEL, description=f"{spec_name}: credit-card fraud detection", tags=[spec_name]
+def register_trained(exp: Any, logged_model: str, spec_name: str, job_name: str) -> dict[str, Any]:
+    """Register the model ``log_training_job`` logged into ``exp`` (as ``logged_model``, with its
+    feature schema) as the next ``fraud-xgb`` version; the endpoint checks requests against it."""
+    from tallymark.sdk.transport import default_transport
+
+    exp.flush()
+    # Experiment.register_model registers under the logged model's own name; the job logged it
+    # under its base name (xgb-baseline), the registry entry is fraud-xgb.
+    return default_transport().call(
+        "register_model",
+        workspace=exp.workspace,
+        name=MODEL,
+        body={
+            "experiment_key": exp.get_key(),
+            "experiment_model": logged_model,
+            "version": None,
+            "status": "development",
+            "description": f"{spec_name}: credit-card fraud detection, trained by job {job_name}",
+            "tags": [spec_name],
+        },
     )
 
 

@@ -247,12 +247,17 @@ class Job:
     @classmethod
     def attach(cls, job_name: str, workspace: str | None = None, **kwargs: Any) -> Job:
         """A handle on an existing job (submitted by any process)."""
-        job = cls(**kwargs)
+        job = cls.__new__(cls)
+        Job.__init__(job, **kwargs)  # not cls(): a TrainingJob's own checks are about a new job
         if workspace:
             job.workspace = workspace
         job.job_name = job_name
         info = job.refresh()
-        job.spec = JobSpec.from_dict(info["spec"])
+        job.spec = spec = JobSpec.from_dict(info["spec"])
+        job.script, job.algorithm, job.source_dir = spec.script, spec.algorithm, spec.source_dir
+        job.hyperparameters, job.output_path = dict(spec.hyperparameters), spec.output_path
+        job.max_run, job.retries, job.backend = spec.max_run, spec.retries, spec.backend
+        job.project, job.environment = spec.project, dict(spec.environment)
         return job
 
     def __repr__(self) -> str:
@@ -319,6 +324,14 @@ class TrainingJob(Job):
         ins = _channels(channels, None)
         self._submit(ins, (), (), job_name, wait, logs)
         return self
+
+    def deploy(
+        self, model_name: str | None = None, *, workspace: str | None = None, port: int | None = None
+    ) -> Any:
+        """Register this job's model and serve it: an Endpoint (tallymark.integration.jobs.deploy_job)."""
+        from tallymark.integration.jobs import deploy_job
+
+        return deploy_job(self, model_name, workspace=workspace, port=port)
 
 
 def _hp(v: Any) -> str:

@@ -65,7 +65,11 @@ def unshare_prefix() -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def unavailable_reason() -> str | None:
-    """None when this machine can give jobs a private mount namespace, else why not (cached)."""
+    """None when this machine can give jobs a private mount namespace, else why not (cached).
+
+    ``TALLYMARK_JOB_NAMESPACE=0`` turns namespaces off (to run as where they are unavailable)."""
+    if os.environ.get("TALLYMARK_JOB_NAMESPACE", "").strip() in ("0", "off", "false", "no"):
+        return "private mount namespaces are turned off (TALLYMARK_JOB_NAMESPACE=0)"
     if not os.path.exists("/proc/self/ns/mnt"):
         return "this system has no Linux mount namespaces"
     if shutil.which("unshare") is None:

@@ -107,6 +107,7 @@ def run_attempt(spec: JobSpec, root: Path, sink: JobSink, attempt: int) -> Attem
         secondary_status="Training" if spec.kind == "training" else "Processing",
         pid=proc.pid,
         host=host,
+        **({"started_at": started} if attempt == 1 else {}),
     )
     ended_by = _supervise(proc, spec, sink)
     reader.finish()

@@ -63,13 +63,17 @@ def supervise(
     attempts: list[dict[str, Any]] = []
     started = now_ms()
     try:
-        sink.status(started_at=started, secondary_status="Downloading", host=socket.gethostname())
+        # Only inputs that come from elsewhere are worth a "Downloading" report: for local ones the
+        # first report waits until the script runs (the store is opened while it starts).
+        if any(c.uri.startswith(("s3://", "artifact://")) for c in spec.inputs):
+            sink.status(started_at=started, secondary_status="Downloading", host=socket.gethostname())
         final = _run(spec, root, sink, transport, runner, attempts)
     except Exception as exc:  # never leave a job InProgress because of our own failure
         final = {"status": "Failed", "failure_reason": f"tallymark could not run the job: {exc!r}"}
     final.setdefault("exit_code", None)
     final.setdefault("failure_reason", None)
     final["ended_at"] = now_ms()
+    final.setdefault("started_at", attempts[0]["started_at"] if attempts else started)
     final["secondary_status"] = SECONDARY[final["status"]]
     if attempts:
         final["attempts"] = attempts
@@ -102,7 +106,7 @@ def _run(
             for f in fetched:
                 if f.get("ref"):
                     _link(transport, spec, "consumed", f["ref"])
-        if sink.should_stop():
+        if n > 1 and sink.should_stop():  # (the first attempt's runner polls it as soon as it runs)
             return {"status": "Stopped", "failure_reason": "stopped on request before the script started"}
         outcome = run(spec, root, sink, n)
         attempts.append({"attempt": n, **asdict(outcome)})
@@ -112,6 +116,7 @@ def _run(
             break
     assert outcome is not None
     final: dict[str, Any] = {
+        "started_at": attempts[0]["started_at"],
         "status": outcome.status,
         "exit_code": outcome.exit_code,
         "failure_reason": outcome.failure_reason,

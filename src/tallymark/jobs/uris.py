@@ -2,12 +2,17 @@
 
 - a local path (or ``file://``): copied in (the script may change its copy, never the source);
   an output is copied out to that folder.
-- ``s3://BUCKET/KEY``: the configured S3-compatible store (``TALLYMARK_S3_ENDPOINT_URL``, the
-  AWS_* credentials chain, as the S3 blob store uses them); a key that is an object is one file,
-  else every object under ``KEY/``.
-- ``artifact://WS/NAME[:VERSION_OR_ALIAS]``: an input is downloaded through the SDK, each file's
-  sha256 verified, and recorded as consumed by the job; an output becomes the artifact's next
-  version (``artifact://WS/NAME:ALIAS`` also gives it that alias), recorded as produced by the job.
+- ``s3://BUCKET/KEY``: the configured S3-compatible store — the endpoint of the S3 blob store
+  (``TALLYMARK_S3_ENDPOINT_URL``) when there is one, else boto3's own configuration
+  (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, or AWS itself), credentials from the AWS_*
+  chain; a key that is an object is one file, else every object under ``KEY/``.
+- ``artifact://WS/NAME[:VERSION_OR_ALIAS][/SUBPATH]``: an input is downloaded through the SDK, each
+  file's sha256 verified, and the version recorded as consumed by the job; with ``/SUBPATH`` only
+  the files at or under that logical path, placed relative to it (like an S3 prefix), so one
+  version's ``train/`` and ``validation/`` folders can be two channels without logging each as an
+  artifact of its own. An output becomes the artifact's next version (``artifact://WS/NAME:ALIAS``
+  also gives it that alias), recorded as produced by the job; it takes no sub-path (an output is a
+  whole new version).
 
 Every failure raises :class:`~tallymark.jobs.contract.JobInputError` /
 :class:`~tallymark.jobs.contract.JobOutputError` with a message that names the input or output.
@@ -18,20 +23,53 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tallymark.jobs.contract import JobInputError, JobOutputError
 
-__all__ = ["fetch", "parse_artifact", "place", "publish", "s3_client"]
+__all__ = ["ArtifactURI", "fetch", "parse_artifact", "place", "publish", "s3_client"]
+
+_FORM = "artifact://WORKSPACE/NAME[:VERSION_OR_ALIAS][/SUBPATH]"
+SUBPATH_OUTPUT = (
+    "an output is a whole new version of the artifact and takes no sub-path; "
+    "write artifact://WORKSPACE/NAME[:ALIAS]"
+)
 
 
-def parse_artifact(uri: str, need_version: bool = False) -> tuple[str, str, str | None]:
-    rest = uri[len("artifact://") :]
-    ws, slash, name_ver = rest.partition("/")
+class ArtifactURI(NamedTuple):
+    """The parts of ``artifact://WS/NAME[:VERSION_OR_ALIAS][/SUBPATH]``."""
+
+    workspace: str
+    name: str
+    version: str | None  # a version number or an alias; None: the newest version
+    subpath: str | None  # a logical path in the version ("train", "a/b.csv"); None: every file
+
+
+def parse_artifact(uri: str) -> ArtifactURI:
+    """Split an artifact URI; a :class:`ValueError` says what is wrong with it.
+
+    A sub-path is checked here, once, for every caller (job creation refuses it as a 4xx before
+    anything runs): it is a relative logical path of ``/``-separated segments, none empty, ``.``
+    or ``..``, with no backslash, so it can only ever select files inside the version."""
+    rest = uri[len("artifact://") :] if uri.startswith("artifact://") else uri
+    ws, slash, tail = rest.partition("/")
+    name_ver, has_sub, sub = tail.partition("/")
     name, colon, ver = name_ver.partition(":")
-    if not slash or not ws or not name or "/" in name or (colon and not ver):
-        raise ValueError(f"{uri!r}: write artifact://WORKSPACE/NAME[:VERSION_OR_ALIAS]")
-    return ws, name, ver or None
+    if not slash or not ws or not name or (colon and not ver):
+        raise ValueError(f"{uri!r}: write {_FORM}")
+    if not has_sub:
+        return ArtifactURI(ws, name, ver or None, None)
+    if "\\" in sub or "\x00" in sub:
+        raise ValueError(f"{uri!r}: the sub-path {sub!r} may not contain a backslash or NUL (use '/')")
+    if sub.startswith("/"):
+        raise ValueError(f"{uri!r}: the sub-path {sub!r} must be relative to the version, not absolute")
+    trimmed = sub[:-1] if sub.endswith("/") else sub  # "train/" reads as "train", as an S3 prefix
+    parts = trimmed.split("/")
+    if not trimmed or "" in parts:
+        raise ValueError(f"{uri!r}: the sub-path {sub!r} has an empty segment; write {_FORM}")
+    if any(p in (".", "..") for p in parts):
+        raise ValueError(f"{uri!r}: the sub-path {sub!r} may not contain '.' or '..' segments")
+    return ArtifactURI(ws, name, ver or None, trimmed)
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -48,9 +86,9 @@ def s3_client() -> Any:
 
     from tallymark.settings import Settings
 
-    endpoint = Settings.from_env().s3_endpoint_url
+    endpoint = Settings.from_env().s3_endpoint_url  # None: boto3 reads AWS_ENDPOINT_URL[_S3] itself
     options: dict[str, Any] = {"retries": {"max_attempts": 3, "mode": "standard"}}
-    if endpoint:
+    if endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"):
         options["s3"] = {"addressing_style": "path"}
         options["request_checksum_calculation"] = "when_required"
         options["response_checksum_validation"] = "when_required"
@@ -135,15 +173,60 @@ def _fetch_artifact(uri: str, dest: Path, what: str, transport: Any) -> dict[str
     from tallymark.sdk.artifact import LoggedArtifact
     from tallymark.sdk.transport import TallymarkError
 
-    ws, name, ver = parse_artifact(uri)
+    try:
+        ws, name, ver, sub = parse_artifact(uri)
+    except ValueError as exc:
+        raise JobInputError(f"{what}: {exc}") from None
     try:
         info = transport.call("artifact_version", workspace=ws, name=name, version_or_alias=ver)
     except TallymarkError as exc:
         raise JobInputError(f"{what}: {uri}: {exc.message}") from None
-    art = LoggedArtifact(transport, info)
-    art.download(dest, overwrite=True)  # raises HashMismatch when a file's bytes are not the logged ones
-    files = [{"path": f["logicalPath"], "sha256": f.get("sha256")} for f in art.assets if not f["remote"]]
-    return {"ref": f"artifact:{ws}/{name}:{art.version}", "files": files}
+    local = [f for f in info["files"] if not f["remote"]]
+    if sub is not None:
+        local = _select(local, sub, uri, what, f"{ws}/{name}:{info['version']}", info["files"])
+    # A copy of the version with only the selected files, each at its place under dest (relative
+    # to the sub-path); downloading it verifies every file's sha256 as for the whole version.
+    placed = [dict(f, logicalPath=_relative(f["logicalPath"], sub)) for f in local]
+    LoggedArtifact(transport, {**info, "files": placed}).download(dest, overwrite=True)
+    files = [{"path": f["logicalPath"], "sha256": f.get("sha256")} for f in local]
+    out: dict[str, Any] = {"ref": f"artifact:{ws}/{name}:{info['version']}", "files": files}
+    if sub is not None:
+        out["subpath"] = sub
+    return out
+
+
+def _relative(logical: str, sub: str | None) -> str:
+    if sub is None:
+        return logical
+    if logical == sub:
+        return logical.rsplit("/", 1)[-1]  # the sub-path is one file: it lands under its own name
+    return logical[len(sub) + 1 :]
+
+
+def _select(
+    local: list[dict[str, Any]], sub: str, uri: str, what: str, version: str, every: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The version's stored files at or under ``sub``; a clear error when there are none."""
+
+    def under(f: dict[str, Any]) -> bool:
+        return bool(f["logicalPath"] == sub or f["logicalPath"].startswith(sub + "/"))
+
+    chosen = [f for f in local if under(f)]
+    if chosen:
+        return chosen
+    if any(under(f) for f in every):
+        raise JobInputError(
+            f"{what}: {uri}: the files under {sub!r} in {version} are remote references, "
+            "which a job does not download"
+        )
+    tops = sorted(
+        {f["logicalPath"].split("/", 1)[0] + ("/" if "/" in f["logicalPath"] else "") for f in every}
+    )
+    listed = ", ".join(tops[:8]) + (f", … ({len(tops)} in all)" if len(tops) > 8 else "")
+    raise JobInputError(
+        f"{what}: {uri}: no file at or under {sub!r} in {version}"
+        + (f" (it holds {listed})" if tops else " (it holds no files)")
+    )
 
 
 # ---- outputs -------------------------------------------------------------------------------------
@@ -201,7 +284,12 @@ def _publish_artifact(src: Path, uri: str, what: str, job: str, transport: Any) 
     from tallymark.sdk.artifact import Artifact, upload_files
     from tallymark.sdk.transport import TallymarkError
 
-    ws, name, alias = parse_artifact(uri)
+    try:
+        ws, name, alias, sub = parse_artifact(uri)
+    except ValueError as exc:
+        raise JobOutputError(f"{what}: {exc}") from None
+    if sub is not None:
+        raise JobOutputError(f"{what}: {uri}: {SUBPATH_OUTPUT}")
     files = _files(src)
     if not files:
         raise JobOutputError(

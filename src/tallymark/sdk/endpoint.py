@@ -83,15 +83,33 @@ class Endpoint:
         if self._http is None:
             if not self.url:
                 raise EndpointError(f"endpoint {self.name!r} has no address (status {self.status})")
-            self._http = httpx.Client(base_url=_local_url(self.url), timeout=60.0)
+            self._http = httpx.Client(base_url=self.url, timeout=60.0)
         return self._http
 
-    def predict(self, X: Any, return_ids: bool = False) -> Any:  # noqa: N803 - the data science name
-        """Scores for the rows of ``X`` (DataFrame, numpy array, list of dicts or of lists)."""
+    def predict(self, X: Any, return_ids: bool = False, batch_rows: int = 5000) -> Any:  # noqa: N803
+        """Scores for the rows of ``X`` (DataFrame, numpy array, list of dicts or of lists), as
+        ``booster.predict`` gives them. Sent ``batch_rows`` rows per request (so a test set stays
+        under the endpoint's 10 MB body limit); with ``return_ids`` also each row's id."""
         import numpy as np
 
+        columns, rows = _rows(X)
+        scores: list[Any] = []
+        ids: list[str] = []
+        for start in range(0, max(len(rows), 1), batch_rows):
+            chunk = rows[start : start + batch_rows]
+            if columns == []:
+                body: Any = chunk
+            else:
+                body = {"columns": columns, "data": chunk} if columns is not None else {"data": chunk}
+            got, rid = self._post(body)
+            scores.extend(got)
+            ids.extend(f"{rid}:{i}" for i in range(len(got)))
+        out = np.asarray(scores, dtype=np.float32)
+        return (out, ids) if return_ids else out
+
+    def _post(self, body: Any) -> tuple[list[Any], str]:
         resp = self._client().post(
-            "/predict", content=json.dumps(_payload(X)).encode(), headers={"Content-Type": "application/json"}
+            "/predict", content=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
         )
         if resp.status_code >= 400:
             try:
@@ -100,12 +118,8 @@ class Endpoint:
             except (ValueError, KeyError, TypeError):
                 message, detail = resp.text[:500], None
             raise EndpointError(f"endpoint {self.name!r}: {message}", resp.status_code, detail)
-        body = resp.json()
-        scores = np.asarray(body["predictions"], dtype=np.float32)
-        if not return_ids:
-            return scores
-        rid = body["requestId"]
-        return scores, [f"{rid}:{i}" for i in range(len(scores))]
+        doc = resp.json()
+        return doc["predictions"], doc["requestId"]
 
     def log_ground_truth(self, row_or_request_ids: Any, labels: Any) -> dict[str, int]:
         """Labels for logged predictions, by row id ("REQUEST_ID:ROW") or request id (row 0)."""
@@ -137,20 +151,17 @@ class Endpoint:
             self._http = None
 
 
-def _local_url(url: str) -> str:
-    return url
-
-
-def _payload(X: Any) -> Any:  # noqa: N803
+def _rows(X: Any) -> tuple[list[str] | None, list[Any]]:  # noqa: N803
+    """(column names — None: the schema's order, []: records — and the rows) of ``predict``'s X."""
     if hasattr(X, "columns") and hasattr(X, "to_numpy"):  # a pandas DataFrame
-        return {"columns": [str(c) for c in X.columns], "data": X.to_numpy().tolist()}
+        return [str(c) for c in X.columns], X.to_numpy().tolist()
     if hasattr(X, "tolist") and hasattr(X, "ndim"):  # numpy
         data = X.tolist()
-        return {"data": data if X.ndim == 2 else [data]}
-    if isinstance(X, list) and X and isinstance(X[0], dict):
-        return X
+        return None, data if X.ndim == 2 else [data]
+    if isinstance(X, list) and X and all(isinstance(r, dict) for r in X):
+        return [], list(X)  # records, sent as they are: the endpoint checks each one's columns
     if isinstance(X, list):
-        return {"data": [list(r) for r in X]}
+        return None, [list(r) for r in X]
     raise TypeError(f"cannot send {type(X).__name__} to an endpoint: use a DataFrame, an array or a list")
 
 

@@ -141,6 +141,7 @@ class Experiment:
         send_interval: float | None = None,
         settings: ClientSettings | None = None,
         _offline_directory: str | Path | None = None,
+        _existing_key: str | None = None,
     ) -> None:
         # Read once: arguments win over ``settings``, which default to the environment.
         self._settings = (settings or ClientSettings.from_env()).with_overrides(
@@ -153,7 +154,8 @@ class Experiment:
         )
         self.project_name = self._settings.project
         self.workspace = self._settings.workspace
-        self._key = uuid.uuid4().hex
+        # _existing_key: log into an experiment that exists (create is idempotent by key); see detach().
+        self._key = _existing_key or uuid.uuid4().hex
         self._ended = False
         self._step: int | None = None
         self._epoch: int | None = None
@@ -677,6 +679,20 @@ class Experiment:
     def flush(self) -> None:
         """Return once everything logged so far is stored (or safely journaled on disk)."""
         self._sender.drain()
+
+    def _detach(self) -> None:
+        """Flush and let go of this handle without ending the experiment (whose owner ends it);
+        used by tallymark.integration.jobs when it logs into an experiment given by key."""
+        if self._ended:
+            return
+        self._ended = True
+        if self._monitor is not None:
+            self._monitor.stop()
+        if self._capture is not None:
+            self._capture.stop()
+        self._sender.close(end=False)
+        _live.discard(self)
+        self._finish()
 
     def end(self) -> None:
         """Flush, stop capturing, and mark the experiment ended. Safe to call twice."""

@@ -57,6 +57,10 @@ TRANSPORT_OPERATIONS: dict[str, str] = {
     "decide": "request.approve",  # approve=False is request.reject: the same permission, approver too
     "list_requests": "request.list",
     "add_model_tag": "model.tag",
+    # call(op, ...): endpoints' prediction logs (tallymark.sdk.predictions)
+    "log_predictions": "prediction.log",
+    "log_ground_truth": "prediction.label",
+    "read_predictions": "prediction.read",
     # call(op, ...): endpoints (serving)
     "create_endpoint": "endpoint.create",
     "get_endpoint": "endpoint.get",
@@ -64,10 +68,6 @@ TRANSPORT_OPERATIONS: dict[str, str] = {
     "endpoint_status": "endpoint.status",
     "delete_endpoint": "endpoint.delete",
     "trust_model": "model.trust",
-    # call(op, ...): endpoints' prediction logs (tallymark.sdk.predictions)
-    "log_predictions": "prediction.log",
-    "log_ground_truth": "prediction.label",
-    "read_predictions": "prediction.read",
     # call(op, ...): jobs (docs/jobs.md)
     "create_job": "job.create",
     "get_job": "job.get",

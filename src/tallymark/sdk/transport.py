@@ -867,12 +867,11 @@ class HttpTransport:
         if op == "job_status":
             return self._request("POST", f"{one}/status", json_body=kw["fields"])
         if op == "job_log":
+            chunk = base64.b64encode(bytes(kw["data"])).decode("ascii")
             return self._request(
                 "POST",
                 f"{one}/logs",
-                content=bytes(kw["data"]),
-                params={"seq": kw["seq"], "attempt": kw["attempt"]},
-                headers={"Content-Type": "application/octet-stream"},
+                json_body={"seq": kw["seq"], "attempt": kw["attempt"], "data_b64": chunk},
             )
         if op == "job_logs":
             out = self._request("GET", f"{one}/logs", params={"after": kw.get("after", -1)})

@@ -65,6 +65,25 @@ STATUS_FIELDS = {
     "host": str,
     "pid": int,
 }
+SPEC_TYPES: dict[str, type] = {
+    "name": str,
+    "kind": str,
+    "workspace": str,
+    "project": str,
+    "script": str,
+    "source_dir": str,
+    "algorithm": str,
+    "command": list,
+    "arguments": list,
+    "hyperparameters": dict,
+    "inputs": list,
+    "outputs": list,
+    "output_path": str,
+    "environment": dict,
+    "backend": str,
+    "resources": dict,
+}
+_TYPE_NAMES: dict[type, str] = {str: "a string", list: "a list", dict: "an object"}
 RELATIONS = {"consumed": "artifact", "produced": "artifact", "trained": "experiment"}
 
 
@@ -90,6 +109,18 @@ def validate_spec(workspace: str, spec: Any) -> dict[str, Any]:
 
     if not isinstance(spec, dict):
         raise Invalid("the job spec must be an object")
+    for key, kind in SPEC_TYPES.items():
+        value: Any = spec.get(key)
+        if value is None:
+            continue
+        if not _is(value, kind):
+            raise Invalid(f"the job spec's {key!r} must be {_TYPE_NAMES[kind]}")
+        if kind is list and key in ("inputs", "outputs") and not all(isinstance(x, dict) for x in value):
+            raise Invalid(f"each of the job spec's {key!r} is an object")
+        if kind is list and key in ("command", "arguments") and not all(isinstance(x, str) for x in value):
+            raise Invalid(f"the job spec's {key!r} is a list of strings")
+        if key == "environment" and not all(isinstance(v, str) for v in value.values()):
+            raise Invalid("the job spec's environment values are strings")
     try:
         js = JobSpec.from_dict(spec)
     except TypeError as exc:
@@ -112,7 +143,7 @@ def validate_spec(workspace: str, spec: Any) -> dict[str, Any]:
         raise Invalid("a built-in algorithm runs as a training job")
     if not isinstance(js.max_run, int) or isinstance(js.max_run, bool) or not 1 <= js.max_run <= 28 * 86400:
         raise Invalid(f"max_run {js.max_run!r}: whole seconds from 1 to 28 days")
-    if not isinstance(js.retries, int) or not 0 <= js.retries <= MAX_RETRIES:
+    if not isinstance(js.retries, int) or isinstance(js.retries, bool) or not 0 <= js.retries <= MAX_RETRIES:
         raise Invalid(f"retries {js.retries!r}: 0 to {MAX_RETRIES}")
     if not isinstance(js.stop_grace, (int, float)) or not 0 <= js.stop_grace <= 3600:
         raise Invalid("stop_grace: 0 to 3600 seconds")
@@ -142,18 +173,34 @@ def validate_spec(workspace: str, spec: Any) -> dict[str, Any]:
             raise Invalid(f"output {o.name!r} is given twice")
         out_seen.add(o.name)
         _check_dest(f"output {o.name!r}", o.source)
-        _check_uri(f"output {o.name!r}", o.destination)
+        _check_uri(f"output {o.name!r}", o.destination, output=True)
     out = js.to_dict()
     if len(jsonvalue.dumps(out)) > 1 << 20:
         raise Invalid("the job spec is larger than 1 MiB")
     return out
 
 
-def _check_uri(what: str, uri: Any) -> None:
+def _is(value: Any, kind: type) -> bool:
+    # in-process callers hand the spec's tuples over as they are; JSON brings lists
+    return isinstance(value, (list, tuple)) if kind is list else isinstance(value, kind)
+
+
+def _check_uri(what: str, uri: Any, output: bool = False) -> None:
     if not isinstance(uri, str) or not uri or len(uri) > 4000 or "\x00" in uri:
         raise Invalid(f"{what}: the URI must be a non-empty string")
     if "://" in uri and not uri.startswith(URI_SCHEMES):
         raise Invalid(f"{what}: {uri!r}: a local path, s3://BUCKET/KEY or artifact://WS/NAME[:VERSION]")
+    if uri.startswith("artifact://"):
+        # A malformed artifact URI or sub-path ("..", absolute, backslashes) is refused here, as a
+        # 4xx before any job exists, rather than as a Failed job after it was scheduled.
+        from tallymark.jobs.uris import SUBPATH_OUTPUT, parse_artifact
+
+        try:
+            ref = parse_artifact(uri)
+        except ValueError as exc:
+            raise Invalid(f"{what}: {exc}") from None
+        if output and ref.subpath is not None:
+            raise Invalid(f"{what}: {uri!r}: {SUBPATH_OUTPUT}")
 
 
 def _check_dest(what: str, path: Any) -> None:

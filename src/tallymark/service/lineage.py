@@ -5,8 +5,12 @@ Edges point the way data flows: ``experiment -produced-> artifact_version``,
 Upstream of a model version are the experiment that made it and, through it, every artifact
 version that experiment consumed (with their files' sha256) — the auditor's question in one call.
 
+Jobs are nodes too (docs/jobs.md): ``artifact_version -consumed-> job``, ``job -produced->
+artifact_version``, ``job -trained-> experiment`` — so a model's upstream runs through the
+training job to the dataset versions it read.
+
 Node references (CLI, API): ``experiment:KEY``, ``artifact:WORKSPACE/NAME:VERSION_OR_ALIAS``,
-``model:WORKSPACE/NAME:VERSION``.
+``model:WORKSPACE/NAME:VERSION``, ``job:NAME``.
 
 A graph is what its caller may see: the root needs a role in its workspace (else the 404 of a node
 that does not exist), and nodes of workspaces where the caller has no role are left out, with their

@@ -136,7 +136,9 @@ OPERATIONS: dict[str, Operation] = _ops(
     Operation("endpoint.delete", M, "endpoint.delete", summary="stop and delete an endpoint"),
     Operation("endpoint.list", V, summary="endpoints of a workspace"),
     Operation("endpoint.get", V, summary="one endpoint, and its model for serving"),
-    Operation("prediction.log", M, "prediction.log", summary="an endpoint ships a chunk of its prediction log"),
+    Operation(
+        "prediction.log", M, "prediction.log", summary="an endpoint ships a chunk of its prediction log"
+    ),
     Operation("prediction.label", M, "prediction.label", summary="ground truth for logged predictions"),
     Operation("prediction.read", V, summary="read an endpoint's prediction log and labels"),
     # -- the comet_ml adapter (each route calls the operations above, which check again) ------------

@@ -5,7 +5,8 @@ can refuse a deploy before any process starts and the endpoint process checks th
 
 The model file is, in order: the file named by ``metadata["model_file"]`` (its logical path); the
 only file ending in ``.ubj``, ``.json`` (other than ``signature.json``), ``.pkl``, ``.pickle`` or
-``.joblib``; a file named ``xgboost-model`` (what SageMaker's XGBoost writes, UBJ here). Its
+``.joblib``, or named ``xgboost-model`` (what SageMaker's XGBoost writes, UBJ here); the only file
+(besides ``signature.json``) when ``metadata["format"]`` is given. Its
 format is ``metadata["format"]`` when given, else the file's extension. The data formats are
 ``ubj`` and ``json`` (XGBoost's own model files: parsed, never executed). ``pickle`` (also
 ``pkl``, ``joblib``, ``cloudpickle``, ``skops``, or a file whose bytes start like a pickle) would
@@ -86,6 +87,9 @@ def choose(metadata: dict[str, Any] | None, files: list[dict[str, Any]]) -> Mode
             raise ModelFormatError(f"metadata names model_file {named!r}, which the version does not have")
     else:
         found = [f for p, f in by_path.items() if _candidate(p)]
+        others = [f for p, f in by_path.items() if p.rsplit("/", 1)[-1].lower() != SIGNATURE_FILE]
+        if not found and meta.get("format") and len(others) == 1:
+            found = others  # one file, its format declared: whatever its name
         if not found:
             listed = ", ".join(sorted(by_path)[:10]) or "no files"
             raise ModelFormatError(f"no model file among the version's files ({listed})")

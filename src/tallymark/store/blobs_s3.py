@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from tallymark.extras import require
 from tallymark.store.blobs import (
     SHA256_RE,
     BlobHashMismatch,
@@ -234,6 +235,7 @@ class S3BlobStore:
         return self._client
 
     def _make_client(self) -> Any:
+        require("botocore", "server", "an s3:// blob store")
         from botocore.config import Config
 
         session = _new_botocore_session()

@@ -26,11 +26,14 @@ from sqlalchemy import Connection, CursorResult, Engine, Table, create_engine, e
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool, StaticPool
 
+from tallymark.extras import require
+
 
 def normalize_url(url: str) -> str:
     """Accept ``postgresql://`` and ``postgres://`` URLs and use the psycopg 3 driver for them."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
+            require("psycopg", "server", "a PostgreSQL database")
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 

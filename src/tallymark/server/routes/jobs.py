@@ -1,8 +1,8 @@
 """Jobs: submit, read, follow the log, stop; the routes a job's runner reports through (docs/jobs.md).
 
 Each route declares its operation and hands the caller to :mod:`tallymark.service.jobs`, which
-checks it again and audits writes. A job's log is bytes: appended as ``application/octet-stream``
-(``?seq=&attempt=``), read back as base64 in JSON with the position to ask from next.
+checks it again and audits writes. A job's log is bytes: appended and read back as base64 in JSON
+(``data_b64``), with the chunk's number (``seq``) and, when read, the position to ask from next.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query
 
 from tallymark.server.permissions import need
 from tallymark.server.routes.deps import CallerDep, StoreDep, TallyJSON, reply
@@ -49,24 +49,14 @@ def report_status(workspace: str, name: str, body: JSONBody, store: StoreDep, ca
 
 
 @router.post(BASE + "/{name}/logs", dependencies=[need("job.log")])
-async def append_log(
-    workspace: str,
-    name: str,
-    request: Request,
-    store: StoreDep,
-    caller: CallerDep,
-    seq: Annotated[int, Query(ge=0, lt=2**31)],
-    attempt: Annotated[int, Query(ge=1, le=jobs.MAX_RETRIES + 1)] = 1,
-) -> TallyJSON:
-    from fastapi.concurrency import run_in_threadpool
-
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > jobs.MAX_CHUNK:
-            raise Invalid(f"a log chunk is at most {jobs.MAX_CHUNK} bytes")
-    out = await run_in_threadpool(jobs.log_job, store, caller, workspace, name, seq, attempt, bytes(data))
-    return reply(out)
+def append_log(workspace: str, name: str, body: JSONBody, store: StoreDep, caller: CallerDep) -> TallyJSON:
+    """One chunk of the job's output: ``{"seq": N, "attempt": A, "data_b64": "..."}``."""
+    try:
+        data = base64.b64decode(body["data_b64"], validate=True)
+        seq, attempt = body["seq"], body.get("attempt", 1)
+    except (KeyError, TypeError, ValueError):
+        raise Invalid('a log chunk is {"seq": N, "attempt": A, "data_b64": BASE64}') from None
+    return reply(jobs.log_job(store, caller, workspace, name, seq, attempt, data))
 
 
 @router.get(BASE + "/{name}/logs", dependencies=[need("job.get")])

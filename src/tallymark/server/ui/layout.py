@@ -101,3 +101,31 @@ def error_page(status: int, message: str, crumbs: Sequence[Crumb] = ()) -> HTMLR
         el("p", None, el("a", {"href": urls.home()}, "All workspaces")),
     )
     return page(title, [("workspaces", urls.home()), *crumbs], body, page_id="error", status_code=status)
+
+
+WORKSPACE_SECTIONS = (  # (id, label, second URL segment or None for the projects page)
+    ("projects", "Projects", None),
+    ("artifacts", "Artifacts", "artifacts"),
+    ("models", "Models", "models"),
+    ("jobs", "Jobs", "jobs"),
+    ("endpoints", "Endpoints", "endpoints"),
+)
+
+
+def workspace_nav(workspace: str, current: str | None = None) -> Markup:
+    """The workspace's sections (projects, artifacts, models, jobs, endpoints) as one row of links."""
+    ws = urls.workspace(workspace)
+    links = [
+        el(
+            "a",
+            {
+                "class": "button" + (" current" if sid == current else ""),
+                "href": f"{ws}/{seg}" if seg else ws,
+                "aria-current": "page" if sid == current else None,
+                "data-section": sid,
+            },
+            label,
+        )
+        for sid, label, seg in WORKSPACE_SECTIONS
+    ]
+    return el("nav", {"class": "workspace-links", "id": "workspace-links", "aria-label": "workspace"}, links)

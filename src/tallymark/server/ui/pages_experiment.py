@@ -1,8 +1,8 @@
 """``/{workspace}/{project}/{key}?tab=…``: one experiment, one tab rendered per request.
 
 Tabs: overview, parameters, metrics, system, confusion, curves, assets, code, environment, git,
-stdout, artifacts, lineage. Chart tabs also keep their controls in the URL (``smooth``, ``log``,
-``x``), so a shared link shows the same view.
+stdout, artifacts, jobs (the jobs ``log_training_job`` linked to it), lineage. Chart tabs also keep
+their controls in the URL (``smooth``, ``log``, ``x``), so a shared link shows the same view.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ TABS: list[tuple[str, str, str | None]] = [  # (id, label, count key)
     ("git", "Git", None),
     ("stdout", "Output", "stdout"),
     ("artifacts", "Artifacts", None),
+    ("jobs", "Jobs", "jobs"),
     ("lineage", "Lineage", None),
 ]
 TEXT_PREVIEW = {"text/plain", "text/csv", "application/json"}
@@ -51,7 +52,19 @@ def experiment_page(
     if tab not in {t[0] for t in TABS}:
         tab = "overview"
     counts = ui_reads.experiment_counts(store, caller, key)
-    ctx = {"store": store, "caller": caller, "info": info, "key": key, "query": query, "counts": counts}
+    from tallymark.server.ui.pages_jobs import experiment_job_nodes
+
+    linked_jobs = experiment_job_nodes(store, caller, key)  # the jobs log_training_job linked to it
+    counts = {**counts, "jobs": len(linked_jobs)}
+    ctx = {
+        "store": store,
+        "caller": caller,
+        "info": info,
+        "key": key,
+        "query": query,
+        "counts": counts,
+        "jobs": linked_jobs,
+    }
     content, needs_charts = RENDERERS[tab](ctx)
     title = info.get("name") or key[:12]
     body = [
@@ -570,6 +583,10 @@ def _node_link(n: dict[str, Any]) -> Markup:
         href = artifact_url(n["workspace"], n["name"], n["version"])
     elif n["kind"] == "model_version":
         href = model_url(n["workspace"], n["name"])
+    elif n["kind"] == "job" and "name" in n:
+        from tallymark.server.ui.pages_jobs import job_url
+
+        href = job_url(n["workspace"], n["name"])
     else:
         return el("span", None, n["label"])
     return el("a", {"href": href}, n["label"])
@@ -611,6 +628,17 @@ def _lineage(ctx: Ctx) -> Rendered:
     )
 
 
+def _jobs(ctx: Ctx) -> Rendered:
+    from tallymark.server.ui.pages_jobs import experiment_jobs, jobs_table
+
+    found = experiment_jobs(ctx["store"], ctx["caller"], ctx["jobs"])
+    if not found:
+        return widgets.empty(
+            "No jobs logged into this experiment: log_training_job(job, experiment) links one."
+        ), False
+    return [el("h2", None, "Jobs"), jobs_table(found)], False
+
+
 RENDERERS: dict[str, Callable[[Ctx], Rendered]] = {
     "overview": _overview,
     "parameters": _parameters,
@@ -624,5 +652,6 @@ RENDERERS: dict[str, Callable[[Ctx], Rendered]] = {
     "git": _git,
     "stdout": _stdout,
     "artifacts": _artifacts,
+    "jobs": _jobs,
     "lineage": _lineage,
 }

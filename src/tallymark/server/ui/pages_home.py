@@ -6,7 +6,7 @@ from fastapi.responses import HTMLResponse
 
 from tallymark.server.ui import fmt, urls
 from tallymark.server.ui.html import el
-from tallymark.server.ui.layout import page
+from tallymark.server.ui.layout import page, workspace_nav
 from tallymark.service import experiments
 from tallymark.service.caller import Caller
 from tallymark.service.store import Store
@@ -75,15 +75,9 @@ def projects_page(store: Store, caller: Caller, workspace: str) -> HTMLResponse:
         )
         for p in rows
     ]
-    ws = urls.workspace(workspace)
     body = [
         el("h1", None, workspace),
-        el(
-            "nav",
-            {"class": "workspace-links", "id": "workspace-links"},
-            el("a", {"class": "button", "href": f"{ws}/artifacts"}, "Artifacts"),
-            el("a", {"class": "button", "href": f"{ws}/models"}, "Models"),
-        ),
+        workspace_nav(workspace, "projects"),
         el(
             "table",
             {"class": "grid", "id": "projects"},

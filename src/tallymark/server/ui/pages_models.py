@@ -10,6 +10,7 @@ fetches this page again and swaps ``#model-body``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi.responses import HTMLResponse
@@ -25,6 +26,7 @@ from tallymark.server.ui.pages_artifacts import (
     registry_script,
     sha,
 )
+from tallymark.server.ui.pages_endpoints import model_endpoints
 from tallymark.service import registry, ui_reads
 from tallymark.service.caller import Caller
 from tallymark.service.store import Store
@@ -116,7 +118,8 @@ def model_page(store: Store, caller: Caller, workspace: str, name: str) -> HTMLR
             el("p", {"class": "decision-status", "id": "decision-status", "role": "status"}),
             _requests(model["pendingRequests"], status_of),
             _versions(versions, places, model["pendingRequests"]),
-            _lineage(workspace, production, inputs),
+            _lineage(workspace, production, inputs, _flows(store, caller, workspace, name, versions)),
+            model_endpoints(store, caller, workspace, name),
             _history(versions),
             _decided(decided),
         ),
@@ -394,10 +397,90 @@ def _decided(decided: list[dict[str, Any]]) -> Markup | None:
     )
 
 
+def _layers(graph: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The upstream graph's nodes in columns, sources first: a node's column is its longest path
+    to the root, so a dataset that a job and its experiment both consumed sits before the job."""
+    nodes = {n["ref"]: n for n in graph["nodes"]}
+    depth = {graph["root"]: 0}
+    for _ in range(len(nodes)):  # relax along edges (a DAG of a few nodes)
+        moved = False
+        for e in graph["edges"]:
+            if e["dst"] in depth and depth.get(e["src"], -1) < depth[e["dst"]] + 1:
+                depth[e["src"]] = depth[e["dst"]] + 1
+                moved = True
+        if not moved:
+            break
+    cols: dict[int, list[dict[str, Any]]] = {}
+    for ref, d in depth.items():
+        cols.setdefault(d, []).append(nodes[ref])
+    return [cols[d] for d in sorted(cols, reverse=True)]
+
+
+COLUMN_TITLES = {
+    "artifact_version": "data",
+    "job": "job",
+    "experiment": "experiment",
+    "model_version": "model",
+}
+
+
+def _flows(
+    store: Store, caller: Caller, workspace: str, name: str, versions: list[dict[str, Any]]
+) -> list[Markup]:
+    """For each version in production (else the newest): what made it, left to right — dataset
+    versions → the job that consumed them and trained → the experiment → the model version."""
+    from tallymark.server.ui.pages_jobs import node_card
+    from tallymark.service.errors import ServiceError
+    from tallymark.service.lineage import get_lineage
+
+    chosen = [v for v in versions if v["status"] == "production"] or versions[:1]
+    out = []
+    for v in chosen:
+        try:
+            graph = get_lineage(
+                store, caller, f"model:{workspace}/{name}:{v['version']}", "upstream", depth=6
+            )
+        except ServiceError:
+            continue
+        cols: list[Any] = []
+        for layer in _layers(graph):
+            if cols:
+                cols.append(el("div", {"class": "lineage-arrow"}, "→"))
+            kinds = list(dict.fromkeys(COLUMN_TITLES.get(n["kind"], n["kind"]) for n in layer))
+            cols.append(
+                el(
+                    "div",
+                    {"class": "lineage-col", "data-kinds": " ".join(n["kind"] for n in layer)},
+                    el("h3", None, " · ".join(kinds)),
+                    [node_card(n) for n in layer],
+                )
+            )
+        out.append(
+            el(
+                "div",
+                {"class": "lineage-flow", "data-version": v["version"]},
+                el(
+                    "p",
+                    {"class": "lineage-intro"},
+                    "How ",
+                    el("code", None, v["version"]),
+                    " ",
+                    status_badge(v["status"]),
+                    " was made:",
+                ),
+                el("div", {"class": "lineage"}, cols),
+            )
+        )
+    return out
+
+
 def _lineage(
-    workspace: str, production: list[dict[str, Any]], inputs: dict[str, list[dict[str, Any]]]
+    workspace: str,
+    production: list[dict[str, Any]],
+    inputs: dict[str, list[dict[str, Any]]],
+    flows: Sequence[Markup] = (),
 ) -> Markup:
-    parts: list[Any] = [el("h2", None, "Lineage")]
+    parts: list[Any] = [el("h2", None, "Lineage"), *flows]
     if not production:
         parts.append(widgets.empty("No version is in production: its training data shows here once one is."))
     for v in production:

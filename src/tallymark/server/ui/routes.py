@@ -184,6 +184,61 @@ def model(workspace: str, name: str, request: Request, caller: CallerDep) -> HTM
     return _registry(workspace, lambda: model_page(_store(request), caller, workspace, name))
 
 
+@router.get("/{workspace}/jobs", dependencies=[need("ui.workspace")])
+def job_list(
+    workspace: str,
+    request: Request,
+    caller: CallerDep,
+    status: Annotated[str, Query(max_length=20)] = "",
+    kind: Annotated[str, Query(max_length=20)] = "",
+    page: Annotated[int, Query(ge=1, le=1000)] = 1,
+) -> HTMLResponse:
+    from tallymark.server.ui.pages_jobs import jobs_page
+
+    return _registry(workspace, lambda: jobs_page(_store(request), caller, workspace, status, kind, page))
+
+
+@router.get("/{workspace}/jobs/{name}", dependencies=[need("ui.workspace")])
+def job(workspace: str, name: str, request: Request, caller: CallerDep) -> HTMLResponse:
+    from tallymark.server.ui.pages_jobs import job_page
+
+    return _registry(workspace, lambda: job_page(_store(request), caller, workspace, name))
+
+
+@router.get("/{workspace}/endpoints", dependencies=[need("ui.workspace")])
+def endpoint_list(
+    workspace: str,
+    request: Request,
+    caller: CallerDep,
+    window: Annotated[str, Query(max_length=10)] = "1h",
+    deleted: Annotated[str, Query(max_length=5)] = "",
+) -> HTMLResponse:
+    from tallymark.server.ui.pages_endpoints import endpoints_page
+
+    return _registry(
+        workspace, lambda: endpoints_page(_store(request), caller, workspace, window, deleted == "1")
+    )
+
+
+@router.get("/-/jobs/{workspace}/{name}/log", dependencies=[need("job.get")])
+def job_log_text(workspace: str, name: str, request: Request, caller: CallerDep) -> Response:
+    """A job's whole stored log as a text/plain download (the page shows its tail)."""
+    from tallymark.server.ui.pages_jobs import log_text
+
+    data = log_text(_store(request), caller, workspace, name)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "job"
+    return Response(
+        data,
+        media_type="text/plain; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{safe}.log"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
 @router.get("/{workspace}/{project}", response_model=None, dependencies=[need("ui.workspace")])
 def experiment_table(
     workspace: str,
