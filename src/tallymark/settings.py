@@ -16,6 +16,20 @@ from typing import Any
 MiB = 1024 * 1024
 WORKER_SETTINGS_ENV = "TALLYMARK_SERVER_SETTINGS"
 
+# Variables one tallymark process hands to a child it starts. They are not settings (nobody sets
+# them by hand); they are named here so that this module stays the one place that names
+# TALLYMARK_ variables.
+JOB_SINK_ENV = "TALLYMARK_JOB_SINK"  # a detached job supervisor's sink settings (JSON; taken, not inherited)
+JOB_NAME_ENV = "TALLYMARK_JOB_NAME"  # given to a job's script: the job's name
+JOB_WORKSPACE_ENV = "TALLYMARK_JOB_WORKSPACE"  # given to a job's script: the job's workspace
+DASK_SCHEDULER_ENV = "TALLYMARK_DASK_SCHEDULER"  # given to the built-in trainer on a Dask backend
+
+
+def take_handoff(name: str) -> str | None:
+    """Read a hand-off variable and remove it from this process's environment, so that what this
+    process starts (a job's script) does not inherit it: it may carry an API key."""
+    return os.environ.pop(name, None)
+
 
 def _setting(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best here
     return field(default=default, metadata={"help": help})
@@ -145,6 +159,15 @@ def _seconds(raw: str) -> float:
     return float(raw)
 
 
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    raise ValueError(raw)
+
+
 def _delays(raw: str) -> tuple[float, ...]:
     return tuple(float(part) for part in raw.split(",") if part.strip())
 
@@ -253,6 +276,14 @@ class ClientSettings:
         _seconds,
         (0.1, 86400),
     )
+    # -- jobs (tallymark.jobs, docs/jobs.md) ------------------------------------------------------
+    job_namespace: bool = _client(
+        True,
+        "Give each local job a private mount namespace with its root at /opt/ml; off: the SM_* "
+        "variables name the root's real paths and a script that hard-codes /opt/ml fails.",
+        "TALLYMARK_JOB_NAMESPACE",
+        _flag,
+    )
     # -- an endpoint's prediction log (tallymark.serving.predlog, docs/prediction-log.md) ----------
     prediction_queue_rows: int = _client(
         100_000,
@@ -329,6 +360,20 @@ class ClientSettings:
     def offline_path(self) -> Path:
         return (self.offline_dir or self.home / "offline").expanduser()
 
+    def child_environment(self, base: dict[str, str]) -> dict[str, str]:
+        """``base`` (usually a copy of ``os.environ``) with the variables that make a child process
+        act with these settings: the server, key, home and user (unset ones removed)."""
+        env = dict(base)
+        for f in fields(self):
+            if f.name not in ("url", "api_key", "home", "user"):
+                continue
+            value = getattr(self, f.name)
+            if value:
+                env[f.metadata["env"]] = str(value.expanduser() if isinstance(value, Path) else value)
+            else:
+                env.pop(f.metadata["env"], None)
+        return env
+
     @property
     def ui_base(self) -> str:
         return (self.public_url or self.url or "http://127.0.0.1:5118").rstrip("/")
@@ -342,9 +387,12 @@ def _shown(f: Any, value: Any) -> str:
 
 def _expected(f: Any) -> str:
     limits = f.metadata["limits"]
-    kind = {_seconds: "seconds", int: "a whole number", _delays: "comma-separated seconds"}.get(
-        f.metadata["parse"], "a value"
-    )
+    kind = {
+        _seconds: "seconds",
+        int: "a whole number",
+        _delays: "comma-separated seconds",
+        _flag: "1/on/true/yes or 0/off/false/no",
+    }.get(f.metadata["parse"], "a value")
     return f"{kind} from {limits[0]:g} to {limits[1]:g}" if limits else kind
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tallymark.jobs.spec import JobSpec
+from tallymark.settings import JOB_NAME_ENV, JOB_WORKSPACE_ENV
 
 __all__ = [
     "ML",
@@ -162,8 +163,8 @@ def environment(spec: JobSpec, root: Path, namespaced: bool) -> dict[str, str]:
         "SM_USER_ARGS": json.dumps(list(arguments(spec))),
         "SM_TRAINING_ENV": json.dumps(training_env),
         "TRAINING_JOB_NAME" if spec.kind == "training" else "PROCESSING_JOB_NAME": spec.name,
-        "TALLYMARK_JOB_NAME": spec.name,
-        "TALLYMARK_JOB_WORKSPACE": spec.workspace,
+        JOB_NAME_ENV: spec.name,
+        JOB_WORKSPACE_ENV: spec.workspace,
         "PYTHONUNBUFFERED": "1",  # output reaches the log as it is printed, not at exit
     }
     for c in channels:

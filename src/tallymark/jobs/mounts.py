@@ -63,13 +63,21 @@ def unshare_prefix() -> list[str]:
     return [exe, "--user", "--map-root-user", "--mount", "--propagation", "private"]
 
 
-@functools.lru_cache(maxsize=1)
 def unavailable_reason() -> str | None:
-    """None when this machine can give jobs a private mount namespace, else why not (cached).
+    """None when this machine can give jobs a private mount namespace, else why not.
 
-    ``TALLYMARK_JOB_NAMESPACE=0`` turns namespaces off (to run as where they are unavailable)."""
-    if os.environ.get("TALLYMARK_JOB_NAMESPACE", "").strip() in ("0", "off", "false", "no"):
+    The client setting ``job_namespace`` (``TALLYMARK_JOB_NAMESPACE=0``) turns namespaces off (to
+    run as where they are unavailable)."""
+    from tallymark.settings import ClientSettings
+
+    if not ClientSettings.from_env().job_namespace:
         return "private mount namespaces are turned off (TALLYMARK_JOB_NAMESPACE=0)"
+    return _probe()
+
+
+@functools.lru_cache(maxsize=1)
+def _probe() -> str | None:
+    """Whether this machine can make a private mount namespace (tried once per process)."""
     if not os.path.exists("/proc/self/ns/mnt"):
         return "this system has no Linux mount namespaces"
     if shutil.which("unshare") is None:

@@ -266,7 +266,7 @@ class Estimator:
         self, inputs: Any = None, wait: bool = True, logs: bool = True, job_name: str | None = None
     ) -> None:
         """Run the training job on ``inputs`` (a URI, a :class:`TrainingInput` or a dict by channel)."""
-        from tallymark.jobs import TrainingJob
+        from tallymark.jobs.job import TrainingJob
 
         job = TrainingJob(
             entry_point=self.entry_point,
@@ -418,7 +418,7 @@ class SKLearnProcessor:
     ) -> None:
         from pathlib import Path
 
-        from tallymark.jobs import ProcessingJob
+        from tallymark.jobs.job import ProcessingJob
         from tallymark.jobs.spec import Channel, OutputSpec
 
         ins = [

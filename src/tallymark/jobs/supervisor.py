@@ -18,7 +18,6 @@ kernel restarted, a terminal closed — and its stop and status still go through
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import sys
@@ -30,10 +29,11 @@ from typing import Any
 
 from tallymark.jobs.contract import JobInputError, JobOutputError, finish_root, prepare_root
 from tallymark.jobs.spec import AttemptOutcome, JobSpec
+from tallymark.settings import JOB_SINK_ENV, take_handoff
 
 __all__ = ["SINK_ENV", "main", "supervise"]
 
-SINK_ENV = "TALLYMARK_JOB_SINK"  # the sink settings (JSON) handed to a detached supervisor
+SINK_ENV = JOB_SINK_ENV  # the sink settings (JSON) handed to a detached supervisor
 SECONDARY = {
     "Completed": "Completed",
     "Failed": "Failed",
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     root = Path(args[0])
     spec = JobSpec.from_dict(json.loads((root / "spec.json").read_text()))
-    settings = json.loads(os.environ.pop(SINK_ENV, "{}"))
+    settings = json.loads(take_handoff(SINK_ENV) or "{}")
     sink = StoreSink(settings, spec.workspace, spec.name)
     # SIGTERM/SIGINT to the supervisor (a machine shutting down, the local handle's stop()): stop
     # the job the same way a stop request does, then record it.

@@ -57,18 +57,7 @@ def endpoint_dir(client: Any, name: str) -> Path:
 
 
 def _env(client: Any) -> dict[str, str]:
-    env = dict(os.environ)
-    for key, value in (
-        ("TALLYMARK_URL", client.url),
-        ("TALLYMARK_API_KEY", client.api_key),
-        ("TALLYMARK_HOME", str(client.home_path)),
-        ("TALLYMARK_USER", client.user),
-    ):
-        if value:
-            env[key] = value
-        else:
-            env.pop(key, None)
-    return env
+    return client.child_environment(dict(os.environ))
 
 
 def spawn(

@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from tallymark.jobs.spec import FINAL_STATUSES, JobSpec
+from tallymark.settings import DASK_SCHEDULER_ENV
 
 __all__ = ["SCHEDULER_ENV", "DaskBackend", "DaskHandle", "run_on_worker"]
 
-SCHEDULER_ENV = "TALLYMARK_DASK_SCHEDULER"
+SCHEDULER_ENV = DASK_SCHEDULER_ENV
 CONNECT_TIMEOUT = 30  # seconds to reach the scheduler
 
 

@@ -32,6 +32,7 @@ from tallymark.jobs.builtin.channels import ChannelError, Table, content_types, 
 from tallymark.jobs.builtin.hyperparams import HyperparameterError, parse
 from tallymark.jobs.builtin.labels import LabelError, check_labels, output_names
 from tallymark.jobs.builtin.xgboost_fit import RoundReporter, train_dask, train_local
+from tallymark.settings import DASK_SCHEDULER_ENV
 
 MODEL_FILE = "xgboost-model"
 SIGNATURE_FILE = "signature.json"
@@ -136,7 +137,7 @@ def run(env: Mapping[str, str], argv: Sequence[str]) -> int:
     )
     reporter = RoundReporter(data_dir / METRICS_FILE)
     try:
-        scheduler = env.get("TALLYMARK_DASK_SCHEDULER")
+        scheduler = env.get(DASK_SCHEDULER_ENV)
         if scheduler:
             booster = train_dask(scheduler, params, rounds, early, train, validation, reporter)
         else:
