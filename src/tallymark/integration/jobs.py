@@ -335,6 +335,7 @@ def log_training_job(job_or_estimator: Any, experiment: Any = None, experiment_k
         exp.log_parameters({k: _param_value(v) for k, v in desc["HyperParameters"].items()})
         exp.log_others(_others(desc))
         _consume_channels(t, job, exp, info, tmp)
+        _log_job_code(exp, job, info)
         t.call(
             "job_link",
             workspace=info["workspace"],
@@ -354,6 +355,31 @@ def log_training_job(job_or_estimator: Any, experiment: Any = None, experiment_k
         exp._detach()
     job._tallymark_experiment = (exp.workspace, exp.get_key())
     return exp
+
+
+def _log_job_code(exp: Any, job: Any, info: Mapping[str, Any]) -> None:
+    """The code that trained the model: the job's own copy of its script and source_dir (what it
+    ran, even if the source changed since), else the script as given; for a built-in algorithm,
+    the trainer's modules (each file once, as the experiment's code)."""
+    spec = info.get("spec") or {}
+    files: list[Path] = []
+    if spec.get("algorithm"):
+        import tallymark.jobs.builtin as builtin
+
+        files = sorted(Path(builtin.__file__).parent.glob("*.py"))
+    else:
+        from tallymark.jobs.contract import job_root
+
+        try:
+            code = job_root(str(info["name"]), job.settings.home_path) / "code"
+        except (AttributeError, KeyError, TypeError, ValueError):
+            code = None
+        if code is not None and code.is_dir():
+            files = sorted(p for p in code.rglob("*.py") if p.is_file() and not p.is_symlink())
+        elif spec.get("script") and Path(str(spec["script"])).is_file():
+            files = [Path(str(spec["script"]))]
+    for path in files[:200]:  # a source_dir is code, not data: a cap keeps a stray venv out
+        exp.log_code(path)
 
 
 def _log_outputs(exp: Any, model_data: str, model_name: str, tmp: Path) -> None:
