@@ -12,6 +12,7 @@ import io
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,13 @@ def _check_common(result: Any, text: str) -> Any:
 
     from tallymark.sdk.predictions import read_predictions
 
+    # A kept endpoint ships its prediction log in the background (a deleted one drained it on
+    # close): wait for the rows, then check them all.
+    deadline = time.monotonic() + 60
     logged = read_predictions("demo", result.endpoint_name)
+    while logged.num_rows < result.dataset["test_rows"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        logged = read_predictions("demo", result.endpoint_name)
     assert logged.num_rows == result.dataset["test_rows"]
     labels = logged.column("label").to_numpy(zero_copy_only=False)
     assert not np.isnan(labels.astype(np.float64)).any()

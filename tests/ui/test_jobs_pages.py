@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from uihelpers import CHROMIUM, CHROMIUM_ARGS, require_browser
+from uihelpers import require_browser
 
 from servers import ServerProcess
 
@@ -342,6 +342,21 @@ def test_anonymous_is_sent_to_login_and_another_team_gets_404(world: World, tmp_
 # ---- in a browser ---------------------------------------------------------------------------------
 
 
+def _job_count(world: World) -> int:
+    """How many jobs the workspace has now (other tests of this module add some)."""
+    from tallymark.sdk.transport import default_transport
+
+    saved = _env(world.home)
+    try:
+        t = default_transport()
+        try:
+            return len(t.call("list_jobs", workspace=WS))
+        finally:
+            t.close()
+    finally:
+        _restore(saved)
+
+
 @pytest.fixture(scope="module")
 def server(world: World) -> Iterator[str]:
     require_browser()
@@ -355,9 +370,11 @@ def server(world: World) -> Iterator[str]:
 @pytest.mark.slow
 @pytest.mark.browser
 def test_in_chromium_the_job_page_follows_the_log_and_stop_ends_the_job(
-    world: World, server: str, tmp_path: Path
+    world: World, server: str, browser: Any, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    # the session's Chromium (tests/ui/conftest.py): a second sync_playwright() in the same
+    # process while that one is open fails ("Sync API inside the asyncio loop")
+    from playwright.sync_api import expect
 
     from tallymark.jobs import ProcessingJob
 
@@ -372,41 +389,40 @@ def test_in_chromium_the_job_page_follows_the_log_and_stop_ends_the_job(
     errors: list[str] = []
     shots = Path(os.environ.get(SHOTS_ENV) or tmp_path / "shots")
     shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            pg = b.new_page(viewport={"width": 1400, "height": 1000})
-            pg.set_default_timeout(20_000)
-            pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            pg.on("pageerror", lambda exc: errors.append(str(exc)))
-            pg.goto(f"{server}/{WS}/jobs/{world.trained}")
-            expect(pg.locator("#job-log")).to_contain_text("trees saved")
-            pg.screenshot(path=str(shots / "jobs-job.png"), full_page=True)
-            pg.goto(f"{server}/{WS}/jobs/{world.failed}")
-            expect(pg.locator("#failure")).to_contain_text("column V3 is missing <b>bold</b>")
-            pg.screenshot(path=str(shots / "jobs-failed.png"))
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        pg = ctx.new_page()
+        pg.set_default_timeout(20_000)
+        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.goto(f"{server}/{WS}/jobs/{world.trained}")
+        expect(pg.locator("#job-log")).to_contain_text("trees saved")
+        pg.screenshot(path=str(shots / "jobs-job.png"), full_page=True)
+        pg.goto(f"{server}/{WS}/jobs/{world.failed}")
+        expect(pg.locator("#failure")).to_contain_text("column V3 is missing <b>bold</b>")
+        pg.screenshot(path=str(shots / "jobs-failed.png"))
 
-            pg.goto(f"{server}/{WS}/jobs/{slow.job_name}")
-            expect(pg.locator("#log-live")).to_be_visible()
-            expect(pg.locator("#job-log")).to_contain_text("tick 3")  # followed as it runs
-            pg.screenshot(path=str(shots / "jobs-running.png"))
-            pg.locator("#stop-job").click()
-            expect(pg.locator("#job-message")).to_contain_text("Stop requested")
-            # the supervisor ends it; the page notices and shows the final state in place
-            expect(pg.locator(".title-row .status")).to_have_text("Stopped", timeout=30_000)
-            expect(pg.locator("#stop-job")).to_have_count(0)
-            expect(pg.locator('#timeline li[data-step="stop requested"]')).to_have_count(1)
+        pg.goto(f"{server}/{WS}/jobs/{slow.job_name}")
+        expect(pg.locator("#log-live")).to_be_visible()
+        expect(pg.locator("#job-log")).to_contain_text("tick 3")  # followed as it runs
+        pg.screenshot(path=str(shots / "jobs-running.png"))
+        pg.locator("#stop-job").click()
+        expect(pg.locator("#job-message")).to_contain_text("Stop requested")
+        # the supervisor ends it; the page notices and shows the final state in place
+        expect(pg.locator(".title-row .status")).to_have_text("Stopped", timeout=30_000)
+        expect(pg.locator("#stop-job")).to_have_count(0)
+        expect(pg.locator('#timeline li[data-step="stop requested"]')).to_have_count(1)
 
-            pg.goto(f"{server}/{WS}/jobs")
-            expect(pg.locator("#jobs tbody tr")).to_have_count(4)  # with the auth test's waiting-job
-            expect(pg.locator(f'#jobs tr[data-job="{slow.job_name}"] .status')).to_have_text("Stopped")
-            pg.screenshot(path=str(shots / "jobs-list.png"))
+        pg.goto(f"{server}/{WS}/jobs")
+        expect(pg.locator("#jobs tbody tr")).to_have_count(_job_count(world))
+        expect(pg.locator(f'#jobs tr[data-job="{slow.job_name}"] .status')).to_have_text("Stopped")
+        pg.screenshot(path=str(shots / "jobs-list.png"))
 
-            pg.goto(f"{server}/{WS}/endpoints")
-            expect(pg.locator("#requests-chart .uplot")).to_have_count(1)
-            expect(pg.locator(f'tr[data-endpoint="{world.endpoint}"] td.requests')).to_have_text("100")
-            pg.screenshot(path=str(shots / "endpoints-list.png"))
-        finally:
-            b.close()
+        pg.goto(f"{server}/{WS}/endpoints")
+        expect(pg.locator("#requests-chart .uplot")).to_have_count(1)
+        expect(pg.locator(f'tr[data-endpoint="{world.endpoint}"] td.requests')).to_have_text("100")
+        pg.screenshot(path=str(shots / "endpoints-list.png"))
+    finally:
+        ctx.close()
     assert errors == []
     assert slow.refresh()["status"] == "Stopped"
