@@ -10,7 +10,10 @@ MLflow venv (.bench-venv) from the same booster file. Then, for each side:
   records the endpoint; MLflow: ``mlflow models serve -m DIR --env-manager local``) until ``GET
   /ping`` answers 200, polled every 2 ms by the same loop (median of 3 starts);
 - S2.p50 / S2.p99: one 5-row ``dataframe_split`` request (the MLflow scoring protocol, the same bytes
-  to both) on one reused keep-alive httpx connection, 2,000 requests after 200 of warm-up;
+  to both) on one reused keep-alive connection, 2,000 requests after 200 of warm-up. The client is
+  a minimal HTTP/1.1 client on a raw socket with TCP_NODELAY (``RawClient``), the same for both
+  sides: httpx alone spends ~1 ms of client CPU per request on this machine, more than the
+  endpoint's own answer, and would measure the client instead of the server;
 - S3.predlog: what the prediction log adds to a request (p50 with − p50 without; the two tallymark
   endpoints answer alternating requests, so the machine's load weighs on both), and
   ``PredictionLog.record`` itself in process (p50 of a 5-row record);
@@ -172,12 +175,98 @@ def wait_ping(url: str, proc: Any = None, timeout: float = 120.0) -> float:
     raise RuntimeError(f"{url} did not answer /ping within {timeout} s")
 
 
+class _Answer:
+    __slots__ = ("status_code", "content")
+
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code, self.content = status_code, content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise RuntimeError(f"answered {self.status_code}: {self.text[:300]}")
+
+
+class RawClient:
+    """One keep-alive HTTP/1.1 connection on a raw socket (TCP_NODELAY): POST with a body, read the
+    answer by Content-Length (or chunked). Enough for timing a server, nothing more."""
+
+    def __init__(self, timeout: float = 30.0) -> None:
+        self.timeout = timeout
+        self._sock: Any = None
+        self._buf = b""
+        self._where: tuple[str, int] | None = None
+
+    def _connect(self, host: str, port: int) -> None:
+        import socket
+
+        self.close()
+        self._sock = socket.create_connection((host, port), timeout=self.timeout)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._where, self._buf = (host, port), b""
+
+    def post(self, url: str, content: bytes, headers: dict[str, str] | None = None) -> _Answer:
+        from urllib.parse import urlsplit
+
+        u = urlsplit(url)
+        host, port = u.hostname or "127.0.0.1", u.port or 80
+        if self._sock is None or self._where != (host, port):
+            self._connect(host, port)
+        head = [f"POST {u.path or '/'} HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {len(content)}"]
+        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self._sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + content)
+        return self._read()
+
+    def _fill(self) -> None:
+        data = self._sock.recv(1 << 16)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        self._buf += data
+
+    def _read(self) -> _Answer:
+        while b"\r\n\r\n" not in self._buf:
+            self._fill()
+        head, self._buf = self._buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        if fields.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                while b"\r\n" not in self._buf:
+                    self._fill()
+                size_line, self._buf = self._buf.split(b"\r\n", 1)
+                size = int(size_line.split(b";")[0], 16)
+                while len(self._buf) < size + 2:
+                    self._fill()
+                body, self._buf = body + self._buf[:size], self._buf[size + 2 :]
+                if size == 0:
+                    return _Answer(status, body)
+        length = int(fields.get("content-length", "0"))
+        while len(self._buf) < length:
+            self._fill()
+        body, self._buf = self._buf[:length], self._buf[length:]
+        return _Answer(status, body)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def latencies(url: str, body: bytes, n: int, warmup: int = WARMUP, client: Any = None) -> list[float]:
     """Seconds per request of ``n`` POST /invocations on one keep-alive connection."""
-    import httpx
-
     own = client is None
-    c = client or httpx.Client(timeout=30.0)
+    c = client or RawClient(timeout=30.0)
     headers = {"Content-Type": "application/json"}
     try:
         for _ in range(warmup):
@@ -372,7 +461,7 @@ def run(quick: bool, skip_mlflow: bool) -> list[dict[str, Any]]:
             url_nolog, _ = eps.deploy(model, version, "bench-nolog", log=False)
             import httpx
 
-            with httpx.Client(timeout=30.0) as c1, httpx.Client(timeout=30.0) as c2:
+            with RawClient() as c1, RawClient() as c2:
                 latencies(url_log, body, 0, WARMUP, c1)
                 latencies(url_nolog, body, 0, WARMUP, c2)
                 with_log = latencies(url_log, body, requests, 0, c1)  # S2: back to back, log on
