@@ -141,9 +141,15 @@ def test_interrupting_the_demo_stops_its_running_job(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # A test run started in the background of a non-interactive shell inherits SIGINT ignored,
+        # and Python keeps an ignored SIGINT: give the demo the default, as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        running = _wait_for_job(home, lambda j: j["status"] == "InProgress", demo)
+        # while the script runs (not while its outputs upload: a stop then may come too late)
+        running = _wait_for_job(
+            home, lambda j: j["status"] == "InProgress" and j.get("secondary_status") == "Processing", demo
+        )
         demo.send_signal(signal.SIGINT)
         _, stderr = demo.communicate(timeout=120)
         assert demo.returncode == 130, stderr
