@@ -4,11 +4,13 @@
 
 Built from plain, picklable arguments (``settings``: the client settings that matter —
 ``url``, ``api_key``, ``home``, ``user`` — as a dict), so a Dask worker can build one for a job
-submitted elsewhere. Output is shipped in numbered chunks (a resent chunk is a no-op in the store)
-at least every second, or as soon as 256 KiB are waiting (then the caller waits for the shipment:
-a script printing faster than the store takes it is slowed, never buffered without bound). A store
-that cannot be reached is retried for a while; chunks it still refuses are counted in ``lost``
-(the whole output stays in the job root's ``logs/output.log``).
+submitted elsewhere. Output is shipped in numbered chunks (a resent chunk is a no-op in the store):
+at once while shipments are rare (a burst of up to three, so a job's first lines are readable as
+soon as they are printed), then at most one chunk a second while output keeps coming, or as soon
+as 256 KiB are waiting (then the caller waits for the shipment: a script printing faster than the
+store takes it is slowed, never buffered without bound). A store that cannot be reached is retried
+for a while; chunks it still refuses are counted in ``lost`` (the whole output stays in the job
+root's ``logs/output.log``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 __all__ = ["StoreSink", "sink_settings"]
 
 FLUSH_BYTES = 256 * 1024
+BURST = 3  # shipments that may go back to back before the one-a-second pace
 FLUSH_SECONDS = 1.0
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
 
@@ -57,6 +60,9 @@ class StoreSink:
         self._transport_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
         self._closing = threading.Event()
+        self._wake = threading.Event()  # output arrived in an empty buffer
+        self._tokens = float(BURST)  # shipments the flusher may make now (refilled one a flush_seconds)
+        self._tokens_at = time.monotonic()
         self._stop_requested = False
         self.local_stop = threading.Event()  # set by a supervisor's signal handler, say
 
@@ -107,10 +113,13 @@ class StoreSink:
         if not data:
             return
         with self._buf_lock:
+            was_empty = not self._buf
             self._buf += data
             big = len(self._buf) >= self.flush_bytes
         if self._flusher is None or not self._flusher.is_alive():
             self._start_flusher()
+        if was_empty:
+            self._wake.set()
         if big:
             self.flush()
 
@@ -132,6 +141,7 @@ class StoreSink:
     def close(self) -> None:
         """Ship what is buffered and stop the flusher (a later :meth:`log` starts it again)."""
         self._closing.set()
+        self._wake.set()
         if self._flusher is not None:
             self._flusher.join(timeout=30)
         self._flusher = None
@@ -173,5 +183,27 @@ class StoreSink:
         t.start()
 
     def _flush_loop(self) -> None:
-        while not self._closing.wait(self.flush_seconds):
+        # A token bucket: output ships at once while shipments are rare (BURST of them), and at
+        # most one per flush_seconds while it keeps coming (each is a store write and an audit entry).
+        while not self._closing.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            if self._closing.is_set():
+                return
+            with self._buf_lock:
+                if not self._buf:
+                    continue
+            while (wait := self._take_token()) > 0:
+                if self._closing.wait(wait):
+                    return
             self.flush()
+
+    def _take_token(self) -> float:
+        """0 when a shipment may go now (one token taken), else the seconds until one may."""
+        now = time.monotonic()
+        self._tokens = min(float(BURST), self._tokens + (now - self._tokens_at) / self.flush_seconds)
+        self._tokens_at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0.0
+        return (1 - self._tokens) * self.flush_seconds
