@@ -683,19 +683,15 @@ class Experiment:
     def _detach(self) -> None:
         """Flush and let go of this handle without ending the experiment (whose owner ends it);
         used by tallymark.integration.jobs when it logs into an experiment given by key."""
-        if self._ended:
-            return
-        self._ended = True
-        if self._monitor is not None:
-            self._monitor.stop()
-        if self._capture is not None:
-            self._capture.stop()
-        self._sender.close(end=False)
-        _live.discard(self)
-        self._finish()
+        self._close(end=False)
 
     def end(self) -> None:
         """Flush, stop capturing, and mark the experiment ended. Safe to call twice."""
+        self._close(end=True)
+
+    def _close(self, end: bool) -> None:
+        """Stop monitoring and capture, flush, and let go of this handle; ``end`` also marks the
+        experiment ended in the store. Safe to call twice."""
         if self._ended:
             return
         self._ended = True
@@ -703,7 +699,7 @@ class Experiment:
             self._monitor.stop()
         if self._capture is not None:
             self._capture.stop()
-        self._sender.close(end=True)
+        self._sender.close(end=end)
         _live.discard(self)
         self._finish()
 

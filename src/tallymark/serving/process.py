@@ -56,10 +56,6 @@ def endpoint_dir(client: Any, name: str) -> Path:
     return Path(client.home_path) / "endpoints" / name
 
 
-def _env(client: Any) -> dict[str, str]:
-    return client.child_environment(dict(os.environ))
-
-
 def spawn(
     client: Any,
     workspace: str,
@@ -97,7 +93,7 @@ def spawn(
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=_env(client),
+                env=client.child_environment(dict(os.environ)),
                 pass_fds=(w,),
                 start_new_session=True,
                 close_fds=True,
